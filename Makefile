@@ -1,0 +1,32 @@
+# simarch: two commands on a fresh machine.
+#   make demo   set up .venv and simulate the example design
+#   make test   set up .venv with the dev extras and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/simarch run architectures/cached_sharded.yaml --duration 60s --warmup 10s
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check simarch tests experiments
+
+bench: $(STAMP)
+	$(BIN)/python experiments/bench_engine.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
