@@ -1,1 +1,29 @@
+"""simarch: put numbers on system-design trade-offs.
+
+Declare an architecture (YAML or Python), simulate it under load, and read latency
+percentiles, throughput and availability::
+
+    import simarch
+    arch = simarch.load("architectures/cached_sharded.yaml")
+    result = simarch.simulate(arch, load="2x", duration="120s", seed=1)
+    result.summary()
+"""
+
 __version__ = "0.1.0"
+
+from .architecture import Architecture, load
+
+from .errors import SimarchError, SpecError
+from .result import Result
+from .simulate import simulate
+
+__all__ = [
+    "Architecture",
+    "Result",
+    "SimarchError",
+    "SpecError",
+
+    "load",
+    "simulate",
+    "__version__",
+]

@@ -1,0 +1,344 @@
+"""An architecture: validated components and calls, held as a ``networkx.DiGraph``.
+
+Build one from a YAML file or mapping with :func:`load`, or in Python::
+
+    arch = (Architecture("two-tier", workload={"rate": 200})
+            .add("api", kind="service", instances=2, workers=8, service_time={"exponential": "5ms"})
+            .add("db", kind="datastore", workers=4, service_time="2ms")
+            .call("api", "db"))
+
+Both routes give the same object. Graph-level rules (calls to missing components, cycles,
+caches that need keys...) are checked by :meth:`Architecture.check`, which :func:`load` and
+:func:`simarch.simulate` call.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import yaml
+
+from .errors import SpecError
+from .spec import (
+    CacheSpec,
+    CallSpec,
+    DatastoreSpec,
+    QueueSpec,
+    Spec,
+    component_to_spec,
+    parse_call,
+    parse_component,
+    parse_spec,
+    read_yaml,
+)
+
+
+class Architecture:
+    """A candidate design: components (nodes) and calls (edges) plus a workload and SLO."""
+
+    def __init__(
+        self,
+        name: str = "architecture",
+        *,
+        workload: Mapping[str, Any] | None = None,
+        slo: Mapping[str, Any] | None = None,
+        simulation: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ):
+        self._data: dict[str, Any] = {"name": name, "components": {}, "calls": []}
+        if description is not None:
+            self._data["description"] = description
+        if workload is not None:
+            self._data["workload"] = dict(workload)
+        if slo is not None:
+            self._data["slo"] = dict(slo)
+        if simulation is not None:
+            self._data["simulation"] = dict(simulation)
+        self.source: str | None = None
+        self.base_dir: Path | None = None
+        self._spec: Spec | None = None
+        self._graph: nx.DiGraph | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None,
+                  base_dir: Path | None = None) -> Architecture:
+        """Validate a spec mapping (as read from YAML) into an architecture."""
+        arch = cls.__new__(cls)
+        arch._data = copy.deepcopy(dict(data))
+        arch.source = source
+        arch.base_dir = base_dir
+        arch._spec = None
+        arch._graph = None
+        arch.check()
+        return arch
+
+    def _touch(self) -> None:
+        self._spec = None
+        self._graph = None
+
+    def add(self, name: str, kind: str, **params: Any) -> Architecture:
+        """Add a component (``kind`` is service, load_balancer, cache, datastore or queue)."""
+        if name in self._data["components"]:
+            raise SpecError(f"component '{name}' already exists", ("components", name))
+        if not isinstance(name, str) or not name:
+            raise SpecError("a component name is a non-empty string", ("components",))
+        data = {"kind": kind, **params}
+        parse_component(name, data, self.base_dir)  # fail now, at the call that is wrong
+        self._data["components"][name] = data
+        self._touch()
+        return self
+
+    add_component = add
+
+    def call(self, source: str, to: str, **params: Any) -> Architecture:
+        """Add a call from ``source`` to ``to`` (keyword arguments as in the ``calls`` list)."""
+        data = {"from": source, "to": to, **params}
+        index = len(self._data["calls"])
+        parse_call(index, data)
+        self._data["calls"].append(data)
+        self._touch()
+        return self
+
+    add_call = call
+
+    def set_workload(self, **params: Any) -> Architecture:
+        """Replace the workload (keyword arguments as in the ``workload`` section)."""
+        self._data["workload"] = params
+        self._touch()
+        return self
+
+    def set_slo(self, **params: Any) -> Architecture:
+        self._data["slo"] = params
+        self._touch()
+        return self
+
+    def with_changes(self, changes: Mapping[str, Any]) -> Architecture:
+        """A copy with dotted-path overrides, e.g. ``{"api.instances": 8, "workload.rate": 900}``.
+
+        A first path segment that names a component is looked up under ``components``.
+        """
+        data = copy.deepcopy(self._data)
+        for path, value in changes.items():
+            parts = path.split(".")
+            if parts[0] in data.get("components", {}):
+                parts = ["components", *parts]
+            node: Any = data
+            for i, part in enumerate(parts[:-1]):
+                if isinstance(node, list):
+                    node = node[int(part)]
+                    continue
+                if part not in node or not isinstance(node[part], (dict, list)):
+                    if part not in node:
+                        node[part] = {}
+                    else:
+                        raise SpecError(f"cannot set '{path}': '{'.'.join(parts[: i + 1])}' is not a section",
+                                        tuple(parts[: i + 1]), self.source)
+                node = node[part]
+            if isinstance(node, list):
+                node[int(parts[-1])] = value
+            else:
+                node[parts[-1]] = value
+        return Architecture.from_dict(data, source=self.source, base_dir=self.base_dir)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def spec(self) -> Spec:
+        """The validated :class:`~simarch.spec.Spec` (checked on first access)."""
+        if self._spec is None:
+            self.check()
+        assert self._spec is not None
+        return self._spec
+
+    @property
+    def name(self) -> str:
+        return self._data.get("name", "architecture")
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The call graph: a node per component (attribute ``spec``), an edge per caller/callee
+        pair (attribute ``calls``: the list of :class:`~simarch.spec.CallSpec` on that pair)."""
+        if self._graph is None:
+            spec = self.spec
+            g = nx.DiGraph(name=spec.name)
+            for name, comp in spec.components.items():
+                g.add_node(name, kind=comp.kind, spec=comp)
+            for call in spec.calls:
+                if g.has_edge(call.source, call.to):
+                    g.edges[call.source, call.to]["calls"].append(call)
+                else:
+                    g.add_edge(call.source, call.to, calls=[call])
+            self._graph = g
+        return self._graph
+
+    @property
+    def entry(self) -> str:
+        return entry_of(self.spec)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.spec.workload.requests)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a plain mapping (what was given, not the defaults filled in)."""
+        return copy.deepcopy(self._data)
+
+    def resolved(self) -> dict[str, Any]:
+        """The spec with every component's parameters validated and units resolved."""
+        spec = self.spec
+        out = copy.deepcopy(self._data)
+        out["components"] = {n: component_to_spec(c) for n, c in spec.components.items()}
+        out["calls"] = [c.to_spec() for c in spec.calls]
+        out["workload"] = dict(out.get("workload", {}))
+        out["workload"]["entry"] = self.entry
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.resolved(), sort_keys=False)
+
+    def __repr__(self) -> str:
+        try:
+            g = self.graph
+            return f"Architecture({self.name!r}, {g.number_of_nodes()} components, {len(self.spec.calls)} calls)"
+        except SpecError:
+            return f"Architecture({self.name!r}, invalid)"
+
+    # ------------------------------------------------------------------ checks
+    def check(self) -> Architecture:
+        """Validate the whole design; raises :class:`SpecError` naming the field."""
+        spec = parse_spec(self._data, self.source, self.base_dir)
+        try:
+            check_graph(spec)
+        except SpecError as e:
+            raise e.with_context(source=self.source) from None
+        self._spec = spec
+        return self
+
+
+def entry_of(spec: Spec) -> str:
+    if spec.workload.entry is not None:
+        return spec.workload.entry
+    if len(spec.components) == 1:
+        return next(iter(spec.components))
+    called = {c.to for c in spec.calls}
+    roots = [n for n in spec.components if n not in called]
+    if len(roots) == 1:
+        return roots[0]
+    raise SpecError(
+        "cannot tell the entry component: give workload.entry "
+        f"(components nothing calls: {', '.join(roots) or 'none'})",
+        ("workload", "entry"),
+    )
+
+
+def check_graph(spec: Spec) -> None:
+    """Graph-level rules that a single field cannot express."""
+    comps = spec.components
+    names = ", ".join(comps)
+    classes = list(spec.workload.requests)
+
+    entry = entry_of(spec)
+    if entry not in comps:
+        raise SpecError(f"unknown component '{entry}' (components: {names})", ("workload", "entry"))
+
+    for i, call in enumerate(spec.calls):
+        for field, target in (("from", call.source), ("to", call.to)):
+            if target not in comps:
+                raise SpecError(f"unknown component '{target}' (components: {names})", ("calls", i, field))
+        if call.source == call.to:
+            raise SpecError(f"'{call.source}' calls itself: a call cycle would loop forever", ("calls", i))
+        if call.requests is not None:
+            for j, cls in enumerate(call.requests):
+                if cls not in classes:
+                    raise SpecError(f"unknown request class '{cls}' (classes: {', '.join(classes)})",
+                                    ("calls", i, "requests", j))
+        src = comps[call.source]
+        if call.on == "miss" and not isinstance(src, CacheSpec):
+            raise SpecError(f"'on: miss' needs a cache as caller; '{call.source}' is a {src.kind}",
+                            ("calls", i, "on"))
+        if isinstance(src, QueueSpec):
+            dst = comps[call.to]
+            if dst.kind != "service":
+                raise SpecError(f"a queue's consumers are services; '{call.to}' is a {dst.kind}",
+                                ("calls", i, "to"))
+            if call.mode != "call":
+                raise SpecError("calls from a queue are its consumers; 'mode' does not apply",
+                                ("calls", i, "mode"))
+        if isinstance(comps[call.to], QueueSpec) and call.mode == "forward":
+            raise SpecError("a queue is called with mode 'call' or 'async', not 'forward'",
+                            ("calls", i, "mode"))
+
+    g = nx.DiGraph()
+    g.add_nodes_from(comps)
+    g.add_edges_from((c.source, c.to) for c in spec.calls)
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        path = " -> ".join([cycle[0][0]] + [e[1] for e in cycle])
+        idx = next(i for i, c in enumerate(spec.calls) if (c.source, c.to) == tuple(cycle[-1][:2]))
+        raise SpecError(f"call cycle {path} would loop forever", ("calls", idx))
+
+    # per-class service times and keys where needed
+    reach = classes_reaching(spec)
+    for name, comp in comps.items():
+        st = comp.service_time
+        for key in st.by_name:
+            if key not in classes and key not in ("read", "write"):
+                raise SpecError(
+                    f"unknown request class or operation '{key}' "
+                    f"(classes: {', '.join(classes)}; operations: read, write; or default)",
+                    ("components", name, "service_time", key))
+        for cls in reach.get(name, ()):
+            if st.lookup(cls, spec.workload.op(cls)) is None:
+                raise SpecError(
+                    f"no service time for request class '{cls}': add '{cls}' or 'default'",
+                    ("components", name, "service_time"))
+            if isinstance(comp, CacheSpec) and comp.capacity is not None and spec.workload.requests[cls].keys is None:
+                raise SpecError(
+                    f"the LRU cache '{name}' needs request keys, but class '{cls}' has none: "
+                    f"give workload.requests.{cls}.keys or set hit_ratio",
+                    ("components", name, "capacity"))
+        if isinstance(comp, DatastoreSpec) and comp.queue is not None and comp.queue < 0:
+            raise SpecError("must be >= 0", ("components", name, "queue"))
+
+
+def classes_reaching(spec: Spec) -> dict[str, set[str]]:
+    """For each component, the request classes that can reach it from the entry."""
+    out: dict[str, set[str]] = {n: set() for n in spec.components}
+    entry = entry_of(spec)
+    by_source: dict[str, list[CallSpec]] = {}
+    for c in spec.calls:
+        by_source.setdefault(c.source, []).append(c)
+    for cls in spec.workload.requests:
+        stack = [entry]
+        seen = set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            out[n].add(cls)
+            for c in by_source.get(n, []):
+                if c.requests is None or cls in c.requests:
+                    stack.append(c.to)
+    return out
+
+
+def load(source: str | Path | Mapping[str, Any] | Architecture) -> Architecture:
+    """Read a design from a YAML file path, a mapping, or pass an :class:`Architecture` through.
+
+    Raises :class:`~simarch.errors.SpecError` (file, field path, what is allowed) when invalid.
+    """
+    if isinstance(source, Architecture):
+        return source.check()
+    if isinstance(source, Mapping):
+        return Architecture.from_dict(source)
+    path = Path(source)
+    data = read_yaml(path)
+    return Architecture.from_dict(data, source=str(source), base_dir=path.parent)

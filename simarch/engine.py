@@ -1,0 +1,712 @@
+"""The simulation engine: an :class:`Architecture` becomes SimPy processes and resources.
+
+Data flow: validated spec -> one runtime object per component (worker pools, caches, shards,
+brokers) -> one SimPy process per request, walking the call graph with ``yield from`` ->
+columnar records (``array`` of floats and codes) -> :class:`~simarch.result.Result`.
+
+Hot-path rules: no pandas, no dict or object per request. A request is ``(cls, key)``: two
+ints carried as generator arguments. Random numbers are drawn in numpy batches from streams
+spawned per component and purpose (see :func:`stream`), so adding a component does not change
+the numbers another one sees, and two designs that share a workload share their arrivals.
+
+Each instance's workers are a :class:`Pool`, a minimal SimPy resource: a free worker is taken
+without scheduling any event; a waiting request waits on one ``simpy.Event`` that the releasing
+request triggers, handing its worker over (FIFO). Pools keep their own time-weighted
+statistics as running sums, so utilisation and queue length cost two additions per change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from array import array
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Event
+
+from .architecture import Architecture, classes_reaching
+from .dists import Exponential, sampler
+from .keys import key_sampler, shard_of_keys
+from .spec import (
+    CacheSpec,
+    CallSpec,
+    DatastoreSpec,
+    LoadBalancerSpec,
+    QueueSpec,
+    ServiceSpec,
+    Spec,
+)
+
+# request outcome codes, in records and between components
+OK, REJECTED, TIMEOUT, FAILED = 0, 1, 2, 3
+STATUS_NAMES = ("ok", "rejected", "timeout", "failed")
+CALL, FORWARD, ASYNC = 0, 1, 2
+_MODES = {"call": CALL, "forward": FORWARD, "async": ASYNC}
+INF = math.inf
+
+
+def stream(seed: int | np.random.SeedSequence, *tags: str | int) -> np.random.Generator:
+    """An independent random stream for ``tags`` (e.g. ``("api", "service_time", "read")``).
+
+    Streams are keyed by name, not by creation order: the same seed and tags give the same
+    numbers in any design that has them. No global random state is used anywhere.
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        entropy, prefix = seed.entropy, tuple(seed.spawn_key)
+    else:
+        entropy, prefix = int(seed), ()
+    key = tuple(t if isinstance(t, int) else zlib.crc32(str(t).encode()) for t in tags)
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=prefix + key))
+
+
+def uniform_sampler(rng: np.random.Generator, batch: int = 4096) -> Callable[[], float]:
+    def gen():
+        while True:
+            yield from rng.random(batch).tolist()
+    return gen().__next__
+
+
+# ---------------------------------------------------------------------------- pools
+
+
+class Pool:
+    """The workers of one instance (or replica): ``cap`` slots and a FIFO wait queue.
+
+    Time-weighted levels are kept as sums of start and end times: the busy-worker area up to
+    ``t`` is ``s_end + n*t - s_start`` (the same for the wait queue with ``q_*``).
+    """
+
+    __slots__ = ("name", "cap", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
+                 "q_end", "q_max", "done", "rejected", "down")
+
+    def __init__(self, name: str, cap: float, qlimit: float):
+        self.name = name
+        self.cap = cap
+        self.qlimit = qlimit
+        self.n = 0
+        self.waiters: deque[Event] = deque()
+        self.s_start = self.s_end = 0.0
+        self.q_start = self.q_end = 0.0
+        self.q_max = 0
+        self.done = 0
+        self.rejected = 0
+        self.down = False
+
+    def load(self) -> int:
+        return self.n + len(self.waiters)
+
+    def busy_area(self, t: float) -> float:
+        return self.s_end + self.n * t - self.s_start
+
+    def queue_area(self, t: float) -> float:
+        return self.q_end + len(self.waiters) * t - self.q_start
+
+    def counters(self, t: float) -> tuple[float, float, int, int]:
+        return (self.busy_area(t), self.queue_area(t), self.done, self.rejected)
+
+
+def make_picker(policy: str, pools: list[Pool], rng: np.random.Generator) -> Callable[[], Pool]:
+    """A zero-argument callable choosing the instance for the next request."""
+    k = len(pools)
+    if k == 1:
+        return itertools.repeat(pools[0]).__next__
+    if policy == "round_robin":
+        return itertools.cycle(pools).__next__
+    if policy == "random":
+        def gen_random():
+            while True:
+                for i in rng.integers(0, k, size=4096).tolist():
+                    yield pools[i]
+        return gen_random().__next__
+    if policy == "least_connections":
+        start = itertools.cycle(range(k)).__next__
+
+        def least() -> Pool:
+            s = start()  # rotate the starting point so ties spread evenly
+            best = pools[s]
+            best_load = best.n + len(best.waiters)
+            for j in range(1, k):
+                p = pools[(s + j) % k]
+                load = p.n + len(p.waiters)
+                if load < best_load:
+                    best, best_load = p, load
+            return best
+        return least
+    if policy == "power_of_two_choices":
+        def gen_pairs():
+            while True:
+                a = rng.integers(0, k, size=4096)
+                b = rng.integers(0, k - 1, size=4096)
+                b = b + (b >= a)  # two distinct instances
+                yield from zip(a.tolist(), b.tolist(), strict=True)
+        pairs = gen_pairs().__next__
+
+        def p2c() -> Pool:
+            i, j = pairs()
+            p, q = pools[i], pools[j]
+            return p if p.n + len(p.waiters) <= q.n + len(q.waiters) else q
+        return p2c
+    raise ValueError(f"unknown policy {policy!r}")
+
+
+# ---------------------------------------------------------------------------- components
+
+
+class Component:
+    """Runtime of one node: its pools, service-time samplers and outgoing calls per class."""
+
+    def __init__(self, sim: Simulation, name: str, spec: Any):
+        self.sim = sim
+        self.env = sim.env
+        self.name = name
+        self.spec = spec
+        self.kind: str = spec.kind
+        self.warm = sim.warmup
+        self.lat = array("f")  # per-visit residence time (s), visits that began after warm-up
+        self.arrived = 0
+        n_cls = len(sim.classes)
+        self.st: list[Callable[[], float] | None] = [None] * n_cls
+        reach = sim.reach[name]
+        for c, cls in enumerate(sim.classes):
+            if cls in reach:
+                dist = spec.service_time.lookup(cls, sim.spec.workload.op(cls))
+                self.st[c] = sampler(dist, sim.rng(name, "service_time", cls))
+        self.calls: list[list[tuple]] = [[] for _ in range(n_cls)]
+        self.fwd: list[list[tuple]] = [[] for _ in range(n_cls)]
+        self.pools: list[Pool] = self.make_pools()
+        self.parallel = spec.fanout == "parallel"
+        self._u = uniform_sampler(sim.rng(name, "calls"))
+
+    # -- construction
+    def make_pools(self) -> list[Pool]:
+        workers = getattr(self.spec, "workers", None)
+        if self.kind == "load_balancer":
+            workers = self.spec.connections
+        queue = getattr(self.spec, "queue", None)
+        cap = INF if workers is None else workers
+        qlimit = INF if queue is None else queue
+        n = self.spec.instances
+        return [Pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit) for i in range(n)]
+
+    @property
+    def capacity(self) -> float:
+        return sum(p.cap for p in self.pools)
+
+    def picker(self, policy: str | None = None) -> Callable[[], Pool | None]:
+        return make_picker(policy or self.spec.policy, self.pools,
+                           self.sim.rng(self.name, "route", policy or self.spec.policy))
+
+    def add_call(self, call: CallSpec, target: Component, pick: Callable, miss: bool = False) -> None:
+        lat = sampler(call.latency, self.sim.rng(self.name, call.to, "latency")) if call.latency else None
+        entry = (call.probability, lat, call.timeout, _MODES[call.mode], target.serve, pick)
+        for c, cls in enumerate(self.sim.classes):
+            if call.requests is None or cls in call.requests:
+                lists = self.fwd if call.mode == "forward" else self.miss_calls if miss else self.calls
+                lists[c].append(entry)
+
+    # -- the request path
+    def serve(self, pool: Pool, cls: int, key: int):
+        return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])
+
+    def _serve(self, pool: Pool, cls: int, key: int, calls: list, fwd: list, record: bool = True):
+        """Queue for a worker of ``pool``, hold it for the service time and the synchronous
+        calls, release it, then make the ``forward`` calls. Returns a status code."""
+        env = self.env
+        t0 = env._now
+        self.arrived += 1
+        if pool.n < pool.cap:
+            pool.n += 1
+            pool.s_start += t0
+        else:
+            w = pool.waiters
+            if len(w) >= pool.qlimit:
+                pool.rejected += 1
+                return REJECTED
+            ev = Event(env)
+            w.append(ev)
+            pool.q_start += t0
+            if len(w) > pool.q_max:
+                pool.q_max = len(w)
+            yield ev
+        yield env.timeout(self.st[cls]())
+        status = OK
+        if calls:
+            if self.parallel:
+                status = yield from self._parallel(calls, cls, key)
+            else:
+                status = yield from self._sequence(calls, cls, key)
+        now = env._now
+        pool.s_end += now
+        pool.done += 1
+        w = pool.waiters
+        if w:
+            pool.q_end += now
+            pool.s_start += now
+            w.popleft().succeed()
+        else:
+            pool.n -= 1
+        if record and t0 >= self.warm:
+            self.lat.append(now - t0)
+        if fwd and status == OK:
+            status = yield from self._sequence(fwd, cls, key)
+        return status
+
+    def _sequence(self, calls: list, cls: int, key: int):
+        env = self.env
+        for prob, lat, timeout, mode, serve, pick in calls:
+            if prob < 1.0 and self._u() >= prob:
+                continue
+            if mode == ASYNC:
+                env.process(self._one(lat, timeout, serve, pick, cls, key))
+                continue
+            if lat is not None:
+                yield env.timeout(lat())
+            if timeout is None:
+                status = yield from serve(pick(), cls, key)
+            else:
+                status = yield from self._timed(serve(pick(), cls, key), timeout)
+            if status:
+                return status
+        return OK
+
+    def _parallel(self, calls: list, cls: int, key: int):
+        env = self.env
+        procs = []
+        for prob, lat, timeout, mode, serve, pick in calls:
+            if prob < 1.0 and self._u() >= prob:
+                continue
+            p = env.process(self._one(lat, timeout, serve, pick, cls, key))
+            if mode != ASYNC:
+                procs.append(p)
+        if not procs:
+            return OK
+        yield env.all_of(procs)
+        for p in procs:
+            if p.value:
+                return p.value
+        return OK
+
+    def _one(self, lat, timeout, serve, pick, cls, key):
+        if lat is not None:
+            yield self.env.timeout(lat())
+        if timeout is None:
+            return (yield from serve(pick(), cls, key))
+        return (yield from self._timed(serve(pick(), cls, key), timeout))
+
+    def _timed(self, gen, timeout: float):
+        env = self.env
+        proc = env.process(gen)
+        yield proc | env.timeout(timeout)
+        if proc.triggered:
+            return proc.value
+        return TIMEOUT
+
+    # -- statistics
+    def counters(self, t: float) -> dict[str, Any]:
+        return {"arrived": self.arrived, "pools": [p.counters(t) for p in self.pools]}
+
+    def on_warm(self) -> None:
+        for p in self.pools:
+            p.q_max = len(p.waiters)
+
+
+class ServiceRuntime(Component):
+    pass
+
+
+class LoadBalancerRuntime(Component):
+    pass
+
+
+class CacheRuntime(Component):
+    """LRU over request keys (``OrderedDict``), or a fixed hit ratio."""
+
+    def __init__(self, sim: Simulation, name: str, spec: CacheSpec):
+        self.miss_calls: list[list[tuple]] = [[] for _ in sim.classes]
+        super().__init__(sim, name, spec)
+        self.lru: OrderedDict[int, float] | None = OrderedDict() if spec.capacity else None
+        self.cap_keys = spec.capacity or 0
+        self.ttl = spec.ttl
+        self.hit_ratio = spec.hit_ratio
+        self._hit_u = uniform_sampler(sim.rng(name, "hits"))
+        self.hits = 0
+        self.misses = 0
+
+    def serve(self, pool: Pool, cls: int, key: int):
+        lru = self.lru
+        if lru is not None:
+            filled = lru.get(key)
+            hit = filled is not None and (self.ttl is None or self.env._now - filled <= self.ttl)
+            if hit:
+                lru.move_to_end(key)
+        else:
+            hit = self._hit_u() < self.hit_ratio
+        if hit:
+            self.hits += 1
+            return (yield from self._serve(pool, cls, key, self.calls[cls], self.fwd[cls]))
+        self.misses += 1
+        status = yield from self._serve(pool, cls, key, self.calls[cls] + self.miss_calls[cls],
+                                        self.fwd[cls])
+        if status == OK and lru is not None:
+            lru[key] = self.env._now
+            lru.move_to_end(key)
+            if len(lru) > self.cap_keys:
+                lru.popitem(last=False)
+        return status
+
+    def counters(self, t: float) -> dict[str, Any]:
+        out = super().counters(t)
+        out.update(hits=self.hits, misses=self.misses)
+        return out
+
+
+class DatastoreRuntime(Component):
+    """Shards on a consistent-hash ring; each shard a list of replica pools, replica 0 primary."""
+
+    def __init__(self, sim: Simulation, name: str, spec: DatastoreSpec):
+        super().__init__(sim, name, spec)
+        self.shards = spec.shards
+        self.replicas: list[list[Pool]] = [
+            self.pools[s * spec.replicas:(s + 1) * spec.replicas] for s in range(spec.shards)]
+        n_keys = max((rc.keys.count for rc in sim.spec.workload.requests.values() if rc.keys), default=0)
+        self.shard_of = array("i", shard_of_keys(n_keys, spec.shards, spec.vnodes).tolist())
+        self.shard_load = [0] * spec.shards
+        shard_rng = sim.rng(name, "shard")
+
+        def random_shards():
+            while True:
+                yield from shard_rng.integers(0, spec.shards, size=4096).tolist()
+        self._rand_shard = random_shards().__next__
+        self.is_write = [sim.spec.workload.op(c) == "write" for c in sim.classes]
+        policy = spec.policy
+        self.read_pick = [
+            make_picker(policy, reps if spec.read_from == "any" else reps[:1],
+                        sim.rng(name, "replica", s))
+            for s, reps in enumerate(self.replicas)]
+        self.sync = spec.replication == "sync"
+        self._no_calls: list = []
+
+    def make_pools(self) -> list[Pool]:
+        s = self.spec
+        qlimit = INF if s.queue is None else s.queue
+        return [Pool(f"{self.name}.shard{i}.replica{r}", s.workers, qlimit)
+                for i in range(s.shards) for r in range(s.replicas)]
+
+    def picker(self, policy: str | None = None) -> Callable[[], None]:
+        return itertools.repeat(None).__next__
+
+    def serve(self, pool: Pool | None, cls: int, key: int):
+        if key >= 0:
+            shard = self.shard_of[key] if self.shards > 1 else 0
+        else:
+            shard = self._rand_shard() if self.shards > 1 else 0
+        self.shard_load[shard] += 1
+        if self.is_write[cls]:
+            reps = self.replicas[shard]
+            status = yield from self._serve(reps[0], cls, key, self.calls[cls], self.fwd[cls])
+            if status == OK and len(reps) > 1:
+                env = self.env
+                procs = [env.process(self._serve(r, cls, key, self._no_calls, self._no_calls, False))
+                         for r in reps[1:]]
+                if self.sync:
+                    yield env.all_of(procs)
+                    for p in procs:
+                        if p.value:
+                            return p.value
+            return status
+        return (yield from self._serve(self.read_pick[shard](), cls, key, self.calls[cls], self.fwd[cls]))
+
+    def counters(self, t: float) -> dict[str, Any]:
+        out = super().counters(t)
+        out["shard_load"] = list(self.shard_load)
+        return out
+
+
+class QueueRuntime(Component):
+    """A broker: ``serve`` enqueues and returns; consumer processes pull and call their service."""
+
+    def __init__(self, sim: Simulation, name: str, spec: QueueSpec):
+        super().__init__(sim, name, spec)
+        self.items: deque[tuple[int, int, float]] = deque()
+        self.getters: deque[Event] = deque()
+        self.limit = INF if spec.capacity is None else spec.capacity
+        self.wait = array("f")  # time in queue of messages taken after warm-up
+        self.enqueued = 0
+        self.rejected = 0
+        self.consumed = 0
+        self.failed = 0
+        self.d_start = self.d_end = 0.0
+        self.d_max = 0
+
+    def make_pools(self) -> list[Pool]:
+        return [Pool(self.name, INF, INF)]
+
+    def picker(self, policy: str | None = None) -> Callable[[], None]:
+        return itertools.repeat(None).__next__
+
+    def serve(self, pool: Pool | None, cls: int, key: int):
+        env = self.env
+        t0 = env._now
+        self.arrived += 1
+        st = self.st[cls]()
+        if st:
+            yield env.timeout(st)
+        if len(self.items) >= self.limit:
+            self.rejected += 1
+            return REJECTED
+        now = env._now
+        self.enqueued += 1
+        if now >= self.warm:
+            self.lat.append(now - t0)
+        if self.getters:
+            self.getters.popleft().succeed((cls, key, now))
+        else:
+            self.items.append((cls, key, now))
+            self.d_start += now
+            if len(self.items) > self.d_max:
+                self.d_max = len(self.items)
+        return OK
+
+    def consumer(self, call: tuple, pool: Pool):
+        """One consumer worker: take a message, make the call to the consumer service, repeat."""
+        env = self.env
+        prob, lat, timeout, mode, serve, _pick = call
+        items, getters = self.items, self.getters
+        pick = itertools.repeat(pool).__next__
+        while True:
+            if items:
+                msg = items.popleft()
+                self.d_end += env._now
+            else:
+                ev = Event(env)
+                getters.append(ev)
+                msg = yield ev
+            cls, key, t = msg
+            now = env._now
+            if now >= self.warm:
+                self.wait.append(now - t)
+            status = yield from self._one(lat, timeout, serve, pick, cls, key)
+            if status == OK:
+                self.consumed += 1
+            else:
+                self.failed += 1
+
+    def depth_area(self, t: float) -> float:
+        return self.d_end + len(self.items) * t - self.d_start
+
+    def counters(self, t: float) -> dict[str, Any]:
+        out = super().counters(t)
+        out.update(enqueued=self.enqueued, rejected=self.rejected, consumed=self.consumed,
+                   failed=self.failed, depth_area=self.depth_area(t))
+        return out
+
+    def on_warm(self) -> None:
+        self.d_max = len(self.items)
+
+
+RUNTIMES: dict[type, type[Component]] = {
+    ServiceSpec: ServiceRuntime,
+    LoadBalancerSpec: LoadBalancerRuntime,
+    CacheSpec: CacheRuntime,
+    DatastoreSpec: DatastoreRuntime,
+    QueueSpec: QueueRuntime,
+}
+
+
+# ---------------------------------------------------------------------------- simulation
+
+
+class Simulation:
+    """One run: builds the runtime from an architecture, drives the workload, collects records."""
+
+    def __init__(self, arch: Architecture, *, load: float = 1.0, duration: float, warmup: float,
+                 seed: int | np.random.SeedSequence):
+        self.arch = arch
+        self.spec: Spec = arch.spec
+        self.load = float(load)
+        self.duration = float(duration)
+        self.warmup = float(warmup)
+        self.end = self.warmup + self.duration
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.classes: list[str] = list(self.spec.workload.requests)
+        self.reach = classes_reaching(self.spec)
+        # columnar request records (requests that arrived after warm-up and finished)
+        self.t_start = array("d")
+        self.t_end = array("d")
+        self.code = array("H")  # class * 4 + status
+        self.arrivals = [0] * len(self.classes)
+        # time-weighted number in the system (Little's law)
+        self.sys_n = 0
+        self.sys_start = 0.0
+        self.sys_end = 0.0
+        self.components: dict[str, Component] = {
+            name: RUNTIMES[type(spec)](self, name, spec) for name, spec in self.spec.components.items()}
+        self._wire()
+        self.warm_counters: dict[str, Any] = {}
+        self.warm_sys = 0.0
+
+    def rng(self, *tags: str | int) -> np.random.Generator:
+        return stream(self.seed, *tags)
+
+    def _wire(self) -> None:
+        comps = self.components
+        for call in self.spec.calls:
+            src, dst = comps[call.source], comps[call.to]
+            if isinstance(src, QueueRuntime):
+                continue  # consumers are wired as processes in start()
+            policy = src.spec.policy if isinstance(src, LoadBalancerRuntime) else None
+            src.add_call(call, dst, dst.picker(policy), miss=call.on == "miss")
+
+    # -- workload
+    def _class_sampler(self) -> Callable[[], int]:
+        reqs = self.spec.workload.requests
+        if len(reqs) == 1:
+            return itertools.repeat(0).__next__
+        w = np.array([rc.weight for rc in reqs.values()], dtype=float)
+        cdf = np.cumsum(w / w.sum())
+        cdf[-1] = 1.0
+        rng = self.rng("workload", "classes")
+
+        def gen():
+            while True:
+                yield from np.searchsorted(cdf, rng.random(4096), side="right").tolist()
+        return gen().__next__
+
+    def _request(self, serve, pick, cls: int, key: int):
+        env = self.env
+        t0 = env._now
+        self.sys_n += 1
+        self.sys_start += t0
+        status = yield from serve(pick(), cls, key)
+        now = env._now
+        self.sys_n -= 1
+        self.sys_end += now
+        if t0 >= self.warmup:
+            self.t_start.append(t0)
+            self.t_end.append(now)
+            self.code.append(cls * 4 + status)
+
+    def _open_source(self, rate: float, profile):
+        env = self.env
+        warm = self.warmup
+        entry = self.components[self.entry]
+        serve, pick = entry.serve, entry.picker()
+        next_cls = self._class_sampler()
+        keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
+                for name, rc in self.spec.workload.requests.items()]
+        arrivals = self.arrivals
+        process = env.process
+        request = self._request
+        if profile is None:
+            gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
+            while True:
+                yield env.timeout(gap())
+                c = next_cls()
+                if env._now >= warm:
+                    arrivals[c] += 1
+                process(request(serve, pick, c, keys[c]()))
+        else:
+            # non-homogeneous Poisson arrivals by thinning: candidates at the peak rate,
+            # each kept with probability rate(t) / peak.
+            mult, peak = profile
+            if peak <= 0:
+                return
+            gap = sampler(Exponential(1.0 / peak), self.rng("workload", "arrivals"))
+            u = uniform_sampler(self.rng("workload", "thinning"))
+            t = env._now
+            while True:
+                t += gap()
+                if u() * peak > mult(t):
+                    continue
+                yield env.timeout(t - env._now)
+                c = next_cls()
+                if t >= warm:
+                    arrivals[c] += 1
+                process(request(serve, pick, c, keys[c]()))
+
+    def _user(self, idx: int, think):
+        env = self.env
+        entry = self.components[self.entry]
+        serve, pick = entry.serve, entry.picker()
+        next_cls = self._class_sampler_for_user(idx)
+        keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
+                for name, rc in self.spec.workload.requests.items()]
+        while True:
+            yield env.timeout(think())
+            c = next_cls()
+            if env._now >= self.warmup:
+                self.arrivals[c] += 1
+            yield from self._request(serve, pick, c, keys[c]())
+
+    def _class_sampler_for_user(self, idx: int) -> Callable[[], int]:
+        reqs = self.spec.workload.requests
+        if len(reqs) == 1:
+            return itertools.repeat(0).__next__
+        w = np.array([rc.weight for rc in reqs.values()], dtype=float)
+        cdf = np.cumsum(w / w.sum())
+        cdf[-1] = 1.0
+        rng = self.rng("workload", "classes", "user", idx)
+
+        def gen():
+            while True:
+                yield from np.searchsorted(cdf, rng.random(1024), side="right").tolist()
+        return gen().__next__
+
+    @property
+    def entry(self) -> str:
+        return self.arch.entry
+
+    def start(self) -> None:
+        from .workload import rate_profile
+
+        env = self.env
+        wl = self.spec.workload
+        if wl.users is not None:
+            n_users = max(1, int(round(wl.users * self.load)))
+            for i in range(n_users):
+                think = sampler(wl.think_time, self.rng("workload", "think", i))
+                env.process(self._user(i, think))
+        else:
+            profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
+            if profile is None:
+                env.process(self._open_source(wl.rate * self.load, None))
+            else:
+                env.process(self._open_source(0.0, profile))
+        for call in self.spec.calls:
+            src = self.components[call.source]
+            if isinstance(src, QueueRuntime):
+                dst = self.components[call.to]
+                lat = sampler(call.latency, self.rng(src.name, call.to, "latency")) if call.latency else None
+                entry = (1.0, lat, call.timeout, CALL, dst.serve, None)
+                for pool in dst.pools:
+                    for _ in range(int(pool.cap)):
+                        env.process(src.consumer(entry, pool))
+        if self.warmup > 0:
+            ev = env.timeout(self.warmup)
+            ev.callbacks.append(lambda _ev: self._on_warm())
+        else:
+            self._on_warm()
+
+    def _on_warm(self) -> None:
+        t = self.env.now
+        self.warm_counters = {n: c.counters(t) for n, c in self.components.items()}
+        self.warm_sys = self.sys_area(t)
+        for c in self.components.values():
+            c.on_warm()
+
+    def sys_area(self, t: float) -> float:
+        return self.sys_end + self.sys_n * t - self.sys_start
+
+    def run(self):
+        """Run to the end and return the :class:`~simarch.result.Result`."""
+        from .result import build_result
+
+        self.start()
+        self.env.run(until=self.end)
+        return build_result(self)

@@ -1,0 +1,580 @@
+"""The spec format: pydantic models that validate a design once, at the edge.
+
+Everything inside simarch trusts these typed objects. Durations are stored in seconds,
+rates per second, fractions in [0, 1], distributions as :mod:`simarch.dists` objects.
+``docs/spec.md`` documents every field; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from .dists import DISTRIBUTION_NAMES, Constant, Distribution, parse_distribution
+from .errors import SpecError
+from .units import parse_duration, parse_fraction, parse_rate
+
+# --------------------------------------------------------------------------- scalar types
+
+
+def _duration(v: Any) -> float:
+    return parse_duration(v)
+
+
+def _positive_duration(v: Any) -> float:
+    return parse_duration(v, allow_zero=False)
+
+
+def _dist(v: Any, info: ValidationInfo) -> Distribution:
+    if isinstance(v, Distribution):
+        return v
+    base = (info.context or {}).get("base_dir") if info is not None else None
+    return parse_distribution(v, base_dir=base)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Fraction = Annotated[float, BeforeValidator(parse_fraction)]
+Dist = Annotated[Distribution, BeforeValidator(_dist)]
+
+Policy = Literal["round_robin", "random", "least_connections", "power_of_two_choices"]
+POLICIES: tuple[str, ...] = typing.get_args(Policy)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- service time
+
+
+class ServiceTime(_Model):
+    """A service-time distribution, optionally different per request class or operation.
+
+    In a spec it is either one distribution (``4ms``, ``{exponential: 2ms}``) or a mapping
+    from request-class names, the operations ``read``/``write``, or ``default`` to
+    distributions. Lookup order for a request: its class, its operation, ``default``.
+    """
+
+    default: Dist | None = None
+    by_name: dict[str, Dist] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, ServiceTime):
+            return v
+        if isinstance(v, dict) and set(v) <= {"default", "by_name"} and "by_name" in v:
+            return v  # already in model form
+        if isinstance(v, dict) and len(v) >= 1 and not (set(v) & set(DISTRIBUTION_NAMES)):
+            by = dict(v)
+            default = by.pop("default", None)
+            return {"default": default, "by_name": by}
+        return {"default": v}
+
+    def lookup(self, cls_name: str, op: str) -> Distribution | None:
+        if cls_name in self.by_name:
+            return self.by_name[cls_name]
+        if op in self.by_name:
+            return self.by_name[op]
+        return self.default
+
+    def to_spec(self) -> Any:
+        if not self.by_name:
+            return self.default.to_spec() if self.default is not None else 0
+        out: dict[str, Any] = {k: d.to_spec() for k, d in self.by_name.items()}
+        if self.default is not None:
+            out["default"] = self.default.to_spec()
+        return out
+
+
+ZERO = Constant(0.0)
+
+
+def _zero_service_time() -> ServiceTime:
+    return ServiceTime(default=ZERO)
+
+
+# --------------------------------------------------------------------------- components
+
+
+class _ComponentBase(_Model):
+    description: str | None = None
+    zone: str | None = Field(None, description="availability zone label")
+    instances: int = Field(1, ge=1)
+    service_time: ServiceTime = Field(default_factory=_zero_service_time)
+    policy: Policy = Field(
+        "round_robin",
+        description="how callers without a load balancer spread requests over the instances",
+    )
+    fanout: Literal["sequential", "parallel"] = "sequential"
+
+
+class ServiceSpec(_ComponentBase):
+    """A tier of identical instances, each a pool of ``workers`` with a bounded wait queue."""
+
+    kind: Literal["service"]
+    workers: int = Field(1, ge=1)
+    queue: int | None = Field(None, ge=0)
+
+
+class LoadBalancerSpec(_ComponentBase):
+    """A load balancer: its own instances, latency and connection limit; routes by ``policy``."""
+
+    kind: Literal["load_balancer"]
+    connections: int | None = Field(None, ge=1)
+    queue: int | None = Field(None, ge=0)
+
+
+class CacheSpec(_ComponentBase):
+    """An LRU cache over request keys (``capacity``), or a fixed ``hit_ratio``."""
+
+    kind: Literal["cache"]
+    capacity: int | None = Field(None, ge=1)
+    hit_ratio: Fraction | None = None
+    ttl: PositiveDuration | None = None
+    workers: int | None = Field(None, ge=1)
+    queue: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CacheSpec:
+        if (self.capacity is None) == (self.hit_ratio is None):
+            raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
+        if self.ttl is not None and self.capacity is None:
+            raise ValueError("'ttl' needs an LRU cache: give 'capacity' instead of 'hit_ratio'")
+        return self
+
+
+class DatastoreSpec(_ComponentBase):
+    """A sharded, replicated datastore: keys hash to shards, each shard has ``replicas`` copies."""
+
+    kind: Literal["datastore"]
+    shards: int = Field(1, ge=1)
+    replicas: int = Field(1, ge=1, description="copies per shard, the primary included")
+    workers: int = Field(1, ge=1, description="workers per replica")
+    queue: int | None = Field(None, ge=0, description="wait-queue bound per replica")
+    replication: Literal["async", "sync"] = "async"
+    read_from: Literal["any", "primary"] = "any"
+    vnodes: int = Field(100, ge=1, description="virtual nodes per shard on the hash ring")
+
+    @model_validator(mode="after")
+    def _no_instances(self) -> DatastoreSpec:
+        if self.instances != 1:
+            raise ValueError("a datastore scales by 'shards' and 'replicas', not 'instances'")
+        return self
+
+
+class QueueSpec(_ComponentBase):
+    """A bounded message broker: producers return once a message is enqueued."""
+
+    kind: Literal["queue"]
+    capacity: int | None = Field(None, ge=1, description="messages held at most")
+
+    @model_validator(mode="after")
+    def _one_instance(self) -> QueueSpec:
+        if self.instances != 1:
+            raise ValueError("a queue is one logical broker: 'instances' must be 1")
+        return self
+
+
+ComponentSpec = Annotated[
+    Union[ServiceSpec, LoadBalancerSpec, CacheSpec, DatastoreSpec, QueueSpec],
+    Field(discriminator="kind"),
+]
+COMPONENT_MODELS: dict[str, type[_ComponentBase]] = {
+    "service": ServiceSpec,
+    "load_balancer": LoadBalancerSpec,
+    "cache": CacheSpec,
+    "datastore": DatastoreSpec,
+    "queue": QueueSpec,
+}
+KINDS = tuple(COMPONENT_MODELS)
+
+
+# --------------------------------------------------------------------------- calls
+
+
+class CallSpec(_Model):
+    """An edge of the graph: ``from`` calls ``to``."""
+
+    source: str = Field(alias="from")
+    to: str
+    requests: list[str] | None = Field(None, description="only these request classes take the call")
+    probability: Fraction = 1.0
+    on: Literal["miss"] | None = None
+    latency: Dist | None = None
+    timeout: PositiveDuration | None = None
+    mode: Literal["call", "forward", "async"] = "call"
+
+    def to_spec(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"from": self.source, "to": self.to}
+        if self.requests is not None:
+            out["requests"] = list(self.requests)
+        if self.probability != 1.0:
+            out["probability"] = self.probability
+        if self.on is not None:
+            out["on"] = self.on
+        if self.latency is not None:
+            out["latency"] = self.latency.to_spec()
+        if self.timeout is not None:
+            out["timeout"] = self.timeout
+        if self.mode != "call":
+            out["mode"] = self.mode
+        return out
+
+
+# --------------------------------------------------------------------------- workload
+
+
+class KeysSpec(_Model):
+    """The key a request touches: ``{zipf: s, n: N}`` or ``{uniform: N}``, keys 0..N-1."""
+
+    zipf: float | None = Field(None, ge=0)
+    n: int | None = Field(None, ge=1)
+    uniform: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> KeysSpec:
+        if self.zipf is not None:
+            if self.uniform is not None:
+                raise ValueError("give either 'zipf' (with 'n') or 'uniform', not both")
+            if self.n is None:
+                raise ValueError("'zipf' needs 'n', the number of keys (>= 1)")
+        elif self.uniform is None:
+            raise ValueError("give {zipf: s, n: N} or {uniform: N}")
+        elif self.n is not None:
+            raise ValueError("'n' goes with 'zipf'; for uniform keys write {uniform: N}")
+        return self
+
+    @property
+    def count(self) -> int:
+        return int(self.n if self.zipf is not None else self.uniform)  # type: ignore[arg-type]
+
+
+_WRITE_NAMES = ("write", "put", "post", "update", "insert", "delete", "set")
+
+
+class RequestClassSpec(_Model):
+    weight: float = Field(1.0, gt=0)
+    keys: KeysSpec | None = None
+    op: Literal["read", "write"] | None = Field(
+        None, description="datastore operation; default 'write' for write-like class names"
+    )
+
+
+def default_op(name: str) -> str:
+    """The datastore operation of a request class that does not set ``op``."""
+    low = name.lower()
+    return "write" if any(low.startswith(w) for w in _WRITE_NAMES) else "read"
+
+
+class RampSpec(_Model):
+    start: float = Field(0.0, ge=0, alias="from")
+    end: float = Field(1.0, ge=0, alias="to")
+    over: PositiveDuration
+    at: Duration = 0.0
+
+
+class StepSpec(_Model):
+    at: Duration
+    to: float = Field(ge=0)
+    until: Duration | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> StepSpec:
+        if self.until is not None and self.until <= self.at:
+            raise ValueError("'until' must be later than 'at'")
+        return self
+
+
+class DiurnalSpec(_Model):
+    period: PositiveDuration = 86400.0
+    amplitude: float = Field(0.5, ge=0, le=1)
+    peak: Duration = 0.0
+
+
+class TraceSpec(_Model):
+    file: str
+    loop: bool = False
+
+
+class ProfileSpec(_Model):
+    """How the arrival rate changes over time: at most one of these."""
+
+    constant: bool | None = None
+    ramp: RampSpec | None = None
+    step: StepSpec | None = None
+    spike: StepSpec | None = None
+    diurnal: DiurnalSpec | None = None
+    trace: TraceSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, v: Any) -> Any:
+        if v == "constant":
+            return {"constant": True}
+        if isinstance(v, dict) and "trace" in v and isinstance(v["trace"], str):
+            return {**v, "trace": {"file": v["trace"]}}
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> ProfileSpec:
+        set_ = [k for k in ("ramp", "step", "spike", "diurnal", "trace") if getattr(self, k) is not None]
+        if len(set_) > 1:
+            raise ValueError(f"give one profile, not {', '.join(set_)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for k in ("ramp", "step", "spike", "diurnal", "trace"):
+            if getattr(self, k) is not None:
+                return k
+        return "constant"
+
+
+class WorkloadSpec(_Model):
+    """Open-loop Poisson arrivals at ``rate``, or ``users`` in a closed loop with ``think_time``."""
+
+    rate: Rate | None = None
+    users: int | None = Field(None, ge=1)
+    think_time: Dist | None = None
+    entry: str | None = None
+    requests: dict[str, RequestClassSpec] = Field(
+        default_factory=lambda: {"default": RequestClassSpec()}
+    )
+    profile: ProfileSpec = Field(default_factory=ProfileSpec)
+
+    @model_validator(mode="after")
+    def _open_or_closed(self) -> WorkloadSpec:
+        if self.users is not None:
+            if self.rate is not None:
+                raise ValueError("give 'rate' (open loop) or 'users' (closed loop), not both")
+            if self.think_time is None:
+                raise ValueError("closed-loop 'users' need a 'think_time'")
+            if self.profile.kind != "constant":
+                raise ValueError("a rate 'profile' applies to open-loop 'rate' workloads only")
+        else:
+            if self.think_time is not None:
+                raise ValueError("'think_time' goes with closed-loop 'users'")
+            if self.rate is None and self.profile.trace is None:
+                raise ValueError("give 'rate' (requests per second) or closed-loop 'users'")
+        if not self.requests:
+            raise ValueError("'requests' needs at least one request class")
+        return self
+
+    def op(self, cls_name: str) -> str:
+        rc = self.requests[cls_name]
+        return rc.op or default_op(cls_name)
+
+
+# --------------------------------------------------------------------------- SLO and run
+
+
+class SLOSpec(_Model):
+    """Targets a run is judged against: latency percentiles (upper bounds) and availability."""
+
+    mean: PositiveDuration | None = None
+    p50: PositiveDuration | None = None
+    p90: PositiveDuration | None = None
+    p95: PositiveDuration | None = None
+    p99: PositiveDuration | None = None
+    p999: PositiveDuration | None = None
+    availability: Fraction | None = None
+
+
+class SimulationSpec(_Model):
+    """Defaults for a run of this design; the CLI and ``simulate()`` arguments override them."""
+
+    duration: PositiveDuration = 300.0
+    warmup: Duration = 30.0
+    seed: int = Field(1, ge=0)
+
+
+class Spec(_Model):
+    """A whole design."""
+
+    name: str = "architecture"
+    description: str | None = None
+    workload: WorkloadSpec
+    components: dict[str, ComponentSpec] = Field(min_length=1)
+    calls: list[CallSpec] = Field(default_factory=list)
+    slo: SLOSpec | None = None
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _allowed_fields(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _resolve_model(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that owns the fields at ``loc`` (a pydantic error location)."""
+    cur: Any = Spec
+    for part in loc:
+        cur = _unwrap(cur)
+        if isinstance(cur, type) and issubclass(cur, BaseModel):
+            field = next((f for n, f in cur.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                return None
+            cur = field.annotation
+        elif typing.get_origin(cur) is dict:
+            cur = typing.get_args(cur)[1]
+        elif typing.get_origin(cur) is list:
+            cur = typing.get_args(cur)[0]
+        elif part in COMPONENT_MODELS:  # discriminated union of component kinds
+            cur = COMPONENT_MODELS[part]
+        else:
+            return None
+    cur = _unwrap(cur)
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _unwrap(ann: Any) -> Any:
+    while True:
+        origin = typing.get_origin(ann)
+        if origin is Annotated:
+            ann = typing.get_args(ann)[0]
+            continue
+        if origin is Union or origin is typing.Union:
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if len(args) == 1:
+                ann = args[0]
+                continue
+        return ann
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """Drop the discriminator tag pydantic inserts after ``components.<name>``."""
+    out = list(loc)
+    if len(out) >= 3 and out[0] == "components" and out[2] in KINDS:
+        del out[2]
+    return tuple(out)
+
+
+def _message(err: dict) -> str:
+    typ = err["type"]
+    msg = err["msg"]
+    ctx = err.get("ctx") or {}
+    given = err.get("input")
+    if typ == "extra_forbidden":
+        owner = _resolve_model(tuple(err["loc"][:-1]))
+        allowed = f" (allowed: {', '.join(_allowed_fields(owner))})" if owner else ""
+        return f"unknown field '{err['loc'][-1]}'{allowed}"
+    if typ == "missing":
+        return "required field is missing"
+    if typ == "union_tag_invalid":
+        return f"unknown kind {ctx.get('tag')!r} (allowed: {', '.join(KINDS)})"
+    if typ == "union_tag_not_found":
+        return f"missing 'kind' (allowed: {', '.join(KINDS)})"
+    if typ == "literal_error":
+        return f"{given!r} is not allowed (allowed: {ctx.get('expected')})"
+    if typ in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return f"{msg[0].lower()}{msg[1:]} (got {given!r})"
+    if typ.endswith("_type") or typ.endswith("_parsing"):
+        return f"{msg[0].lower()}{msg[1:]} (got {given!r})"
+    if typ == "too_short":
+        return "must not be empty"
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    if msg.startswith("Assertion failed, "):
+        return msg[len("Assertion failed, "):]
+    return msg
+
+
+def spec_error_from_validation(exc: ValidationError, source: str | None = None,
+                               prefix: tuple = ()) -> SpecError:
+    """One :class:`SpecError` for the first (most specific) error of a pydantic failure."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = prefix + _clean_loc(tuple(first["loc"]))
+    msg = _message(first)
+    if len(errors) > 1:
+        msg += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return SpecError(msg, loc, source)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML spec file safely; a missing file or broken YAML is a :class:`SpecError`."""
+    p = Path(path)
+    if not p.exists():
+        raise SpecError("file does not exist", (), str(path))
+    if p.is_dir():
+        raise SpecError("is a directory, expected a YAML spec file", (), str(path))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read the file ({e})", (), str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"broken YAML: {where}{problem}", (), str(path)) from None
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"a spec is a YAML mapping with 'workload' and 'components', got {type(data).__name__}",
+            (), str(path))
+    return data
+
+
+def parse_spec(data: dict, source: str | None = None, base_dir: Path | None = None) -> Spec:
+    """Validate a spec mapping into a :class:`Spec`; raises :class:`SpecError`."""
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec is a mapping, got {type(data).__name__}", (), source)
+    try:
+        return Spec.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as e:
+        raise spec_error_from_validation(e, source) from None
+
+
+def parse_component(name: str, data: dict, base_dir: Path | None = None) -> _ComponentBase:
+    """Validate one component mapping (used by the Python builder)."""
+    kind = data.get("kind")
+    if kind not in COMPONENT_MODELS:
+        raise SpecError(f"unknown kind {kind!r} (allowed: {', '.join(KINDS)})",
+                        ("components", name, "kind"))
+    try:
+        return COMPONENT_MODELS[kind].model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as e:
+        raise spec_error_from_validation(e, None, ("components", name)) from None
+
+
+def parse_call(index: int, data: dict) -> CallSpec:
+    try:
+        return CallSpec.model_validate(data)
+    except ValidationError as e:
+        raise spec_error_from_validation(e, None, ("calls", index)) from None
+
+
+def component_to_spec(comp: _ComponentBase) -> dict[str, Any]:
+    """The plain-dict form of a validated component (defaults omitted)."""
+    out: dict[str, Any] = {"kind": comp.kind}  # type: ignore[attr-defined]
+    for name, field in type(comp).model_fields.items():
+        if name == "kind":
+            continue
+        value = getattr(comp, name)
+        if value == field.get_default(call_default_factory=True):
+            continue
+        if isinstance(value, ServiceTime):
+            value = value.to_spec()
+        out[field.alias or name] = value
+    return out
