@@ -12,13 +12,15 @@ percentiles, throughput and availability::
 __version__ = "0.1.0"
 
 from .architecture import Architecture, load
-
+from .capacity import CapacityReport, capacity_report
 from .errors import SimarchError, SpecError
 from .result import Result
 from .simulate import simulate
 
 __all__ = [
     "Architecture",
+    "CapacityReport",
+    "capacity_report",
     "Result",
     "SimarchError",
     "SpecError",

@@ -16,6 +16,7 @@ import numpy as np
 
 from .spec import KeysSpec
 
+
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser, vectorised over uint64 (wrap-around arithmetic)."""
     z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)

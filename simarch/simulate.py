@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .architecture import Architecture, load as load_arch
+from .architecture import Architecture
+from .architecture import load as load_arch
 from .errors import SpecError
 from .result import Result
 from .units import parse_duration, parse_multiplier

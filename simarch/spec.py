@@ -7,6 +7,7 @@ rates per second, fractions in [0, 1], distributions as :mod:`simarch.dists` obj
 
 from __future__ import annotations
 
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -191,7 +192,7 @@ class QueueSpec(_ComponentBase):
 
 
 ComponentSpec = Annotated[
-    Union[ServiceSpec, LoadBalancerSpec, CacheSpec, DatastoreSpec, QueueSpec],
+    ServiceSpec | LoadBalancerSpec | CacheSpec | DatastoreSpec | QueueSpec,
     Field(discriminator="kind"),
 ]
 COMPONENT_MODELS: dict[str, type[_ComponentBase]] = {
@@ -511,6 +512,26 @@ def spec_error_from_validation(exc: ValidationError, source: str | None = None,
 # --------------------------------------------------------------------------- loading
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """A safe loader with YAML 1.2 booleans: only true/false, so ``on: miss`` stays a key."""
+
+
+_SpecLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with the spec loader (safe, YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> dict:
     """Read a YAML spec file safely; a missing file or broken YAML is a :class:`SpecError`."""
     p = Path(path)
@@ -523,7 +544,7 @@ def read_yaml(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read the file ({e})", (), str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -1,0 +1,92 @@
+"""Readable text reports of a run and of a capacity analysis (what the CLI prints)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .capacity import CapacityReport
+    from .result import Result
+
+
+def _fmt(v: Any, kind: str = "num") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if kind == "pct":
+        return f"{v:.2%}" if v < 0.9999 or v == 1.0 else f"{v:.4%}"
+    if kind == "ms":
+        return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
+    if kind == "int":
+        return f"{int(v):,}"
+    if kind == "x":
+        return "never" if math.isinf(v) else f"{v:.2f}x"
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def _table(df: pd.DataFrame, formats: dict[str, str], index_name: str) -> str:
+    cols = [c for c in formats if c in df.columns]
+    body = pd.DataFrame({c: [_fmt(v, formats[c]) for v in df[c]] for c in cols}, index=df.index)
+    body.index.name = index_name
+    return body.to_string()
+
+
+def format_result(r: Result) -> str:
+    """The report of one run: end-to-end and per class, per component, and the SLO verdict."""
+    lines = [
+        f"design {r.design!r}  load {r.load:g}x  window {r.duration:g}s after {r.warmup:g}s warm-up  seed {r.seed}",
+        "",
+        "End to end (latency of successful requests, ms)",
+    ]
+    summ = r.summary()
+    lines.append(_table(summ, {
+        "requests": "int", "throughput_rps": "num", "availability": "pct", "rejected": "int",
+        "timeout": "int", "failed": "int", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
+        "p99_ms": "ms", "p999_ms": "ms", "max_ms": "ms"}, "class"))
+    lines += ["", "Components (time-weighted queue; latency = time in the component, ms)"]
+    comps = r.components()
+    lines.append(_table(comps, {
+        "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "pct",
+        "mean_queue": "num", "max_queue": "int", "mean_wait_ms": "ms", "mean_latency_ms": "ms",
+        "p99_latency_ms": "ms", "rejected": "int", "hit_ratio": "pct"}, "component"))
+    shards = r.shards()
+    if len(shards):
+        lines += ["", "Datastore shards"]
+        lines.append(_table(shards.set_index(["component", "shard"]), {
+            "rate_rps": "num", "share": "pct", "utilization": "pct",
+            "max_replica_utilization": "pct"}, "shard"))
+    finite = comps["utilization"].dropna()
+    if len(finite):
+        top = finite.idxmax()
+        lines += ["", f"Busiest component: {top} at {finite.max():.1%} utilisation"]
+    slo = r.slo()
+    if slo is not None:
+        lines += ["", "SLO"]
+        for target, row in slo.iterrows():
+            actual = _fmt(row["actual"], "pct" if target == "availability" else "ms")
+            unit = "" if target == "availability" else " ms"
+            lines.append(f"  {target:<13} {row['objective']:<16} actual {actual}{unit:<4} "
+                         f"{'met' if row['met'] else 'MISSED'}")
+        lines.append(f"  verdict: {'SLO met' if slo['met'].all() else 'SLO missed'}")
+    return "\n".join(lines)
+
+
+def format_capacity(rep: CapacityReport) -> str:
+    """The static capacity analysis ``simarch validate`` prints."""
+    lines = [f"design {rep.design!r}: spec is valid", "",
+             f"Static capacity analysis at {rep.load:g}x load (no queueing; estimates)"]
+    lines.append(_table(rep.table, {
+        "kind": "str", "arrival_rps": "num", "mean_hold_ms": "ms", "busy_workers": "num",
+        "workers": "int", "utilization": "pct", "saturates_at": "x", "note": "str"}, "component"))
+    lines.append("")
+    if rep.bottleneck is None:
+        lines.append("Bottleneck: none (no component has a worker limit)")
+    else:
+        lines.append(f"Bottleneck: {rep.bottleneck}, saturates at {_fmt(rep.saturation_load, 'x')} load")
+    for w in rep.warnings:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
