@@ -7,6 +7,7 @@ rates per second, fractions in [0, 1], distributions as :mod:`simarch.dists` obj
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing
 from pathlib import Path
@@ -464,7 +465,19 @@ def _clean_loc(loc: tuple) -> tuple:
     out = list(loc)
     if len(out) >= 3 and out[0] == "components" and out[2] in KINDS:
         del out[2]
+    # ServiceTime's internal fields are not part of the spec format
+    for i in range(len(out) - 1, 0, -1):
+        if out[i] in ("default", "by_name") and out[i - 1] == "service_time":
+            del out[i]
     return tuple(out)
+
+
+_BOUNDS = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
+}
 
 
 def _message(err: dict) -> str:
@@ -474,8 +487,12 @@ def _message(err: dict) -> str:
     given = err.get("input")
     if typ == "extra_forbidden":
         owner = _resolve_model(tuple(err["loc"][:-1]))
-        allowed = f" (allowed: {', '.join(_allowed_fields(owner))})" if owner else ""
-        return f"unknown field '{err['loc'][-1]}'{allowed}"
+        if owner is None:
+            return f"unknown field '{err['loc'][-1]}'"
+        allowed = _allowed_fields(owner)
+        close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown field '{err['loc'][-1]}' ({hint}allowed: {', '.join(allowed)})"
     if typ == "missing":
         return "required field is missing"
     if typ == "union_tag_invalid":
@@ -484,8 +501,9 @@ def _message(err: dict) -> str:
         return f"missing 'kind' (allowed: {', '.join(KINDS)})"
     if typ == "literal_error":
         return f"{given!r} is not allowed (allowed: {ctx.get('expected')})"
-    if typ in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        return f"{msg[0].lower()}{msg[1:]} (got {given!r})"
+    if typ in _BOUNDS:
+        op, key = _BOUNDS[typ]
+        return f"must be {op} {ctx.get(key)} (got {given!r})"
     if typ.endswith("_type") or typ.endswith("_parsing"):
         return f"{msg[0].lower()}{msg[1:]} (got {given!r})"
     if typ == "too_short":
@@ -501,6 +519,8 @@ def spec_error_from_validation(exc: ValidationError, source: str | None = None,
                                prefix: tuple = ()) -> SpecError:
     """One :class:`SpecError` for the first (most specific) error of a pydantic failure."""
     errors = exc.errors(include_url=False)
+    # an unknown field usually explains a "missing" one next to it (a typo): report it first
+    errors.sort(key=lambda e: 0 if e["type"] == "extra_forbidden" else 1)
     first = errors[0]
     loc = prefix + _clean_loc(tuple(first["loc"]))
     msg = _message(first)
