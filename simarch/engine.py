@@ -675,7 +675,8 @@ class Simulation:
         else:
             profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
             if profile is None:
-                env.process(self._open_source(wl.rate * self.load, None))
+                if wl.rate * self.load > 0:
+                    env.process(self._open_source(wl.rate * self.load, None))
             else:
                 env.process(self._open_source(0.0, profile))
         for call in self.spec.calls:

@@ -366,6 +366,9 @@ class WorkloadSpec(_Model):
                 raise ValueError("give 'rate' (open loop) or 'users' (closed loop), not both")
             if self.think_time is None:
                 raise ValueError("closed-loop 'users' need a 'think_time'")
+            if not self.think_time.mean > 0:
+                raise ValueError("'think_time' must have a mean > 0, or a user could loop forever "
+                                 "at one instant")
             if self.profile.kind != "constant":
                 raise ValueError("a rate 'profile' applies to open-loop 'rate' workloads only")
         else:
