@@ -11,16 +11,16 @@ utilisation); the estimates are i.i.d., so the standard error of their average i
 
 This is honest about the autocorrelation of latencies inside a run: that correlation only
 inflates the spread between replications, which the SE above measures directly. Each check
-passes when |mean - theory| <= 4 SE. With R = 20 the statistic (mean - theory) / SE is
-t-distributed with 19 degrees of freedom, so a correct engine fails one given check with
-probability ~8e-4. The seeds are fixed, so results are reproducible.
+passes when |mean - theory| <= 4 SE. With R = 30 the statistic (mean - theory) / SE is
+t-distributed with 29 degrees of freedom, so a correct engine fails one given check with
+probability ~4e-4. The seeds are fixed, so results are reproducible.
 
 To make sure a check is not vacuous (a large SE would let anything pass), every check also
 requires the 4 SE tolerance to be smaller than a stated fraction of the theoretical value.
 
 Utilisations are kept at rho = 0.5-0.65 so that the relaxation time of each queue (about
 1 / (mu (1 - sqrt(rho))^2) ~ 20 s for the single-server cases below) is far below the warm-up
-(500 s) and the measured window (>= 5,000 s).
+(200-500 s) and the measured window (>= 5,000 s).
 
 Every result produced here also goes through :func:`assert_littles_law`.
 """
@@ -216,25 +216,25 @@ def _station(name: str, rate: float, service: dict, workers: int = 1, **kw) -> s
             .add("s", kind="service", workers=workers, service_time=service, **kw))
 
 
-# M/M/1: lambda = 0.6/s, E[S] = 1 s, rho = 0.6, W = 2.5 s. 20 x 20,000 s -> ~240k requests.
+# M/M/1: lambda = 0.6/s, E[S] = 1 s, rho = 0.6, W = 2.5 s. 30 x 30,000 s -> ~540k requests.
 MM1_LAM, MM1_MU = 0.6, 1.0
-# M/M/4: lambda = 2.6/s, E[S] = 1 s, rho = 0.65. 20 x 6,000 s -> ~312k requests.
+# M/M/4: lambda = 2.6/s, E[S] = 1 s, rho = 0.65. 30 x 8,000 s -> ~624k requests.
 MMC_LAM, MMC_MU, MMC_C = 2.6, 1.0, 4
-# M/D/1: lambda = 0.6/s, S = 1 s. 20 x 20,000 s -> ~240k requests.
+# M/D/1: lambda = 0.6/s, S = 1 s. 30 x 20,000 s -> ~360k requests.
 MD1_LAM, MD1_S = 0.6, 1.0
-# M/G/1 gamma, cv 0.5: lambda = 0.65/s, E[S] = 1 s, rho = 0.65. 20 x 20,000 s -> ~260k.
+# M/G/1 gamma, cv 0.5: lambda = 0.65/s, E[S] = 1 s, rho = 0.65. 30 x 30,000 s -> ~585k.
 GAM_LAM, GAM_S, GAM_CV = 0.65, 1.0, 0.5
 # M/G/1 lognormal, cv 1.5 (E[S^2] = 3.25 E[S]^2, heavier tail): rho = 0.5, longer runs.
-# 20 x 40,000 s -> ~400k requests.
+# 30 x 60,000 s -> ~900k requests.
 LN_LAM, LN_S, LN_CV = 0.5, 1.0, 1.5
 # Tandem of three M/M/1 stations, lambda = 0.5/s, E[S] = 1, 1.25, 0.8 s (rho 0.5, 0.625,
-# 0.4). 20 x 20,000 s -> ~200k requests, 600k station visits.
+# 0.4). 30 x 25,000 s -> ~375k requests, 1.1M station visits.
 TAN_LAM, TAN_S = 0.5, (1.0, 1.25, 0.8)
 # Erlang loss M/M/4/4 and M/G/4/4 (lognormal cv 1.5: blocking is insensitive to the service
-# distribution beyond its mean): lambda = 3/s, E[S] = 1 s, a = 3. 20 x 5,000 s -> 300k.
+# distribution beyond its mean): lambda = 3/s, E[S] = 1 s, a = 3. 30 x 5,000 s -> 450k each.
 LOSS_LAM, LOSS_S, LOSS_C = 3.0, 1.0, 4
 # Synchronous call: front (c = 12 workers, E[S] = 1 s exp) holds its worker while it calls a
-# back M/M/1 (E[S] = 0.5 s); lambda = 1/s. 20 x 10,000 s -> 200k requests, 400k visits.
+# back M/M/1 (E[S] = 0.5 s); lambda = 1/s. 30 x 10,000 s -> 300k requests, 600k visits.
 CALL_LAM, CALL_SF, CALL_SB, CALL_C = 1.0, 1.0, 0.5, 12
 
 
@@ -257,22 +257,22 @@ def _sync_call() -> simarch.Architecture:
 
 CASES: dict[str, Case] = {
     "mm1": Case(lambda: _station("mm1", MM1_LAM, {"exponential": f"{1 / MM1_MU}s"}),
-                20, 20_000, 500, 1_000),
+                30, 30_000, 500, 1_000),
     "mmc": Case(lambda: _station("mmc", MMC_LAM, {"exponential": f"{1 / MMC_MU}s"}, MMC_C),
-                20, 6_000, 500, 2_000),
+                30, 8_000, 500, 2_000),
     "md1": Case(lambda: _station("md1", MD1_LAM, {"constant": f"{MD1_S}s"}),
-                20, 20_000, 500, 3_000),
+                30, 20_000, 500, 3_000),
     "mg1_gamma": Case(lambda: _station("gamma", GAM_LAM, {"gamma": {"mean": f"{GAM_S}s", "cv": GAM_CV}}),
-                      20, 20_000, 500, 4_000),
+                      30, 30_000, 500, 4_000),
     "mg1_lognormal": Case(lambda: _station("lognormal", LN_LAM, {"lognormal": {"mean": f"{LN_S}s", "cv": LN_CV}}),
-                          20, 40_000, 500, 5_000),
-    "tandem": Case(_tandem, 20, 20_000, 500, 6_000),
+                          30, 60_000, 500, 5_000),
+    "tandem": Case(_tandem, 30, 25_000, 500, 6_000),
     "loss_exp": Case(lambda: _station("loss", LOSS_LAM, {"exponential": f"{LOSS_S}s"}, LOSS_C, queue=0),
-                     20, 5_000, 200, 7_000),
+                     30, 5_000, 200, 7_000),
     "loss_lognormal": Case(lambda: _station("loss-ln", LOSS_LAM, {"lognormal": {"mean": f"{LOSS_S}s", "cv": 1.5}},
                                             LOSS_C, queue=0),
-                           20, 5_000, 200, 8_000),
-    "sync_call": Case(_sync_call, 20, 10_000, 500, 9_000),
+                           30, 5_000, 200, 8_000),
+    "sync_call": Case(_sync_call, 30, 10_000, 500, 9_000),
 }
 
 
@@ -306,7 +306,7 @@ def comp(r: simarch.Result, component: str, col: str) -> float:
 
 
 def test_mm1_mean_response():
-    """M/M/1, rho = 0.6: E[R] = 1 / (mu - lambda) = 2.5 s. R = 20 reps of ~12k requests; SE
+    """M/M/1, rho = 0.6: E[R] = 1 / (mu - lambda) = 2.5 s. R = 30 reps of ~18k requests; SE
     from the spread of the per-rep means; tolerance 4 SE (required < 3% of theory)."""
     theory = 1.0 / (MM1_MU - MM1_LAM)
     check("M/M/1 mean response (s)", per_rep("mm1", lambda r: summ(r, "mean_ms") / 1e3),
@@ -314,12 +314,13 @@ def test_mm1_mean_response():
     assert all(np.all(r.status == 0) for r in runs("mm1"))
 
 
-@pytest.mark.parametrize("col,q,max_rel", [("p50_ms", 0.50, 0.03), ("p90_ms", 0.90, 0.03),
-                                           ("p99_ms", 0.99, 0.04)])
+@pytest.mark.parametrize("col,q,max_rel", [("p50_ms", 0.50, 0.03), ("p90_ms", 0.90, 0.04),
+                                           ("p99_ms", 0.99, 0.06)])
 def test_mm1_response_percentiles(col, q, max_rel):
     """M/M/1 response time ~ Exp(mu - lambda): the q-quantile is -ln(1 - q) / (mu - lambda).
-    Estimate: each replication's sample percentile (``summary()``); R = 20, SE from the spread
-    of the per-rep percentiles (which includes the within-run autocorrelation); 4 SE."""
+    Estimate: each replication's sample percentile (``summary()``); R = 30, SE from the spread
+    of the per-rep percentiles (which includes the within-run autocorrelation); 4 SE
+    (required < 3-6% of theory)."""
     theory = mm1_response_quantile(MM1_LAM, MM1_MU, q)
     check(f"M/M/1 {col[:-3]} response (s)", per_rep("mm1", lambda r: summ(r, col) / 1e3),
           theory, max_rel)
@@ -328,8 +329,8 @@ def test_mm1_response_percentiles(col, q, max_rel):
 @pytest.mark.parametrize("t", [0.5, 2.5, 7.5])
 def test_mm1_response_cdf(t):
     """Empirical CDF of the M/M/1 response at a few points against 1 - exp(-(mu - lambda) t).
-    Per-rep fraction of requests with R <= t; R = 20; SE from the spread between reps
-    (a binomial SE would ignore the correlation of successive requests); 4 SE."""
+    Per-rep fraction of requests with R <= t; R = 30; SE from the spread between reps
+    (a binomial SE would ignore the correlation of successive requests); 4 SE (< 3%)."""
     theory = 1.0 - math.exp(-(MM1_MU - MM1_LAM) * t)
     check(f"M/M/1 P(R <= {t}s)", per_rep("mm1", lambda r: float(np.mean(r.latency <= t))),
           theory, 0.03)
@@ -341,24 +342,24 @@ def test_mm1_response_cdf(t):
 def test_mmc_erlang_c_wait():
     """M/M/4, rho = 0.65: W_q = C(c, a) / (c mu - lambda) from the component's
     ``mean_wait_ms`` (time-weighted queue area / completions, i.e. Little's law on the wait
-    room). R = 20 reps of ~15.6k requests; SE from reps; 4 SE (< 6% of theory)."""
+    room). R = 30 reps of ~20.8k requests; SE from reps; 4 SE (< 8% of theory)."""
     theory = mmc_wait(MMC_LAM, MMC_MU, MMC_C)
     check("M/M/4 mean wait W_q (s)", per_rep("mmc", lambda r: comp(r, "s", "mean_wait_ms") / 1e3),
-          theory, 0.06)
+          theory, 0.08)
 
 
 def test_mmc_probability_of_waiting():
     """P(wait > 0) = Erlang C. In M/M/c, W_q given W_q > 0 is Exp(c mu - lambda), so
     P(wait > 0) = W_q (c mu - lambda) = (E[R] - 1/mu)(c mu - lambda), estimated per rep from
-    the end-to-end mean latency. R = 20; SE from reps; 4 SE (< 6% of theory)."""
+    the end-to-end mean latency. R = 30; SE from reps; 4 SE (< 8% of theory)."""
     theory = erlang_c(MMC_C, MMC_LAM / MMC_MU)
     theta = MMC_C * MMC_MU - MMC_LAM
     check("M/M/4 P(wait > 0) via mean response",
-          per_rep("mmc", lambda r: (float(r.latency.mean()) - 1.0 / MMC_MU) * theta), theory, 0.06)
+          per_rep("mmc", lambda r: (float(r.latency.mean()) - 1.0 / MMC_MU) * theta), theory, 0.08)
 
 
 def test_mmc_mean_response():
-    """M/M/4: E[R] = W_q + 1/mu. R = 20; SE from reps; 4 SE (< 2% of theory)."""
+    """M/M/4: E[R] = W_q + 1/mu. R = 30; SE from reps; 4 SE (< 2% of theory)."""
     theory = mmc_wait(MMC_LAM, MMC_MU, MMC_C) + 1.0 / MMC_MU
     check("M/M/4 mean response (s)", per_rep("mmc", lambda r: summ(r, "mean_ms") / 1e3),
           theory, 0.02)
@@ -368,10 +369,10 @@ def test_mmc_mean_response():
 def test_mmc_response_tail(t):
     """M/M/4 response-time tail P(R > t) = (1 - C) e^{-mu t} + C P(S + X > t), X ~ Exp(c mu -
     lambda), which depends on P(wait > 0) separately from the mean. Per-rep fraction of
-    requests with R > t; R = 20; SE from reps; 4 SE."""
+    requests with R > t; R = 30; SE from reps; 4 SE (< 15%: P(R > 6 s) is only ~0.45%)."""
     theory = mmc_response_ccdf(t, MMC_LAM, MMC_MU, MMC_C)
     check(f"M/M/4 P(R > {t}s)", per_rep("mmc", lambda r: float(np.mean(r.latency > t))),
-          theory, 0.10)
+          theory, 0.15)
 
 
 # ----------------------------------------------------------------------------- 3. M/G/1
@@ -379,17 +380,17 @@ def test_mmc_response_tail(t):
 
 MG1 = {
     # case: (lambda, E[S], E[S^2], max relative tolerance)
-    "md1": (MD1_LAM, MD1_S, second_moment(MD1_S, 0.0), 0.03),
-    "mg1_gamma": (GAM_LAM, GAM_S, second_moment(GAM_S, GAM_CV), 0.04),
-    "mg1_lognormal": (LN_LAM, LN_S, second_moment(LN_S, LN_CV), 0.06),
+    "md1": (MD1_LAM, MD1_S, second_moment(MD1_S, 0.0), 0.04),
+    "mg1_gamma": (GAM_LAM, GAM_S, second_moment(GAM_S, GAM_CV), 0.06),
+    "mg1_lognormal": (LN_LAM, LN_S, second_moment(LN_S, LN_CV), 0.08),
 }
 
 
 @pytest.mark.parametrize("name", list(MG1))
 def test_mg1_pollaczek_khinchine_wait(name):
     """M/G/1 mean wait W_q = lambda E[S^2] / (2 (1 - rho)), from ``mean_wait_ms``.
-    M/D/1 (rho 0.6), gamma cv 0.5 (rho 0.65), lognormal cv 1.5 (rho 0.5). R = 20 reps
-    (12-20k requests each); SE from reps; 4 SE."""
+    M/D/1 (rho 0.6), gamma cv 0.5 (rho 0.65), lognormal cv 1.5 (rho 0.5). R = 30 reps
+    (12-30k requests each); SE from reps; 4 SE (required < 4%, 6%, 8% of theory)."""
     lam, m1, m2, max_rel = MG1[name]
     theory = pk_wait(lam, m1, m2)
     check(f"{name} W_q (s)", per_rep(name, lambda r: comp(r, "s", "mean_wait_ms") / 1e3),
@@ -398,7 +399,7 @@ def test_mg1_pollaczek_khinchine_wait(name):
 
 @pytest.mark.parametrize("name", list(MG1))
 def test_mg1_mean_response(name):
-    """M/G/1 end-to-end mean response E[R] = W_q + E[S]. R = 20; SE from reps; 4 SE."""
+    """M/G/1 end-to-end mean response E[R] = W_q + E[S]. R = 30; SE from reps; 4 SE."""
     lam, m1, m2, max_rel = MG1[name]
     theory = pk_wait(lam, m1, m2) + m1
     check(f"{name} mean response (s)", per_rep(name, lambda r: summ(r, "mean_ms") / 1e3),
@@ -410,7 +411,7 @@ def test_mg1_mean_response(name):
 
 def test_tandem_mean_response():
     """Jackson tandem of three M/M/1 (mode="forward"): E[R] = sum_i 1 / (mu_i - lambda).
-    R = 20 reps of ~10k requests; SE from reps; 4 SE (< 3% of theory)."""
+    R = 30 reps of ~12.5k requests; SE from reps; 4 SE (< 3% of theory)."""
     theory = sum(1.0 / (1.0 / s - TAN_LAM) for s in TAN_S)
     check("tandem mean end-to-end response (s)",
           per_rep("tandem", lambda r: summ(r, "mean_ms") / 1e3), theory, 0.03)
@@ -420,18 +421,18 @@ def test_tandem_mean_response():
 def test_tandem_response_quantiles(q):
     """In a tandem of M/M/1 queues the sojourn times of one customer at the stations are
     independent exponentials (Reich), so the end-to-end response is hypoexponential with
-    rates mu_i - lambda. Per-rep sample quantile; R = 20; SE from reps; 4 SE."""
+    rates mu_i - lambda. Per-rep sample quantile; R = 30; SE from reps; 4 SE (< 6%)."""
     rates = [1.0 / s - TAN_LAM for s in TAN_S]
     theory = hypoexp_quantile(q, rates)
     check(f"tandem p{round(q * 100)} end-to-end (s)",
-          per_rep("tandem", lambda r: float(np.percentile(r.latency, 100 * q))), theory, 0.04)
+          per_rep("tandem", lambda r: float(np.percentile(r.latency, 100 * q))), theory, 0.06)
 
 
 @pytest.mark.parametrize("i", range(len(TAN_S)))
 def test_tandem_station(i):
     """Each tandem station is an M/M/1 with Poisson(lambda) input (Burke): utilisation
     lambda / mu_i, residence time 1 / (mu_i - lambda) (component ``mean_latency_ms``) and
-    mean queue L_q = rho^2 / (1 - rho). R = 20; SE from reps; 4 SE."""
+    mean queue L_q = rho^2 / (1 - rho). R = 30; SE from reps; 4 SE."""
     name = f"st{i}"
     s = TAN_S[i]
     rho = TAN_LAM * s
@@ -441,7 +442,7 @@ def test_tandem_station(i):
           per_rep("tandem", lambda r: comp(r, name, "mean_latency_ms") / 1e3),
           1.0 / (1.0 / s - TAN_LAM), 0.04)
     check(f"tandem {name} mean_queue", per_rep("tandem", lambda r: comp(r, name, "mean_queue")),
-          rho * rho / (1.0 - rho), 0.06)
+          rho * rho / (1.0 - rho), 0.08)
 
 
 # ----------------------------------------------------------------------------- 5. Erlang B
@@ -451,10 +452,10 @@ def test_tandem_station(i):
 def test_erlang_b_blocking(name):
     """M/G/c/c (workers = 4, queue = 0), a = 3: P(rejected) = Erlang B(4, 3) for exponential
     and, by insensitivity, lognormal cv 1.5 service. Per-rep fraction of status == 1
-    (and 1 - availability); R = 20 reps of ~15k requests; SE from reps; 4 SE (< 3%)."""
+    (and 1 - availability); R = 30 reps of ~15k requests; SE from reps; 4 SE (< 4%)."""
     theory = erlang_b(LOSS_C, LOSS_LAM * LOSS_S)
     check(f"{name} P(rejected)", per_rep(name, lambda r: float(np.mean(r.status == 1))),
-          theory, 0.03)
+          theory, 0.04)
     for r in runs(name):
         s = r.summary().loc["all"]
         assert s["rejected"] == int(np.sum(r.status == 1))
@@ -480,13 +481,13 @@ UTIL = {
 @pytest.mark.parametrize("name", list(UTIL))
 def test_utilization_and_queue_length(name):
     """``utilization`` = lambda E[S] / c and time-weighted ``mean_queue`` = L_q = lambda W_q
-    (also ``mean_busy`` = lambda E[S]). R = 20 reps; SE from reps; 4 SE."""
+    (also ``mean_busy`` = lambda E[S]). R = 30 reps; SE from reps; 4 SE."""
     c, lam, es, wq = UTIL[name]
     check(f"{name} utilization", per_rep(name, lambda r: comp(r, "s", "utilization")),
           lam * es / c, 0.02)
     check(f"{name} mean_busy", per_rep(name, lambda r: comp(r, "s", "mean_busy")), lam * es, 0.02)
     check(f"{name} mean_queue L_q", per_rep(name, lambda r: comp(r, "s", "mean_queue")),
-          lam * wq, 0.08)
+          lam * wq, 0.10)
 
 
 # ----------------------------------------------------------------------------- 7. sync call
@@ -509,7 +510,7 @@ def test_sync_call_holds_front_worker():
     """mode="call": the front holds its worker during the back call, so by Little's law its
     utilisation is lambda (E[S_front] + E[R_back]) / c. With c = 12 the front essentially never
     runs out of workers (P(all busy) < 1e-3, computed below), so the back sees Poisson arrivals
-    and is M/M/1: E[R_back] = 1 / (mu_back - lambda). R = 20 reps of ~10k requests; SE from
+    and is M/M/1: E[R_back] = 1 / (mu_back - lambda). R = 30 reps of ~10k requests; SE from
     reps; 4 SE."""
     assert _busy_tail(CALL_C) < 1e-3
     r_back = 1.0 / (1.0 / CALL_SB - CALL_LAM)

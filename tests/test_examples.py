@@ -1,0 +1,75 @@
+"""The example designs run, are healthy at 1x, agree with their static capacity analysis, and
+give the same numbers in a fresh process (no hidden global state, no hash randomisation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import simarch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "architectures").glob("*.yaml"))
+
+
+def test_there_are_the_four_required_examples():
+    names = {p.stem for p in EXAMPLES}
+    assert {"single_server", "scaled_service", "cached_sharded", "async_writes"} <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs_and_is_healthy_at_1x(path):
+    arch = simarch.load(path)
+    r = simarch.simulate(arch, duration="20s", warmup="10s", seed=1)
+    s = r.summary().loc["all"]
+    assert s["requests"] > 1000
+    assert s["availability"] == 1.0
+    assert r.slo_met is True
+    # Little's law: L = lambda W over the window, up to edge effects (requests in flight at
+    # the window's edges, a few ms each out of 20 s): 2% relative.
+    ll = r.littles_law()
+    assert ll["L"] == pytest.approx(ll["lambda_W"], rel=0.02)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_static_bottleneck_saturates_in_simulation(path):
+    # Past the load where the static analysis says the bottleneck saturates, the simulated
+    # bottleneck is (nearly) fully busy and the SLO is missed; well below it, it is not.
+    arch = simarch.load(path)
+    rep = simarch.capacity_report(arch)
+    assert rep.bottleneck is not None
+    over = simarch.simulate(arch, load=1.25 * rep.saturation_load, duration="10s", warmup="5s", seed=1)
+    comps = over.components()
+    assert comps.loc[rep.bottleneck, "utilization"] > 0.95
+    if path.stem == "async_writes":
+        # the bottleneck is the consumer tier behind the queue: requests still meet their
+        # SLO (they return on enqueue) while the backlog grows without bound
+        assert rep.bottleneck == "writers"
+        assert over.slo_met is True
+        assert comps.loc["queue", "max_queue"] > 500
+        assert comps.loc["queue", "mean_queue"] > 100
+    else:
+        assert over.slo_met is False
+    under = simarch.simulate(arch, load=0.5 * rep.saturation_load, duration="10s", warmup="5s", seed=1)
+    u = under.components().loc[rep.bottleneck, "utilization"]
+    # the estimate ignores only queueing (and warm caches), so at half load it is close
+    assert u == pytest.approx(0.5, abs=0.1)
+
+
+def _run_json(path: Path, hashseed: str) -> dict:
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    out = subprocess.run(
+        [sys.executable, "-m", "simarch.cli", "run", str(path), "--duration", "5s", "--warmup", "1s",
+         "--seed", "11", "--json"],
+        capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout)
+
+
+def test_same_numbers_in_fresh_processes():
+    path = ROOT / "architectures/cached_sharded.yaml"
+    assert _run_json(path, "1") == _run_json(path, "12345")
