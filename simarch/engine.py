@@ -564,18 +564,19 @@ class Simulation:
             src.add_call(call, dst, dst.picker(policy), miss=call.on == "miss")
 
     # -- workload
-    def _class_sampler(self) -> Callable[[], int]:
+    def _class_sampler(self, *tags: str | int) -> Callable[[], int]:
+        """Draws the request class of each new request, by weight, from its own stream."""
         reqs = self.spec.workload.requests
         if len(reqs) == 1:
             return itertools.repeat(0).__next__
         w = np.array([rc.weight for rc in reqs.values()], dtype=float)
         cdf = np.cumsum(w / w.sum())
         cdf[-1] = 1.0
-        rng = self.rng("workload", "classes")
+        rng = self.rng("workload", "classes", *tags)
 
         def gen():
             while True:
-                yield from np.searchsorted(cdf, rng.random(4096), side="right").tolist()
+                yield from np.searchsorted(cdf, rng.random(1024), side="right").tolist()
         return gen().__next__
 
     def _request(self, serve, pick, cls: int, key: int):
@@ -634,7 +635,7 @@ class Simulation:
         env = self.env
         entry = self.components[self.entry]
         serve, pick = entry.serve, entry.picker()
-        next_cls = self._class_sampler_for_user(idx)
+        next_cls = self._class_sampler("user", idx)
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
                 for name, rc in self.spec.workload.requests.items()]
         while True:
@@ -643,20 +644,6 @@ class Simulation:
             if env._now >= self.warmup:
                 self.arrivals[c] += 1
             yield from self._request(serve, pick, c, keys[c]())
-
-    def _class_sampler_for_user(self, idx: int) -> Callable[[], int]:
-        reqs = self.spec.workload.requests
-        if len(reqs) == 1:
-            return itertools.repeat(0).__next__
-        w = np.array([rc.weight for rc in reqs.values()], dtype=float)
-        cdf = np.cumsum(w / w.sum())
-        cdf[-1] = 1.0
-        rng = self.rng("workload", "classes", "user", idx)
-
-        def gen():
-            while True:
-                yield from np.searchsorted(cdf, rng.random(1024), side="right").tolist()
-        return gen().__next__
 
     @property
     def entry(self) -> str:
