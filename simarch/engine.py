@@ -218,7 +218,8 @@ class Component:
         calls, release it, then make the ``forward`` calls. Returns a status code."""
         env = self.env
         t0 = env._now
-        self.arrived += 1
+        if record:
+            self.arrived += 1
         if pool.n < pool.cap:
             pool.n += 1
             pool.s_start += t0

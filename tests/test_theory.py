@@ -120,46 +120,47 @@ def second_moment(mean: float, cv: float) -> float:
 # ----------------------------------------------------------------------------- checks
 
 
+LITTLE_REL_TOL = 0.02
+
+
 def assert_littles_law(result: simarch.Result) -> None:
-    """L (time-average number in the system over the window) against lambda W.
+    """L (time-average number in the system over the window) against lambda W, within 2% of L.
 
     Little's law is a sample-path identity; over a finite window [w, e) of length T only the
     requests straddling a boundary break it. Writing A for the arrivals in the window, F for
-    those that finished, U = A \\ F (``in_flight``), P for those present at w that arrived
-    before it, and a_i, R_i for arrival time and latency:
+    those that finished, U = A \\ F (``in_flight``), P for the requests present at w that
+    arrived before it, and a_i, R_i for arrival time and latency:
 
         T L        = sum_F R_i + sum_U (e - a_i) + sum_P (time spent inside the window)
-        T lambda W = |A| / |F| * sum_F R_i = sum_F R_i + |U| * W
+        T lambda W = |A| / |F| * sum_F R_i = sum_F R_i + |U| W
 
-    so  T (L - lambda W) = sum_U (e - a_i) + sum_P (...) - |U| W. The bound used:
+    so T (L - lambda W) = sum_U (e - a_i) + sum_P (...) - |U| W: two edge terms and a known
+    correction. In steady state each edge term has mean lambda E[R^2] / 2 (the time average of
+    the total residual, resp. elapsed, time of the requests in the system; renewal-reward), so
+    the expected relative error is of order lambda E[R^2] / (T L) = E[R^2] / (T W).
 
-    * sum_U (e - a_i) <= |U| * R_max: an unfinished request is younger than its own latency,
-      which exceeds the largest observed latency R_max only with probability ~ 1 / |F|;
-    * |U| W is known exactly from the result;
-    * sum_P (...) is the total residual time of the requests present at w. In steady state
-      its mean is lambda E[R^2] / 2 (the time average of the residual work in the system,
-      renewal-reward); we allow 20 times that mean, estimating E[R^2] by the sample second
-      moment of the latencies. That is many standard deviations for every case in this file
-      (the number present at w has a geometric-like tail with mean L ~ 1-3).
-
-    For the runs of this file (10-20 thousand requests per window) the resulting tolerance is
-    between ~0.3% and ~2% of L; it is also required to stay below 3% of L so the check has
-    teeth.
+    The edge terms are heavy-tailed, though: a congestion episode straddling w leaves many
+    requests with long residual times (in a 120-replication trial of the lognormal M/G/1 case
+    the worst run had sum_P = 466 request-seconds, 32 times lambda E[R^2], i.e. 0.55% of T L).
+    A bound built from the observed maximum latency is therefore not reliable, and we use a
+    relative tolerance of 2%, with the precondition that the expected edge effect
+    lambda E[R^2] / T (E[R^2] estimated by the sample second moment) is below a tenth of it.
+    Every run of this file satisfies it with room (lambda E[R^2] / (T L) = 0.01-0.08%, the
+    observed |L - lambda W| / L <= 0.3%), so the tolerance is >= 25 times the mean edge effect
+    and ~4 times the worst one seen in the trial above.
     """
     ll = result.littles_law()
-    s = result.summary().loc["all"]
     T = result.duration
     lat = result.latency
-    n_u = int(s["in_flight"])
-    assert n_u >= 0
-    r_max = float(lat.max())
-    m2 = float(np.mean(lat * lat))
-    tol = (n_u * r_max + n_u * ll["W"] + 10.0 * ll["lambda"] * m2) / T
     L, lw = ll["L"], ll["lambda_W"]
-    assert tol <= 0.03 * L, f"Little's law bound too loose to be useful: tol={tol:.4g}, L={L:.4g}"
+    tol = LITTLE_REL_TOL * L
+    edge = ll["lambda"] * float(np.mean(lat * lat)) / T
+    assert edge <= 0.1 * tol, (
+        f"run too short for a {LITTLE_REL_TOL:.0%} Little's law check: expected edge effect "
+        f"{edge:.3g} vs tolerance {tol:.3g}")
     assert abs(L - lw) <= tol, (
         f"Little's law violated: L={L:.6g}, lambda*W={lw:.6g}, |diff|={abs(L - lw):.3g} > "
-        f"tol={tol:.3g} (in_flight={n_u}, R_max={r_max:.3g}s, T={T:g}s)")
+        f"tol={tol:.3g} (T={T:g}s, in_flight={int(result.summary().loc['all', 'in_flight'])})")
 
 
 @dataclass
@@ -174,9 +175,6 @@ class Check:
         return (self.mean - self.theory) / self.se
 
 
-REPORT: list[tuple[str, Check]] = []
-
-
 def check(label: str, estimates: Sequence[float], theory: float, max_rel_tol: float) -> Check:
     """Per-replication ``estimates`` average to ``theory`` within K_SE standard errors, and
     K_SE * SE is below ``max_rel_tol`` * |theory| (the check is sharp enough to matter)."""
@@ -186,7 +184,6 @@ def check(label: str, estimates: Sequence[float], theory: float, max_rel_tol: fl
     mean = float(x.mean())
     se = float(x.std(ddof=1) / math.sqrt(r))
     c = Check(mean, se, theory, r)
-    REPORT.append((label, c))
     print(f"{label:<48} sim={mean:.6g} theory={theory:.6g} SE={se:.3g} "
           f"tol={K_SE * se:.3g} z={c.z:+.2f} (R={r})")
     assert se > 0, f"{label}: zero spread between replications ({x})"
@@ -211,6 +208,18 @@ class Case:
     seed: int  # replication i uses seed + i
 
 
+def _exp(mean: float) -> dict:
+    return {"exponential": f"{mean}s"}
+
+
+def _gamma(mean: float, cv: float) -> dict:
+    return {"gamma": {"mean": f"{mean}s", "cv": cv}}
+
+
+def _lognormal(mean: float, cv: float) -> dict:
+    return {"lognormal": {"mean": f"{mean}s", "cv": cv}}
+
+
 def _station(name: str, rate: float, service: dict, workers: int = 1, **kw) -> simarch.Architecture:
     return (simarch.Architecture(name, workload={"rate": rate})
             .add("s", kind="service", workers=workers, service_time=service, **kw))
@@ -232,7 +241,7 @@ LN_LAM, LN_S, LN_CV = 0.5, 1.0, 1.5
 TAN_LAM, TAN_S = 0.5, (1.0, 1.25, 0.8)
 # Erlang loss M/M/4/4 and M/G/4/4 (lognormal cv 1.5: blocking is insensitive to the service
 # distribution beyond its mean): lambda = 3/s, E[S] = 1 s, a = 3. 30 x 5,000 s -> 450k each.
-LOSS_LAM, LOSS_S, LOSS_C = 3.0, 1.0, 4
+LOSS_LAM, LOSS_S, LOSS_C, LOSS_CV = 3.0, 1.0, 4, 1.5
 # Synchronous call: front (c = 12 workers, E[S] = 1 s exp) holds its worker while it calls a
 # back M/M/1 (E[S] = 0.5 s); lambda = 1/s. 30 x 10,000 s -> 300k requests, 600k visits.
 CALL_LAM, CALL_SF, CALL_SB, CALL_C = 1.0, 1.0, 0.5, 12
@@ -242,7 +251,7 @@ def _tandem() -> simarch.Architecture:
     a = simarch.Architecture("tandem", workload={"rate": TAN_LAM})
     names = [f"st{i}" for i in range(len(TAN_S))]
     for name, s in zip(names, TAN_S, strict=True):
-        a.add(name, kind="service", workers=1, service_time={"exponential": f"{s}s"})
+        a.add(name, kind="service", workers=1, service_time=_exp(s))
     for src, dst in zip(names, names[1:], strict=False):
         a.call(src, dst, mode="forward")
     return a
@@ -250,26 +259,23 @@ def _tandem() -> simarch.Architecture:
 
 def _sync_call() -> simarch.Architecture:
     return (simarch.Architecture("sync", workload={"rate": CALL_LAM})
-            .add("front", kind="service", workers=CALL_C, service_time={"exponential": f"{CALL_SF}s"})
-            .add("back", kind="service", workers=1, service_time={"exponential": f"{CALL_SB}s"})
+            .add("front", kind="service", workers=CALL_C, service_time=_exp(CALL_SF))
+            .add("back", kind="service", workers=1, service_time=_exp(CALL_SB))
             .call("front", "back"))
 
 
 CASES: dict[str, Case] = {
-    "mm1": Case(lambda: _station("mm1", MM1_LAM, {"exponential": f"{1 / MM1_MU}s"}),
-                30, 30_000, 500, 1_000),
-    "mmc": Case(lambda: _station("mmc", MMC_LAM, {"exponential": f"{1 / MMC_MU}s"}, MMC_C),
-                30, 8_000, 500, 2_000),
-    "md1": Case(lambda: _station("md1", MD1_LAM, {"constant": f"{MD1_S}s"}),
-                30, 20_000, 500, 3_000),
-    "mg1_gamma": Case(lambda: _station("gamma", GAM_LAM, {"gamma": {"mean": f"{GAM_S}s", "cv": GAM_CV}}),
+    "mm1": Case(lambda: _station("mm1", MM1_LAM, _exp(1 / MM1_MU)), 30, 30_000, 500, 1_000),
+    "mmc": Case(lambda: _station("mmc", MMC_LAM, _exp(1 / MMC_MU), MMC_C), 30, 8_000, 500, 2_000),
+    "md1": Case(lambda: _station("md1", MD1_LAM, {"constant": f"{MD1_S}s"}), 30, 20_000, 500, 3_000),
+    "mg1_gamma": Case(lambda: _station("gamma", GAM_LAM, _gamma(GAM_S, GAM_CV)),
                       30, 30_000, 500, 4_000),
-    "mg1_lognormal": Case(lambda: _station("lognormal", LN_LAM, {"lognormal": {"mean": f"{LN_S}s", "cv": LN_CV}}),
+    "mg1_lognormal": Case(lambda: _station("lognormal", LN_LAM, _lognormal(LN_S, LN_CV)),
                           30, 60_000, 500, 5_000),
     "tandem": Case(_tandem, 30, 25_000, 500, 6_000),
-    "loss_exp": Case(lambda: _station("loss", LOSS_LAM, {"exponential": f"{LOSS_S}s"}, LOSS_C, queue=0),
+    "loss_exp": Case(lambda: _station("loss", LOSS_LAM, _exp(LOSS_S), LOSS_C, queue=0),
                      30, 5_000, 200, 7_000),
-    "loss_lognormal": Case(lambda: _station("loss-ln", LOSS_LAM, {"lognormal": {"mean": f"{LOSS_S}s", "cv": 1.5}},
+    "loss_lognormal": Case(lambda: _station("loss-ln", LOSS_LAM, _lognormal(LOSS_S, LOSS_CV),
                                             LOSS_C, queue=0),
                            30, 5_000, 200, 8_000),
     "sync_call": Case(_sync_call, 30, 10_000, 500, 9_000),
