@@ -26,7 +26,6 @@ from .errors import SpecError
 from .spec import (
     CacheSpec,
     CallSpec,
-    DatastoreSpec,
     QueueSpec,
     Spec,
     component_to_spec,
@@ -213,6 +212,10 @@ class Architecture:
         spec = parse_spec(self._data, self.source, self.base_dir)
         try:
             check_graph(spec)
+            if spec.workload.profile.trace is not None:
+                from .workload import read_trace, trace_path
+
+                read_trace(trace_path(spec.workload, self.base_dir))
         except SpecError as e:
             raise e.with_context(source=self.source) from None
         self._spec = spec
@@ -268,6 +271,9 @@ def check_graph(spec: Spec) -> None:
             if call.mode != "call":
                 raise SpecError("calls from a queue are its consumers; 'mode' does not apply",
                                 ("calls", i, "mode"))
+        if call.on == "miss" and call.mode == "forward":
+            raise SpecError("an 'on: miss' call is made by the cache itself: mode 'call' or 'async'",
+                            ("calls", i, "mode"))
         if isinstance(comps[call.to], QueueSpec) and call.mode == "forward":
             raise SpecError("a queue is called with mode 'call' or 'async', not 'forward'",
                             ("calls", i, "mode"))
@@ -304,8 +310,6 @@ def check_graph(spec: Spec) -> None:
                     f"the LRU cache '{name}' needs request keys, but class '{cls}' has none: "
                     f"give workload.requests.{cls}.keys or set hit_ratio",
                     ("components", name, "capacity"))
-        if isinstance(comp, DatastoreSpec) and comp.queue is not None and comp.queue < 0:
-            raise SpecError("must be >= 0", ("components", name, "queue"))
 
 
 def classes_reaching(spec: Spec) -> dict[str, set[str]]:
@@ -339,6 +343,8 @@ def load(source: str | Path | Mapping[str, Any] | Architecture) -> Architecture:
         return source.check()
     if isinstance(source, Mapping):
         return Architecture.from_dict(source)
+    if not isinstance(source, (str, Path)):
+        raise SpecError(f"a spec is a mapping or a YAML file path, got {type(source).__name__}")
     path = Path(source)
     data = read_yaml(path)
     return Architecture.from_dict(data, source=str(source), base_dir=path.parent)

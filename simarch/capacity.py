@@ -95,21 +95,22 @@ class CapacityReport:
         return format_capacity(self)
 
 
-def _class_rates(spec: Spec, load: float, entry_response: float) -> dict[str, float]:
+def _class_rates(arch: Architecture, load: float, entry_response: float) -> dict[str, float]:
+    """Arrival rate per class: the peak rate of a profile or trace; for closed-loop users the
+    interactive response-time law ``N / (Z + R)`` with R the no-queueing response time."""
+    spec = arch.spec
     wl = spec.workload
     weights = {c: rc.weight for c, rc in wl.requests.items()}
     total_w = sum(weights.values())
     if wl.users is not None:
         assert wl.think_time is not None
-        total = wl.users * load / (wl.think_time.mean + entry_response)
+        users = max(1, int(round(wl.users * load)))
+        total = users / (wl.think_time.mean + entry_response)
     else:
         from .workload import rate_profile
 
-        prof = rate_profile(wl, load, None, spec.simulation.warmup + spec.simulation.duration) \
-            if wl.profile.kind not in ("constant", "trace") else None
+        prof = rate_profile(wl, load, arch.base_dir, spec.simulation.warmup + spec.simulation.duration)
         total = prof[1] if prof is not None else (wl.rate or 0.0) * load
-        if wl.profile.kind == "trace" and wl.rate is None:
-            total = math.nan
     return {c: total * w / total_w for c, w in weights.items()}
 
 
@@ -169,8 +170,9 @@ def capacity_report(arch: Architecture, load: float = 1.0) -> CapacityReport:
                 resp[n][cls] = own + sync + fwd
 
     compute_times(miss_guess)
-    entry_resp = sum(resp[entry].values()) / max(len(classes), 1)
-    rates = _class_rates(spec, load, entry_resp)
+    weights = {c: rc.weight for c, rc in spec.workload.requests.items()}
+    entry_resp = sum(resp[entry][c] * w for c, w in weights.items()) / sum(weights.values())
+    rates = _class_rates(arch, load, entry_resp)
 
     # ---- flows in topological order
     flows: dict[str, dict[str, _Flow]] = {n: {c: _Flow() for c in classes} for n in comps}
@@ -202,7 +204,6 @@ def capacity_report(arch: Architecture, load: float = 1.0) -> CapacityReport:
                     hit_ratio[n] = math.nan
             else:
                 hit_ratio[n] = cs.hit_ratio  # type: ignore[assignment]
-        consumers = [c for c in out_calls[n]] if isinstance(cs, QueueSpec) else []
         for c in out_calls[n]:
             for cls in classes:
                 if c.requests is not None and cls not in c.requests:
@@ -217,8 +218,6 @@ def capacity_report(arch: Architecture, load: float = 1.0) -> CapacityReport:
                     else:
                         rate *= miss_frac.get(cls, 1.0)
                         keys = miss_keys.get(cls, keys)
-                if consumers:
-                    rate /= len(consumers)
                 flows[c.to][cls].add(rate, keys)
 
     # refine holding times with the estimated miss ratios, then recompute entry rates if closed loop

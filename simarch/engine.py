@@ -197,9 +197,11 @@ class Component:
     def capacity(self) -> float:
         return sum(p.cap for p in self.pools)
 
-    def picker(self, policy: str | None = None) -> Callable[[], Pool | None]:
-        return make_picker(policy or self.spec.policy, self.pools,
-                           self.sim.rng(self.name, "route", policy or self.spec.policy))
+    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], Pool | None]:
+        """The instance chooser for one caller (``tag`` names it, so that random choices of
+        different callers come from different streams)."""
+        policy = policy or self.spec.policy
+        return make_picker(policy, self.pools, self.sim.rng(self.name, "route", policy, tag))
 
     def add_call(self, call: CallSpec, target: Component, pick: Callable, miss: bool = False) -> None:
         lat = sampler(call.latency, self.sim.rng(self.name, call.to, "latency")) if call.latency else None
@@ -265,12 +267,12 @@ class Component:
             if mode == ASYNC:
                 env.process(self._one(lat, timeout, serve, pick, cls, key))
                 continue
-            if lat is not None:
-                yield env.timeout(lat())
             if timeout is None:
+                if lat is not None:
+                    yield env.timeout(lat())
                 status = yield from serve(pick(), cls, key)
-            else:
-                status = yield from self._timed(serve(pick(), cls, key), timeout)
+            else:  # the caller's timeout covers the network too
+                status = yield from self._timed(self._one(lat, None, serve, pick, cls, key), timeout)
             if status:
                 return status
         return OK
@@ -293,11 +295,12 @@ class Component:
         return OK
 
     def _one(self, lat, timeout, serve, pick, cls, key):
+        """One call: the network latency, then the callee; under ``timeout`` if given."""
+        if timeout is not None:
+            return (yield from self._timed(self._one(lat, None, serve, pick, cls, key), timeout))
         if lat is not None:
             yield self.env.timeout(lat())
-        if timeout is None:
-            return (yield from serve(pick(), cls, key))
-        return (yield from self._timed(serve(pick(), cls, key), timeout))
+        return (yield from serve(pick(), cls, key))
 
     def _timed(self, gen, timeout: float):
         env = self.env
@@ -398,7 +401,7 @@ class DatastoreRuntime(Component):
         return [Pool(f"{self.name}.shard{i}.replica{r}", s.workers, qlimit)
                 for i in range(s.shards) for r in range(s.replicas)]
 
-    def picker(self, policy: str | None = None) -> Callable[[], None]:
+    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], None]:
         return itertools.repeat(None).__next__
 
     def serve(self, pool: Pool | None, cls: int, key: int):
@@ -428,27 +431,48 @@ class DatastoreRuntime(Component):
         return out
 
 
+class Backlog:
+    """The messages waiting for one consumer group (one call from the queue)."""
+
+    __slots__ = ("items", "getters", "takes", "prob")
+
+    def __init__(self, takes: list[bool], prob: float):
+        self.items: deque[tuple[int, int, float]] = deque()
+        self.getters: deque[Event] = deque()
+        self.takes = takes  # per request class: does this group take the message?
+        self.prob = prob
+
+
 class QueueRuntime(Component):
-    """A broker: ``serve`` enqueues and returns; consumer processes pull and call their service."""
+    """A broker: ``serve`` enqueues and returns at once; consumer workers pull and call their
+    service. Every call from the queue is a consumer group with its own backlog: a message
+    goes to each group that takes its class (pub/sub), and within a group the consumer
+    workers compete for messages. ``capacity`` bounds each backlog."""
 
     def __init__(self, sim: Simulation, name: str, spec: QueueSpec):
         super().__init__(sim, name, spec)
-        self.items: deque[tuple[int, int, float]] = deque()
-        self.getters: deque[Event] = deque()
+        self.backlogs: list[Backlog] = []
         self.limit = INF if spec.capacity is None else spec.capacity
         self.wait = array("f")  # time in queue of messages taken after warm-up
         self.enqueued = 0
         self.rejected = 0
         self.consumed = 0
         self.failed = 0
+        self.depth = 0
         self.d_start = self.d_end = 0.0
         self.d_max = 0
 
     def make_pools(self) -> list[Pool]:
         return [Pool(self.name, INF, INF)]
 
-    def picker(self, policy: str | None = None) -> Callable[[], None]:
+    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], None]:
         return itertools.repeat(None).__next__
+
+    def add_group(self, call: CallSpec) -> Backlog:
+        takes = [call.requests is None or cls in call.requests for cls in self.sim.classes]
+        b = Backlog(takes, call.probability)
+        self.backlogs.append(b)
+        return b
 
     def serve(self, pool: Pool | None, cls: int, key: int):
         env = self.env
@@ -457,31 +481,38 @@ class QueueRuntime(Component):
         st = self.st[cls]()
         if st:
             yield env.timeout(st)
-        if len(self.items) >= self.limit:
-            self.rejected += 1
-            return REJECTED
+        targets = [b for b in self.backlogs
+                   if b.takes[cls] and (b.prob >= 1.0 or self._u() < b.prob)]
+        for b in targets:
+            if len(b.items) >= self.limit:
+                self.rejected += 1
+                return REJECTED
         now = env._now
         self.enqueued += 1
         if now >= self.warm:
             self.lat.append(now - t0)
-        if self.getters:
-            self.getters.popleft().succeed((cls, key, now))
-        else:
-            self.items.append((cls, key, now))
-            self.d_start += now
-            if len(self.items) > self.d_max:
-                self.d_max = len(self.items)
+        msg = (cls, key, now)
+        for b in targets:
+            if b.getters:
+                b.getters.popleft().succeed(msg)
+            else:
+                b.items.append(msg)
+                self.depth += 1
+                self.d_start += now
+                if self.depth > self.d_max:
+                    self.d_max = self.depth
         return OK
 
-    def consumer(self, call: tuple, pool: Pool):
+    def consumer(self, backlog: Backlog, call: tuple, pool: Pool):
         """One consumer worker: take a message, make the call to the consumer service, repeat."""
         env = self.env
-        prob, lat, timeout, mode, serve, _pick = call
-        items, getters = self.items, self.getters
+        _prob, lat, timeout, _mode, serve, _pick = call
+        items, getters = backlog.items, backlog.getters
         pick = itertools.repeat(pool).__next__
         while True:
             if items:
                 msg = items.popleft()
+                self.depth -= 1
                 self.d_end += env._now
             else:
                 ev = Event(env)
@@ -498,7 +529,7 @@ class QueueRuntime(Component):
                 self.failed += 1
 
     def depth_area(self, t: float) -> float:
-        return self.d_end + len(self.items) * t - self.d_start
+        return self.d_end + self.depth * t - self.d_start
 
     def counters(self, t: float) -> dict[str, Any]:
         out = super().counters(t)
@@ -507,7 +538,7 @@ class QueueRuntime(Component):
         return out
 
     def on_warm(self) -> None:
-        self.d_max = len(self.items)
+        self.d_max = self.depth
 
 
 RUNTIMES: dict[type, type[Component]] = {
@@ -562,7 +593,7 @@ class Simulation:
             if isinstance(src, QueueRuntime):
                 continue  # consumers are wired as processes in start()
             policy = src.spec.policy if isinstance(src, LoadBalancerRuntime) else None
-            src.add_call(call, dst, dst.picker(policy), miss=call.on == "miss")
+            src.add_call(call, dst, dst.picker(policy, src.name), miss=call.on == "miss")
 
     # -- workload
     def _class_sampler(self, *tags: str | int) -> Callable[[], int]:
@@ -598,7 +629,7 @@ class Simulation:
         env = self.env
         warm = self.warmup
         entry = self.components[self.entry]
-        serve, pick = entry.serve, entry.picker()
+        serve, pick = entry.serve, entry.picker(tag="workload")
         next_cls = self._class_sampler()
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
                 for name, rc in self.spec.workload.requests.items()]
@@ -622,8 +653,11 @@ class Simulation:
             gap = sampler(Exponential(1.0 / peak), self.rng("workload", "arrivals"))
             u = uniform_sampler(self.rng("workload", "thinning"))
             t = env._now
+            end = self.end
             while True:
                 t += gap()
+                if t >= end:
+                    return  # no more arrivals within the run (the rate may have dropped to 0)
                 if u() * peak > mult(t):
                     continue
                 yield env.timeout(t - env._now)
@@ -632,10 +666,9 @@ class Simulation:
                     arrivals[c] += 1
                 process(request(serve, pick, c, keys[c]()))
 
-    def _user(self, idx: int, think):
+    def _user(self, idx: int, think, pick):
         env = self.env
-        entry = self.components[self.entry]
-        serve, pick = entry.serve, entry.picker()
+        serve = self.components[self.entry].serve
         next_cls = self._class_sampler("user", idx)
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
                 for name, rc in self.spec.workload.requests.items()]
@@ -657,9 +690,10 @@ class Simulation:
         wl = self.spec.workload
         if wl.users is not None:
             n_users = max(1, int(round(wl.users * self.load)))
+            pick = self.components[self.entry].picker(tag="workload")  # shared by all users
             for i in range(n_users):
                 think = sampler(wl.think_time, self.rng("workload", "think", i))
-                env.process(self._user(i, think))
+                env.process(self._user(i, think, pick))
         else:
             profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
             if profile is None:
@@ -673,9 +707,10 @@ class Simulation:
                 dst = self.components[call.to]
                 lat = sampler(call.latency, self.rng(src.name, call.to, "latency")) if call.latency else None
                 entry = (1.0, lat, call.timeout, CALL, dst.serve, None)
+                backlog = src.add_group(call)
                 for pool in dst.pools:
                     for _ in range(int(pool.cap)):
-                        env.process(src.consumer(entry, pool))
+                        env.process(src.consumer(backlog, entry, pool))
         if self.warmup > 0:
             ev = env.timeout(self.warmup)
             ev.callbacks.append(lambda _ev: self._on_warm())

@@ -140,6 +140,12 @@ class LoadBalancerSpec(_ComponentBase):
     connections: int | None = Field(None, ge=1)
     queue: int | None = Field(None, ge=0)
 
+    @model_validator(mode="after")
+    def _queue_needs_limit(self) -> LoadBalancerSpec:
+        if self.queue is not None and self.connections is None:
+            raise ValueError("'queue' bounds the wait for 'connections': give 'connections' too")
+        return self
+
 
 class CacheSpec(_ComponentBase):
     """An LRU cache over request keys (``capacity``), or a fixed ``hit_ratio``."""
@@ -153,6 +159,8 @@ class CacheSpec(_ComponentBase):
 
     @model_validator(mode="after")
     def _one_of(self) -> CacheSpec:
+        if self.queue is not None and self.workers is None:
+            raise ValueError("'queue' bounds the wait for 'workers': give 'workers' too")
         if (self.capacity is None) == (self.hit_ratio is None):
             raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
         if self.ttl is not None and self.capacity is None:
@@ -209,6 +217,45 @@ KINDS = tuple(COMPONENT_MODELS)
 # --------------------------------------------------------------------------- calls
 
 
+class RetryBudgetSpec(_Model):
+    """A token bucket shared by all calls on the edge: each first attempt deposits ``ratio``
+    tokens (up to ``burst``), each retry spends one; with no token, no retry."""
+
+    ratio: float = Field(0.1, ge=0)
+    burst: float = Field(10.0, ge=1)
+
+
+BACKOFFS = ("none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter")
+
+
+class RetrySpec(_Model):
+    """Retries of a failed call, with backoff between attempts."""
+
+    attempts: int = Field(3, ge=1, description="attempts in all, the first included")
+    backoff: Literal["none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter"] = "exponential"
+    base: Duration = 0.01
+    cap: Duration = 1.0
+    on: list[Literal["timeout", "failed", "rejected"]] = Field(
+        default_factory=lambda: ["timeout", "failed", "rejected"])
+    budget: RetryBudgetSpec | None = None
+
+
+class BreakerSpec(_Model):
+    """A circuit breaker on a call: opens after ``failures`` consecutive failures, fails calls
+    fast for ``open_for``, then lets ``probes`` trial calls through (half open)."""
+
+    failures: int = Field(5, ge=1)
+    open_for: PositiveDuration = 5.0
+    probes: int = Field(1, ge=1)
+
+
+class HedgeSpec(_Model):
+    """Hedged requests: if no answer after ``after``, send another attempt; first success wins."""
+
+    after: PositiveDuration
+    max: int = Field(1, ge=1, description="extra attempts at most")
+
+
 class CallSpec(_Model):
     """An edge of the graph: ``from`` calls ``to``."""
 
@@ -220,22 +267,44 @@ class CallSpec(_Model):
     latency: Dist | None = None
     timeout: PositiveDuration | None = None
     mode: Literal["call", "forward", "async"] = "call"
+    retries: RetrySpec | None = None
+    circuit_breaker: BreakerSpec | None = None
+    hedge: HedgeSpec | None = None
+    fallback: str | None = Field(None, description="component called instead when this call fails")
+
+    @property
+    def resilient(self) -> bool:
+        return any(x is not None for x in (self.retries, self.circuit_breaker, self.hedge, self.fallback))
 
     def to_spec(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"from": self.source, "to": self.to}
-        if self.requests is not None:
-            out["requests"] = list(self.requests)
-        if self.probability != 1.0:
-            out["probability"] = self.probability
-        if self.on is not None:
-            out["on"] = self.on
-        if self.latency is not None:
-            out["latency"] = self.latency.to_spec()
-        if self.timeout is not None:
-            out["timeout"] = self.timeout
-        if self.mode != "call":
-            out["mode"] = self.mode
-        return out
+        return model_to_spec(self)
+
+
+def model_to_spec(model: BaseModel) -> dict[str, Any]:
+    """The plain-dict form of a validated model: fields that differ from their defaults, with
+    distributions and nested models in spec syntax."""
+    out: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if name != "kind" and name != "source" and name != "to" and \
+                value == field.get_default(call_default_factory=True):
+            continue
+        out[field.alias or name] = _plain(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Distribution):
+        return value.to_spec()
+    if isinstance(value, ServiceTime):
+        return value.to_spec()
+    if isinstance(value, BaseModel):
+        return model_to_spec(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- workload
@@ -277,10 +346,14 @@ class RequestClassSpec(_Model):
     )
 
 
+_WRITE_RE = re.compile(r"^(?:" + "|".join(_WRITE_NAMES) + r")(?![a-z])")
+
+
 def default_op(name: str) -> str:
-    """The datastore operation of a request class that does not set ``op``."""
-    low = name.lower()
-    return "write" if any(low.startswith(w) for w in _WRITE_NAMES) else "read"
+    """The datastore operation of a request class that does not set ``op``: ``write`` when the
+    name is, or starts with, a write-like word (write, put, post, update, insert, delete, set)
+    followed by a non-letter (``write``, ``put_item``, ``update-cart``); else ``read``."""
+    return "write" if _WRITE_RE.match(name.lower()) else "read"
 
 
 class RampSpec(_Model):
@@ -611,14 +684,4 @@ def parse_call(index: int, data: dict) -> CallSpec:
 
 def component_to_spec(comp: _ComponentBase) -> dict[str, Any]:
     """The plain-dict form of a validated component (defaults omitted)."""
-    out: dict[str, Any] = {"kind": comp.kind}  # type: ignore[attr-defined]
-    for name, field in type(comp).model_fields.items():
-        if name == "kind":
-            continue
-        value = getattr(comp, name)
-        if value == field.get_default(call_default_factory=True):
-            continue
-        if isinstance(value, ServiceTime):
-            value = value.to_spec()
-        out[field.alias or name] = value
-    return out
+    return model_to_spec(comp)

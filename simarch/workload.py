@@ -40,6 +40,15 @@ def read_trace(path: Path) -> tuple[list[float], list[float]]:
     return times, rates
 
 
+def trace_path(wl: WorkloadSpec, base_dir: Path | None) -> Path:
+    """The trace file of a workload, relative to the spec file's folder."""
+    assert wl.profile.trace is not None
+    path = Path(wl.profile.trace.file)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
 def rate_profile(wl: WorkloadSpec, load: float, base_dir: Path | None,
                  horizon: float) -> tuple[Callable[[float], float], float] | None:
     """``(rate(t), peak rate over [0, horizon])`` for a non-constant profile, else ``None``.
@@ -78,10 +87,7 @@ def rate_profile(wl: WorkloadSpec, load: float, base_dir: Path | None,
     # trace
     tr = p.trace
     assert tr is not None
-    path = Path(tr.file)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    times, rates = read_trace(path)
+    times, rates = read_trace(trace_path(wl, base_dir))
     span = times[-1] - times[0] + (times[1] - times[0] if len(times) > 1 else 1.0)
     t0 = times[0]
 
