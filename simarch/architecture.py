@@ -278,9 +278,23 @@ def check_graph(spec: Spec) -> None:
             raise SpecError("a queue is called with mode 'call' or 'async', not 'forward'",
                             ("calls", i, "mode"))
 
+        if call.fallback is not None:
+            if call.fallback not in comps:
+                raise SpecError(f"unknown component '{call.fallback}' (components: {names})",
+                                ("calls", i, "fallback"))
+            if call.fallback in (call.source, call.to):
+                raise SpecError("a fallback is another component than the caller and the callee",
+                                ("calls", i, "fallback"))
+        if call.resilient and call.mode != "call":
+            raise SpecError("retries, circuit_breaker, hedge and fallback need mode 'call'",
+                            ("calls", i, "mode"))
+
+    check_faults(spec)
+
     g = nx.DiGraph()
     g.add_nodes_from(comps)
     g.add_edges_from((c.source, c.to) for c in spec.calls)
+    g.add_edges_from((c.source, c.fallback) for c in spec.calls if c.fallback)
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:
@@ -312,6 +326,48 @@ def check_graph(spec: Spec) -> None:
                     ("components", name, "capacity"))
 
 
+def check_faults(spec: Spec) -> None:
+    """Faults name existing components, shards, replicas, zones and calls."""
+    comps = spec.components
+    names = ", ".join(comps)
+    zones = sorted({z for c in comps.values() for z in c.zones})
+    linked = {frozenset((c.source, c.to)) for c in spec.calls}
+    for i, f in enumerate(spec.faults):
+        target = getattr(f, "target", None)
+        if target is not None and target not in comps:
+            raise SpecError(f"unknown component '{target}' (components: {names})", ("faults", i, "target"))
+        zone = getattr(f, "zone", None)
+        if zone is not None and zone not in zones:
+            raise SpecError(f"unknown zone '{zone}' (zones: {', '.join(zones) or 'none; give components a zone'})",
+                            ("faults", i, "zone"))
+        between = getattr(f, "between", None)
+        if between is not None:
+            for j, n in enumerate(between):
+                if n not in comps:
+                    raise SpecError(f"unknown component '{n}' (components: {names})", ("faults", i, "between", j))
+            if frozenset(between) not in linked:
+                raise SpecError(f"no call between '{between[0]}' and '{between[1]}'", ("faults", i, "between"))
+        if f.kind == "crash" and target is not None:
+            c = comps[target]
+            if f.shard is not None or f.replica is not None:
+                if c.kind != "datastore":
+                    raise SpecError(f"'shard' and 'replica' apply to datastores; '{target}' is a {c.kind}",
+                                    ("faults", i, "shard"))
+                if f.shard is not None and f.shard >= c.shards:
+                    raise SpecError(f"shard {f.shard} out of range ('{target}' has shards 0..{c.shards - 1})",
+                                    ("faults", i, "shard"))
+                if f.replica is not None and f.replica >= c.replicas:
+                    raise SpecError(f"replica {f.replica} out of range (0..{c.replicas - 1})",
+                                    ("faults", i, "replica"))
+            n_inst = c.shards * c.replicas if c.kind == "datastore" else c.instances
+            if f.instances is not None and f.instances > n_inst:
+                raise SpecError(f"'{target}' has {n_inst} instances, cannot crash {f.instances}",
+                                ("faults", i, "instances"))
+        if f.kind == "cache_flush" and comps[target].kind != "cache":
+            raise SpecError(f"cache_flush needs a cache; '{target}' is a {comps[target].kind}",
+                            ("faults", i, "target"))
+
+
 def classes_reaching(spec: Spec) -> dict[str, set[str]]:
     """For each component, the request classes that can reach it from the entry."""
     out: dict[str, set[str]] = {n: set() for n in spec.components}
@@ -331,6 +387,8 @@ def classes_reaching(spec: Spec) -> dict[str, set[str]]:
             for c in by_source.get(n, []):
                 if c.requests is None or cls in c.requests:
                     stack.append(c.to)
+                    if c.fallback is not None:
+                        stack.append(c.fallback)
     return out
 
 

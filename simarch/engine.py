@@ -32,6 +32,7 @@ from simpy.events import Event
 from .architecture import Architecture, classes_reaching
 from .dists import Exponential, sampler
 from .keys import key_sampler, shard_of_keys
+from .resilience import Resilience
 from .spec import (
     CacheSpec,
     CallSpec,
@@ -81,13 +82,16 @@ class Pool:
     ``t`` is ``s_end + n*t - s_start`` (the same for the wait queue with ``q_*``).
     """
 
-    __slots__ = ("name", "cap", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
-                 "q_end", "q_max", "done", "rejected", "down")
+    __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
+                 "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
+                 "x_end", "refused", "zone")
 
-    def __init__(self, name: str, cap: float, qlimit: float):
+    def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
         self.cap = cap
+        self.workers = cap  # configured workers; ``cap`` drops while workers are lost
         self.qlimit = qlimit
+        self.zone = zone
         self.n = 0
         self.waiters: deque[Event] = deque()
         self.s_start = self.s_end = 0.0
@@ -95,7 +99,14 @@ class Pool:
         self.q_max = 0
         self.done = 0
         self.rejected = 0
-        self.down = False
+        self.down = 0  # > 0 while crashed (a count: faults may overlap)
+        self.hang = False  # calls to a dead instance hang instead of failing fast
+        self.epoch = 0  # bumped at each crash: work begun before it fails
+        self.x_start = self.x_end = 0.0  # down-time sums, like s_start/s_end
+        self.refused = 0
+
+    def down_area(self, t: float) -> float:
+        return self.x_end + (t if self.down else 0.0) - self.x_start
 
     def load(self) -> int:
         return self.n + len(self.waiters)
@@ -106,8 +117,75 @@ class Pool:
     def queue_area(self, t: float) -> float:
         return self.q_end + len(self.waiters) * t - self.q_start
 
-    def counters(self, t: float) -> tuple[float, float, int, int]:
-        return (self.busy_area(t), self.queue_area(t), self.done, self.rejected)
+    def counters(self, t: float) -> tuple[float, float, int, int, float]:
+        return (self.busy_area(t), self.queue_area(t), self.done, self.rejected, self.down_area(t))
+
+    # -- faults
+    def crash(self, now: float, hang: bool) -> None:
+        """The instance dies: waiting requests fail now, work in progress fails when it ends."""
+        if not self.down:
+            self.x_start += now
+        self.down += 1
+        self.hang = hang
+        self.epoch += 1
+        w = self.waiters
+        if w:
+            self.q_end += now * len(w)
+            for ev in w:
+                ev.succeed(True)
+            w.clear()
+
+    def recover(self, now: float) -> None:
+        self.down -= 1
+        if not self.down:
+            self.x_end += now
+
+    def set_workers(self, cap: float, now: float) -> None:
+        """Change the usable workers (worker loss); freed slots go to waiting requests."""
+        self.cap = cap
+        w = self.waiters
+        while w and self.n < self.cap:
+            self.n += 1
+            self.s_start += now
+            self.q_end += now
+            w.popleft().succeed()
+
+
+ANY = Pool("any", INF, INF)  # "the callee chooses": datastores and queues route internally
+
+
+def make_live_picker(policy: str, live: list[Pool], rng: np.random.Generator) -> Callable[[], Pool | None]:
+    """Like :func:`make_picker` over a list that changes (instances in rotation); ``None``
+    when no instance is in rotation."""
+    count = itertools.count().__next__
+    u = uniform_sampler(rng)
+
+    def pick() -> Pool | None:
+        k = len(live)
+        if k == 0:
+            return None
+        if k == 1:
+            return live[0]
+        if policy == "round_robin":
+            return live[count() % k]
+        if policy == "random":
+            return live[int(u() * k)]
+        if policy == "power_of_two_choices":
+            i = int(u() * k)
+            j = int(u() * (k - 1))
+            j += j >= i
+            p, q = live[i], live[j]
+            return p if p.n + len(p.waiters) <= q.n + len(q.waiters) else q
+        s = count()
+        best = None
+        best_load = INF
+        for j in range(k):
+            p = live[(s + j) % k]
+            load = p.n + len(p.waiters)
+            if load < best_load:
+                best, best_load = p, load
+        return best
+    return pick
 
 
 def make_picker(policy: str, pools: list[Pool], rng: np.random.Generator) -> Callable[[], Pool]:
@@ -157,8 +235,28 @@ def make_picker(policy: str, pools: list[Pool], rng: np.random.Generator) -> Cal
 # ---------------------------------------------------------------------------- components
 
 
+class Link:
+    """The network between two components, as faults see it: partitions and message loss."""
+
+    __slots__ = ("cut", "loss", "hang", "_u")
+
+    def __init__(self, u: Callable[[], float]):
+        self.cut = 0  # > 0 while partitioned
+        self.loss = 0.0
+        self.hang = True
+        self._u = u
+
+    def drops(self) -> bool:
+        return self.cut > 0 or (self.loss > 0.0 and self._u() < self.loss)
+
+
 class Component:
-    """Runtime of one node: its pools, service-time samplers and outgoing calls per class."""
+    """Runtime of one node: its pools, service-time samplers and outgoing calls per class.
+
+    A call is a tuple ``(probability, latency, timeout, mode, serve, pick, link)``: ``serve``
+    is the callee's request generator (or a :class:`Resilience` wrapper's), ``pick`` chooses
+    the callee's instance, ``link`` is the network state when faults can touch it.
+    """
 
     def __init__(self, sim: Simulation, name: str, spec: Any):
         self.sim = sim
@@ -169,6 +267,7 @@ class Component:
         self.warm = sim.warmup
         self.lat = array("f")  # per-visit residence time (s), visits that began after warm-up
         self.arrived = 0
+        self.extra = 0  # visits that were retries or hedges (amplification)
         n_cls = len(sim.classes)
         self.st: list[Callable[[], float] | None] = [None] * n_cls
         reach = sim.reach[name]
@@ -181,6 +280,10 @@ class Component:
         self.pools: list[Pool] = self.make_pools()
         self.parallel = spec.fanout == "parallel"
         self._u = uniform_sampler(sim.rng(name, "calls"))
+        # degradation faults
+        self.slow: list[tuple[float, Callable[[], float] | None]] = []
+        self.err_p = 0.0
+        self._err_u = uniform_sampler(sim.rng(name, "errors"))
 
     # -- construction
     def make_pools(self) -> list[Pool]:
@@ -191,11 +294,12 @@ class Component:
         cap = INF if workers is None else workers
         qlimit = INF if queue is None else queue
         n = self.spec.instances
-        return [Pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit) for i in range(n)]
+        return [Pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit, self.spec.zone_of(i))
+                for i in range(n)]
 
     @property
     def capacity(self) -> float:
-        return sum(p.cap for p in self.pools)
+        return sum(p.workers for p in self.pools)
 
     def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], Pool | None]:
         """The instance chooser for one caller (``tag`` names it, so that random choices of
@@ -204,9 +308,20 @@ class Component:
         return make_picker(policy, self.pools, self.sim.rng(self.name, "route", policy, tag))
 
     def add_call(self, call: CallSpec, target: Component, pick: Callable, miss: bool = False) -> None:
-        lat = sampler(call.latency, self.sim.rng(self.name, call.to, "latency")) if call.latency else None
-        entry = (call.probability, lat, call.timeout, _MODES[call.mode], target.serve, pick)
-        for c, cls in enumerate(self.sim.classes):
+        sim = self.sim
+        lat = sampler(call.latency, sim.rng(self.name, call.to, "latency")) if call.latency else None
+        link = sim.link(self.name, call.to)
+        if call.resilient:
+            fb = None
+            if call.fallback is not None:
+                fbc = sim.components[call.fallback]
+                fb = (fbc.serve, fbc.picker(None, f"{self.name}-fallback"), sim.link(self.name, call.fallback))
+            res = Resilience(self, call, target, pick, lat, link, fb)
+            sim.resilience.append(res)
+            entry = (call.probability, None, None, CALL, res.call, itertools.repeat(ANY).__next__, None)
+        else:
+            entry = (call.probability, lat, call.timeout, _MODES[call.mode], target.serve, pick, link)
+        for c, cls in enumerate(sim.classes):
             if call.requests is None or cls in call.requests:
                 lists = self.fwd if call.mode == "forward" else self.miss_calls if miss else self.calls
                 lists[c].append(entry)
@@ -222,6 +337,11 @@ class Component:
         t0 = env._now
         if record:
             self.arrived += 1
+        if pool.down:
+            pool.refused += 1
+            if pool.hang:
+                yield Event(env)  # never answers: only the caller's timeout ends the wait
+            return FAILED
         if pool.n < pool.cap:
             pool.n += 1
             pool.s_start += t0
@@ -235,8 +355,14 @@ class Component:
             pool.q_start += t0
             if len(w) > pool.q_max:
                 pool.q_max = len(w)
-            yield ev
-        yield env.timeout(self.st[cls]())
+            if (yield ev):  # the instance crashed while we waited
+                return FAILED
+        epoch = pool.epoch
+        st = self.st[cls]()
+        if self.slow:
+            for factor, add in self.slow:
+                st = st * factor + (add() if add is not None else 0.0)
+        yield env.timeout(st)
         status = OK
         if calls:
             if self.parallel:
@@ -247,12 +373,16 @@ class Component:
         pool.s_end += now
         pool.done += 1
         w = pool.waiters
-        if w:
+        if w and pool.n <= pool.cap:
             pool.q_end += now
             pool.s_start += now
             w.popleft().succeed()
         else:
             pool.n -= 1
+        if pool.epoch != epoch:
+            status = FAILED  # the instance crashed during the work
+        elif self.err_p and status == OK and self._err_u() < self.err_p:
+            status = FAILED
         if record and t0 >= self.warm:
             self.lat.append(now - t0)
         if fwd and status == OK:
@@ -261,18 +391,21 @@ class Component:
 
     def _sequence(self, calls: list, cls: int, key: int):
         env = self.env
-        for prob, lat, timeout, mode, serve, pick in calls:
+        for prob, lat, timeout, mode, serve, pick, link in calls:
             if prob < 1.0 and self._u() >= prob:
                 continue
             if mode == ASYNC:
-                env.process(self._one(lat, timeout, serve, pick, cls, key))
+                env.process(self._one(lat, timeout, serve, pick, cls, key, link))
                 continue
-            if timeout is None:
+            if timeout is None and link is None:
                 if lat is not None:
                     yield env.timeout(lat())
-                status = yield from serve(pick(), cls, key)
+                inst = pick()
+                if inst is None:
+                    return FAILED  # no instance in rotation
+                status = yield from serve(inst, cls, key)
             else:  # the caller's timeout covers the network too
-                status = yield from self._timed(self._one(lat, None, serve, pick, cls, key), timeout)
+                status = yield from self._one(lat, timeout, serve, pick, cls, key, link)
             if status:
                 return status
         return OK
@@ -280,10 +413,10 @@ class Component:
     def _parallel(self, calls: list, cls: int, key: int):
         env = self.env
         procs = []
-        for prob, lat, timeout, mode, serve, pick in calls:
+        for prob, lat, timeout, mode, serve, pick, link in calls:
             if prob < 1.0 and self._u() >= prob:
                 continue
-            p = env.process(self._one(lat, timeout, serve, pick, cls, key))
+            p = env.process(self._one(lat, timeout, serve, pick, cls, key, link))
             if mode != ASYNC:
                 procs.append(p)
         if not procs:
@@ -294,13 +427,21 @@ class Component:
                 return p.value
         return OK
 
-    def _one(self, lat, timeout, serve, pick, cls, key):
-        """One call: the network latency, then the callee; under ``timeout`` if given."""
+    def _one(self, lat, timeout, serve, pick, cls, key, link=None):
+        """One call: the network (latency, partitions, loss), then the callee; under
+        ``timeout`` if given."""
         if timeout is not None:
-            return (yield from self._timed(self._one(lat, None, serve, pick, cls, key), timeout))
+            return (yield from self._timed(self._one(lat, None, serve, pick, cls, key, link), timeout))
         if lat is not None:
             yield self.env.timeout(lat())
-        return (yield from serve(pick(), cls, key))
+        if link is not None and link.drops():
+            if link.hang:
+                yield Event(self.env)  # lost: no answer ever comes
+            return FAILED
+        inst = pick()
+        if inst is None:
+            return FAILED
+        return (yield from serve(inst, cls, key))
 
     def _timed(self, gen, timeout: float):
         env = self.env
@@ -310,21 +451,114 @@ class Component:
             return proc.value
         return TIMEOUT
 
+    # -- faults
+    def pools_for(self, fault: Any) -> list[Pool]:
+        """The pools a crash fault takes down."""
+        n = getattr(fault, "instances", None)
+        return self.pools[:n] if n else list(self.pools)
+
+    def crash(self, pools: list[Pool], hang: bool) -> None:
+        now = self.env.now
+        for p in pools:
+            p.crash(now, hang)
+
+    def recover(self, pools: list[Pool]) -> None:
+        now = self.env.now
+        for p in pools:
+            p.recover(now)
+
     # -- statistics
     def counters(self, t: float) -> dict[str, Any]:
-        return {"arrived": self.arrived, "pools": [p.counters(t) for p in self.pools]}
+        return {"arrived": self.arrived, "extra": self.extra, "pools": [p.counters(t) for p in self.pools]}
 
     def on_warm(self) -> None:
         for p in self.pools:
             p.q_max = len(p.waiters)
 
 
+class TokenBucket:
+    """Admission control: ``rate`` tokens per second, at most ``burst`` banked."""
+
+    __slots__ = ("rate", "burst", "tokens", "last")
+
+    def __init__(self, rate: float, burst: float):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.last = 0.0
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
 class ServiceRuntime(Component):
-    pass
+    """A service tier; with ``rate_limit`` it sheds what exceeds its admission rate."""
+
+    def __init__(self, sim: Simulation, name: str, spec: ServiceSpec):
+        super().__init__(sim, name, spec)
+        rl = spec.rate_limit
+        self.bucket = TokenBucket(rl.rate, rl.burst) if rl is not None else None
+        self.shed = 0
+
+    def serve(self, pool: Pool, cls: int, key: int):
+        if self.bucket is not None and not self.bucket.take(self.env._now):
+            return self._shed()
+        return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])
+
+    def _shed(self):
+        self.arrived += 1
+        self.shed += 1
+        return REJECTED
+        yield  # a generator, like every request path
+
+    def counters(self, t: float) -> dict[str, Any]:
+        out = super().counters(t)
+        out["shed"] = self.shed
+        return out
 
 
 class LoadBalancerRuntime(Component):
-    pass
+    """A load balancer; with ``health_check`` it takes dead instances out of rotation once
+    the checks notice them, and puts them back once they pass again."""
+
+    def live_picker(self, target: Component) -> Callable[[], Pool | None]:
+        live = list(target.pools)
+        pick = make_live_picker(self.spec.policy, live,
+                                self.sim.rng(target.name, "route", self.spec.policy, self.name))
+        self.env.process(self._health_checks(target.pools, live))
+        return pick
+
+    def _health_checks(self, pools: list[Pool], live: list[Pool]):
+        hc = self.spec.health_check
+        env = self.env
+        in_rotation = [True] * len(pools)
+        fails = [0] * len(pools)
+        oks = [0] * len(pools)
+        # checks start at a random phase of the interval, as independent checkers do
+        yield env.timeout(self.sim.uniform(self.name, "health", pools[0].name)() * hc.interval)
+        while True:
+            changed = False
+            for i, p in enumerate(pools):
+                if p.down:
+                    fails[i] += 1
+                    oks[i] = 0
+                    if in_rotation[i] and fails[i] >= hc.unhealthy_after:
+                        in_rotation[i] = False
+                        changed = True
+                else:
+                    oks[i] += 1
+                    fails[i] = 0
+                    if not in_rotation[i] and oks[i] >= hc.healthy_after:
+                        in_rotation[i] = True
+                        changed = True
+            if changed:
+                live[:] = [p for p, ok in zip(pools, in_rotation, strict=True) if ok]
+            yield env.timeout(hc.interval)
 
 
 class CacheRuntime(Component):
@@ -363,6 +597,11 @@ class CacheRuntime(Component):
                 lru.popitem(last=False)
         return status
 
+    def flush(self) -> None:
+        """Lose every entry (a restart or a flush): the next lookups all miss."""
+        if self.lru is not None:
+            self.lru.clear()
+
     def counters(self, t: float) -> dict[str, Any]:
         out = super().counters(t)
         out.update(hits=self.hits, misses=self.misses)
@@ -387,22 +626,25 @@ class DatastoreRuntime(Component):
                 yield from shard_rng.integers(0, spec.shards, size=4096).tolist()
         self._rand_shard = random_shards().__next__
         self.is_write = [sim.spec.workload.op(c) == "write" for c in sim.classes]
-        policy = spec.policy
-        self.read_pick = [
-            make_picker(policy, reps if spec.read_from == "any" else reps[:1],
-                        sim.rng(name, "replica", s))
-            for s, reps in enumerate(self.replicas)]
+        # the cluster's view: the primary of each shard and the replicas it knows are alive
+        self.primary: list[Pool] = [reps[0] for reps in self.replicas]
+        self.members: list[list[Pool]] = [list(reps) for reps in self.replicas]
+        self.readable: list[list[Pool]] = [
+            m if spec.read_from == "any" else [self.primary[s]] for s, m in enumerate(self.members)]
+        self.read_pick = [make_live_picker(spec.policy, self.readable[s], sim.rng(name, "replica", s))
+                          for s in range(spec.shards)]
         self.sync = spec.replication == "sync"
         self._no_calls: list = []
+        self.failovers: list[tuple[float, int, str, str]] = []  # (time, shard, old, new primary)
 
     def make_pools(self) -> list[Pool]:
         s = self.spec
         qlimit = INF if s.queue is None else s.queue
-        return [Pool(f"{self.name}.shard{i}.replica{r}", s.workers, qlimit)
+        return [Pool(f"{self.name}.shard{i}.replica{r}", s.workers, qlimit, s.zone_of(r))
                 for i in range(s.shards) for r in range(s.replicas)]
 
-    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], None]:
-        return itertools.repeat(None).__next__
+    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], Pool]:
+        return itertools.repeat(ANY).__next__
 
     def serve(self, pool: Pool | None, cls: int, key: int):
         if key >= 0:
@@ -411,19 +653,73 @@ class DatastoreRuntime(Component):
             shard = self._rand_shard() if self.shards > 1 else 0
         self.shard_load[shard] += 1
         if self.is_write[cls]:
-            reps = self.replicas[shard]
-            status = yield from self._serve(reps[0], cls, key, self.calls[cls], self.fwd[cls])
-            if status == OK and len(reps) > 1:
+            primary = self.primary[shard]
+            status = yield from self._serve(primary, cls, key, self.calls[cls], self.fwd[cls])
+            members = self.members[shard]
+            if status == OK and len(members) > 1:
                 env = self.env
                 procs = [env.process(self._serve(r, cls, key, self._no_calls, self._no_calls, False))
-                         for r in reps[1:]]
+                         for r in members if r is not primary]
                 if self.sync:
                     yield env.all_of(procs)
                     for p in procs:
                         if p.value:
                             return p.value
             return status
-        return (yield from self._serve(self.read_pick[shard](), cls, key, self.calls[cls], self.fwd[cls]))
+        replica = self.read_pick[shard]()
+        if replica is None:
+            self.arrived += 1
+            return FAILED  # no live copy of this shard
+        return (yield from self._serve(replica, cls, key, self.calls[cls], self.fwd[cls]))
+
+    # -- faults and failover
+    def pools_for(self, fault: Any) -> list[Pool]:
+        shard = getattr(fault, "shard", None)
+        if shard is not None:
+            replica = getattr(fault, "replica", None)
+            return [self.replicas[shard][replica]] if replica is not None else list(self.replicas[shard])
+        return super().pools_for(fault)
+
+    def crash(self, pools: list[Pool], hang: bool) -> None:
+        super().crash(pools, hang)
+        for p in pools:
+            if self.spec.failover is not None and p.down == 1:
+                self.env.process(self._failover(p, p.epoch))
+
+    def _shard(self, pool: Pool) -> int:
+        return self.pools.index(pool) // self.spec.replicas
+
+    def _failover(self, pool: Pool, epoch: int):
+        """After the failover time, a still-dead copy leaves the cluster; a dead primary is
+        replaced by the first live replica (writes to the shard fail until then)."""
+        yield self.env.timeout(self.spec.failover)
+        if not pool.down or pool.epoch != epoch:
+            return
+        s = self._shard(pool)
+        members = self.members[s]
+        if pool in members:
+            members.remove(pool)
+        if self.primary[s] is pool:
+            live = [p for p in members if not p.down]
+            if live:
+                self.primary[s] = live[0]
+                self.failovers.append((self.env.now, s, pool.name, live[0].name))
+                if self.spec.read_from == "primary":
+                    self.readable[s][:] = [live[0]]
+
+    def recover(self, pools: list[Pool]) -> None:
+        super().recover(pools)
+        for p in pools:
+            if p.down:
+                continue
+            s = self._shard(p)
+            if p not in self.members[s]:
+                self.members[s].append(p)  # rejoins as a replica
+                if self.primary[s].down and self.primary[s] not in self.members[s]:
+                    self.primary[s] = p  # the shard had no live primary: this copy takes over
+                    self.failovers.append((self.env.now, s, "-", p.name))
+                    if self.spec.read_from == "primary":
+                        self.readable[s][:] = [p]
 
     def counters(self, t: float) -> dict[str, Any]:
         out = super().counters(t)
@@ -465,8 +761,8 @@ class QueueRuntime(Component):
     def make_pools(self) -> list[Pool]:
         return [Pool(self.name, INF, INF)]
 
-    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], None]:
-        return itertools.repeat(None).__next__
+    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], Pool]:
+        return itertools.repeat(ANY).__next__
 
     def add_group(self, call: CallSpec) -> Backlog:
         takes = [call.requests is None or cls in call.requests for cls in self.sim.classes]
@@ -577,14 +873,30 @@ class Simulation:
         self.sys_n = 0
         self.sys_start = 0.0
         self.sys_end = 0.0
+        # network links that faults can cut (only pairs some fault names)
+        self.links: dict[frozenset[str], Link] = {}
+        for f in self.spec.faults:
+            pair = getattr(f, "between", None)
+            if pair is not None and frozenset(pair) not in self.links:
+                self.links[frozenset(pair)] = Link(self.uniform("link", *sorted(pair)))
+        self.resilience: list[Resilience] = []
+        self.fault_log: list[tuple[str, str, str, float, float]] = []  # name, kind, target, start, end
         self.components: dict[str, Component] = {
             name: RUNTIMES[type(spec)](self, name, spec) for name, spec in self.spec.components.items()}
         self._wire()
         self.warm_counters: dict[str, Any] = {}
+        self.warm_resilience: list[dict[str, Any]] = []
         self.warm_sys = 0.0
 
     def rng(self, *tags: str | int) -> np.random.Generator:
         return stream(self.seed, *tags)
+
+    def uniform(self, *tags: str | int) -> Callable[[], float]:
+        return uniform_sampler(self.rng(*tags))
+
+    def link(self, a: str, b: str) -> Link | None:
+        """The network state between two components, when a fault can touch it."""
+        return self.links.get(frozenset((a, b)))
 
     def _wire(self) -> None:
         comps = self.components
@@ -592,8 +904,13 @@ class Simulation:
             src, dst = comps[call.source], comps[call.to]
             if isinstance(src, QueueRuntime):
                 continue  # consumers are wired as processes in start()
-            policy = src.spec.policy if isinstance(src, LoadBalancerRuntime) else None
-            src.add_call(call, dst, dst.picker(policy, src.name), miss=call.on == "miss")
+            if isinstance(src, LoadBalancerRuntime) and src.spec.health_check is not None \
+                    and not isinstance(dst, (DatastoreRuntime, QueueRuntime)):
+                pick = src.live_picker(dst)
+            else:
+                policy = src.spec.policy if isinstance(src, LoadBalancerRuntime) else None
+                pick = dst.picker(policy, src.name)
+            src.add_call(call, dst, pick, miss=call.on == "miss")
 
     # -- workload
     def _class_sampler(self, *tags: str | int) -> Callable[[], int]:
@@ -711,6 +1028,9 @@ class Simulation:
                 for pool in dst.pools:
                     for _ in range(int(pool.cap)):
                         env.process(src.consumer(backlog, entry, pool))
+        from .faults import schedule_faults
+
+        schedule_faults(self)
         if self.warmup > 0:
             ev = env.timeout(self.warmup)
             ev.callbacks.append(lambda _ev: self._on_warm())
@@ -721,6 +1041,7 @@ class Simulation:
         t = self.env.now
         self.warm_counters = {n: c.counters(t) for n, c in self.components.items()}
         self.warm_sys = self.sys_area(t)
+        self.warm_resilience = [r.stats() for r in self.resilience]
         for c in self.components.values():
             c.on_warm()
 

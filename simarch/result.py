@@ -69,6 +69,9 @@ class Result:
     shard_stats: list[dict[str, Any]]
     mean_in_system: float  # time-weighted mean number of requests in the system
     slo_spec: dict[str, float] | None
+    fault_windows: list[dict[str, Any]] = field(default_factory=list)
+    call_stats: list[dict[str, Any]] = field(default_factory=list)
+    event_log: list[dict[str, Any]] = field(default_factory=list)
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
     _requests: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -142,6 +145,20 @@ class Result:
         """Per datastore shard: requests routed to it, its share and its replicas' utilisation."""
         return pd.DataFrame(self.shard_stats)
 
+    def faults(self) -> pd.DataFrame:
+        """Every fault window of the run: fault, kind, target, start_s, end_s (random
+        failures give one row per instance failure)."""
+        return pd.DataFrame(self.fault_windows, columns=["fault", "kind", "target", "start_s", "end_s"])
+
+    def calls(self) -> pd.DataFrame:
+        """Per call with retries, a breaker, hedging or a fallback: first attempts, retries,
+        hedges, fallbacks, retries denied by the budget, calls refused by an open breaker."""
+        return pd.DataFrame(self.call_stats)
+
+    def events(self) -> pd.DataFrame:
+        """Circuit-breaker transitions and datastore failovers, in time order."""
+        return pd.DataFrame(self.event_log, columns=["time_s", "what", "where", "from", "to"])
+
     # ----------------------------------------------------------------- time series
     def timeseries(self, window: str | float = "10s") -> pd.DataFrame:
         """Per window of completion time: throughput, availability, p50/p99 latency, errors."""
@@ -169,8 +186,12 @@ class Result:
                 "p50_ms": float(np.percentile(lok, 50)) if len(lok) else math.nan,
                 "p99_ms": float(np.percentile(lok, 99)) if len(lok) else math.nan,
                 **{name: int((st == i).sum()) for i, name in enumerate(STATUS_NAMES) if i},
+                "faults": ", ".join(sorted({f["fault"] for f in self.fault_windows
+                                            if f["start_s"] < edges[b + 1] and f["end_s"] > edges[b]})),
             })
-        return pd.DataFrame(rows)
+        df = pd.DataFrame(rows)
+        df["fault_active"] = df["faults"] != ""
+        return df
 
     # ----------------------------------------------------------------- checks
     def slo(self) -> pd.DataFrame | None:
@@ -183,7 +204,11 @@ class Result:
             if name == "availability":
                 actual = s["availability"]
                 met = bool(actual >= target) if not math.isnan(actual) else False
-                rows.append({"target": name, "objective": f">= {target:.4%}", "actual": actual, "met": met})
+                # error budget: the share of allowed failures this run used (1.0 = all of it)
+                used = (1.0 - actual) / (1.0 - target) if target < 1 else (
+                    0.0 if actual == 1 else math.inf)
+                rows.append({"target": name, "objective": f">= {target:.4%}", "actual": actual,
+                             "met": met, "error_budget_used": used})
             else:
                 actual = s[f"{name}_ms"]
                 met = bool(actual <= target * 1e3) if not math.isnan(actual) else False
@@ -234,7 +259,12 @@ class Result:
                 "met": bool(slo["met"].all()),
                 "targets": {t: {"objective": r["objective"], "actual": _num(r["actual"]),
                                 "met": bool(r["met"])} for t, r in slo.iterrows()},
+                "error_budget_used": _num(slo["error_budget_used"].get("availability", math.nan))
+                if "error_budget_used" in slo else None,
             },
+            "faults": self.fault_windows,
+            "calls": self.call_stats,
+            "events": self.event_log,
             "littles_law": {k: _num(v) for k, v in self.littles_law().items()},
         }
 
@@ -252,6 +282,9 @@ class Result:
             "instances": self.instances(),
             "shards": self.shards(),
             "timeseries": self.timeseries(),
+            "faults": self.faults(),
+            "calls": self.calls(),
+            "events": self.events(),
         }
         for name, df in tables.items():
             _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
@@ -311,35 +344,44 @@ def build_result(sim: Simulation) -> Result:
     for name, comp in sim.components.items():
         now = comp.counters(t_end)
         then = sim.warm_counters.get(name) or comp.counters(sim.warmup)
-        busy = queue = 0.0
+        busy = queue = down = 0.0
         done = rejected = 0
         pool_rows = []
-        for pool, (b1, q1, d1, r1), (b0, q0, d0, r0) in zip(comp.pools, now["pools"], then["pools"], strict=True):
-            pb, pq, pd_, pr = b1 - b0, q1 - q0, d1 - d0, r1 - r0
+        for pool, (b1, q1, d1, r1, x1), (b0, q0, d0, r0, x0) in zip(
+                comp.pools, now["pools"], then["pools"], strict=True):
+            pb, pq, pd_, pr, px = b1 - b0, q1 - q0, d1 - d0, r1 - r0, x1 - x0
             busy += pb
             queue += pq
             done += pd_
             rejected += pr
+            down += px
             pool_rows.append({
                 "component": name,
                 "instance": pool.name,
-                "workers": None if math.isinf(pool.cap) else int(pool.cap),
-                "utilization": pb / (T * pool.cap) if not math.isinf(pool.cap) else math.nan,
+                "zone": pool.zone,
+                "workers": None if math.isinf(pool.workers) else int(pool.workers),
+                "utilization": pb / (T * pool.workers) if not math.isinf(pool.workers) else math.nan,
                 "mean_busy": pb / T,
                 "throughput_rps": pd_ / T,
                 "mean_queue": pq / T,
                 "max_queue": pool.q_max,
                 "rejected": pr,
+                "uptime": 1.0 - px / T,
             })
         cap = comp.capacity
         lat = np.frombuffer(comp.lat, dtype=np.float32).astype(float) if len(comp.lat) else np.zeros(0)
         lstats = latency_stats_ms(lat)
         arrived = now["arrived"] - then["arrived"]
+        extra = now["extra"] - then["extra"]
+        shed = now.get("shed", 0) - then.get("shed", 0)
         st: dict[str, Any] = {
             "kind": comp.kind,
             "instances": len(comp.pools),
             "workers": None if math.isinf(cap) else int(cap),
             "arrivals": arrived,
+            "offered_rps": (arrived - extra) / T,
+            "received_rps": arrived / T,
+            "amplification": _ratio(arrived, arrived - extra),
             "throughput_rps": done / T,
             "utilization": busy / (T * cap) if not math.isinf(cap) else math.nan,
             "mean_busy": busy / T,
@@ -348,8 +390,9 @@ def build_result(sim: Simulation) -> Result:
             "mean_wait_ms": 1e3 * queue / done if done else math.nan,
             "mean_latency_ms": lstats["mean"],
             "p99_latency_ms": lstats["p99"],
-            "rejected": rejected,
+            "rejected": rejected + shed,
             "hit_ratio": math.nan,
+            "uptime": 1.0 - down / (T * len(comp.pools)),
         }
         if isinstance(comp, CacheRuntime):
             hits = now["hits"] - then["hits"]
@@ -389,6 +432,24 @@ def build_result(sim: Simulation) -> Result:
         inst_stats.extend(pool_rows)
 
     mean_in_system = (sim.sys_area(t_end) - sim.warm_sys) / T
+    calls = []
+    for res, before in zip(sim.resilience, sim.warm_resilience or [None] * len(sim.resilience), strict=True):
+        row = res.stats()
+        if before is not None:
+            for k, v in row.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    row[k] = v - before[k]
+        calls.append(row)
+    events = []
+    for res in sim.resilience:
+        if res.breaker is not None:
+            events += [{"time_s": t, "what": "breaker", "where": edge, "from": a, "to": b}
+                       for t, edge, a, b in res.breaker.transitions]
+    for name, comp in sim.components.items():
+        for t, shard, old, new in getattr(comp, "failovers", []):
+            events.append({"time_s": t, "what": "failover", "where": f"{name}.shard{shard}",
+                           "from": old, "to": new})
+    events.sort(key=lambda e: e["time_s"])
     slo = None
     if sim.spec.slo is not None:
         slo = {k: v for k, v in sim.spec.slo.model_dump().items() if v is not None}
@@ -409,5 +470,9 @@ def build_result(sim: Simulation) -> Result:
         shard_stats=shard_stats,
         mean_in_system=mean_in_system,
         slo_spec=slo,
+        fault_windows=[{"fault": n, "kind": k, "target": tg, "start_s": a, "end_s": min(b, t_end)}
+                       for n, k, tg, a, b in sim.fault_log],
+        call_stats=calls,
+        event_log=events,
         spec=sim.arch.resolved(),
     )

@@ -8,6 +8,7 @@ rates per second, fractions in [0, 1], distributions as :mod:`simarch.dists` obj
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import typing
 from pathlib import Path
@@ -113,9 +114,37 @@ def _zero_service_time() -> ServiceTime:
 # --------------------------------------------------------------------------- components
 
 
+class HealthCheckSpec(_Model):
+    """Active health checks a load balancer runs against each instance behind it."""
+
+    interval: PositiveDuration = 5.0
+    unhealthy_after: int = Field(2, ge=1, description="failed checks in a row to take it out")
+    healthy_after: int = Field(2, ge=1, description="passed checks in a row to put it back")
+
+
+class RateLimitSpec(_Model):
+    """Admission control: a token bucket per component; requests without a token are rejected."""
+
+    rate: Rate
+    burst: float = Field(1.0, ge=1)
+
+
 class _ComponentBase(_Model):
+    def zone_of(self, instance: int) -> str | None:
+        """The zone of instance ``instance`` (zones in a list are dealt out in turn)."""
+        if self.zone is None or isinstance(self.zone, str):
+            return self.zone
+        return self.zone[instance % len(self.zone)]
+
+    @property
+    def zones(self) -> list[str]:
+        if self.zone is None:
+            return []
+        return [self.zone] if isinstance(self.zone, str) else list(dict.fromkeys(self.zone))
+
     description: str | None = None
-    zone: str | None = Field(None, description="availability zone label")
+    zone: str | list[str] | None = Field(
+        None, description="availability zone, or a list: instances spread over them in turn")
     instances: int = Field(1, ge=1)
     service_time: ServiceTime = Field(default_factory=_zero_service_time)
     policy: Policy = Field(
@@ -131,6 +160,7 @@ class ServiceSpec(_ComponentBase):
     kind: Literal["service"]
     workers: int = Field(1, ge=1)
     queue: int | None = Field(None, ge=0)
+    rate_limit: RateLimitSpec | None = None
 
 
 class LoadBalancerSpec(_ComponentBase):
@@ -139,6 +169,7 @@ class LoadBalancerSpec(_ComponentBase):
     kind: Literal["load_balancer"]
     connections: int | None = Field(None, ge=1)
     queue: int | None = Field(None, ge=0)
+    health_check: HealthCheckSpec | None = None
 
     @model_validator(mode="after")
     def _queue_needs_limit(self) -> LoadBalancerSpec:
@@ -179,6 +210,8 @@ class DatastoreSpec(_ComponentBase):
     replication: Literal["async", "sync"] = "async"
     read_from: Literal["any", "primary"] = "any"
     vnodes: int = Field(100, ge=1, description="virtual nodes per shard on the hash ring")
+    failover: PositiveDuration | None = Field(
+        10.0, description="time to promote a replica when a primary dies; null: never")
 
     @model_validator(mode="after")
     def _no_instances(self) -> DatastoreSpec:
@@ -458,6 +491,115 @@ class WorkloadSpec(_Model):
         return rc.op or default_op(cls_name)
 
 
+# --------------------------------------------------------------------------- faults
+
+
+class _FaultBase(_Model):
+    name: str | None = Field(None, description="label in reports; default kind:target")
+    at: Duration = Field(0.0, description="when the fault starts (simulated time)")
+    duration: PositiveDuration | None = Field(None, description="how long it lasts; default: to the end")
+
+    @property
+    def end(self) -> float:
+        return math.inf if self.duration is None else self.at + self.duration
+
+
+class CrashFault(_FaultBase):
+    """A crash: a component (all or ``instances`` of its instances), one datastore ``shard``
+    or ``replica``, or every component in a ``zone``."""
+
+    kind: Literal["crash"]
+    target: str | None = None
+    zone: str | None = None
+    instances: int | None = Field(None, ge=1, description="how many instances (default all)")
+    shard: int | None = Field(None, ge=0)
+    replica: int | None = Field(None, ge=0)
+    behaviour: Literal["fail", "hang"] = Field(
+        "fail", description="calls to a dead instance fail fast (refused) or hang (until timeout)")
+
+    @model_validator(mode="after")
+    def _where(self) -> CrashFault:
+        if (self.target is None) == (self.zone is None):
+            raise ValueError("give exactly one of 'target' (a component) or 'zone'")
+        if self.zone is not None and (self.instances or self.shard is not None or self.replica is not None):
+            raise ValueError("a zone crash takes down the whole zone: no instances/shard/replica")
+        if self.replica is not None and self.shard is None:
+            raise ValueError("'replica' needs 'shard'")
+        return self
+
+
+class RandomFault(_FaultBase):
+    """Independent failures of every instance (or datastore replica) of ``target``: up for a
+    time drawn from ``mtbf``, down for a time drawn from ``mttr``, and again."""
+
+    kind: Literal["random"]
+    target: str
+    mtbf: Dist
+    mttr: Dist
+    behaviour: Literal["fail", "hang"] = "fail"
+
+
+class SlowFault(_FaultBase):
+    """Degradation: service times multiplied by ``factor`` and increased by ``add``."""
+
+    kind: Literal["slow"]
+    target: str
+    factor: float = Field(1.0, ge=0)
+    add: Dist | None = None
+
+
+class WorkerLossFault(_FaultBase):
+    """A ``fraction`` of every instance's workers is lost (rounded up)."""
+
+    kind: Literal["worker_loss"]
+    target: str
+    fraction: Fraction
+
+
+class ErrorFault(_FaultBase):
+    """The component answers with an error with ``probability`` (after doing its work)."""
+
+    kind: Literal["errors"]
+    target: str
+    probability: Fraction
+
+
+class PartitionFault(_FaultBase):
+    """A network partition between two components: calls either way hang or fail fast."""
+
+    kind: Literal["partition"]
+    between: list[str] = Field(min_length=2, max_length=2)
+    behaviour: Literal["fail", "hang"] = "hang"
+
+
+class LossFault(_FaultBase):
+    """Each call between two components is lost with ``probability``: it hangs (until the
+    caller's timeout) or fails fast."""
+
+    kind: Literal["loss"]
+    between: list[str] = Field(min_length=2, max_length=2)
+    probability: Fraction
+    behaviour: Literal["fail", "hang"] = "hang"
+
+
+class CacheFlushFault(_FaultBase):
+    """The cache loses every entry at ``at`` (a cold start); ``duration`` does not apply."""
+
+    kind: Literal["cache_flush"]
+    target: str
+
+
+FaultSpec = Annotated[
+    CrashFault | RandomFault | SlowFault | WorkerLossFault | ErrorFault | PartitionFault | LossFault | CacheFlushFault,
+    Field(discriminator="kind"),
+]
+FAULT_MODELS: dict[str, type[_FaultBase]] = {
+    "crash": CrashFault, "random": RandomFault, "slow": SlowFault, "worker_loss": WorkerLossFault,
+    "errors": ErrorFault, "partition": PartitionFault, "loss": LossFault,
+    "cache_flush": CacheFlushFault,
+}
+
+
 # --------------------------------------------------------------------------- SLO and run
 
 
@@ -491,6 +633,7 @@ class Spec(_Model):
     calls: list[CallSpec] = Field(default_factory=list)
     slo: SLOSpec | None = None
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+    faults: list[FaultSpec] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- errors
@@ -514,8 +657,10 @@ def _resolve_model(loc: tuple) -> type[BaseModel] | None:
             cur = typing.get_args(cur)[1]
         elif typing.get_origin(cur) is list:
             cur = typing.get_args(cur)[0]
-        elif part in COMPONENT_MODELS:  # discriminated union of component kinds
+        elif part in COMPONENT_MODELS and loc[0] == "components":  # union of component kinds
             cur = COMPONENT_MODELS[part]
+        elif part in FAULT_MODELS and loc[0] == "faults":
+            cur = FAULT_MODELS[part]
         else:
             return None
     cur = _unwrap(cur)
@@ -540,6 +685,8 @@ def _clean_loc(loc: tuple) -> tuple:
     """Drop the discriminator tag pydantic inserts after ``components.<name>``."""
     out = list(loc)
     if len(out) >= 3 and out[0] == "components" and out[2] in KINDS:
+        del out[2]
+    if len(out) >= 3 and out[0] == "faults" and out[2] in FAULT_MODELS:
         del out[2]
     # ServiceTime's internal fields are not part of the spec format
     for i in range(len(out) - 1, 0, -1):
@@ -571,10 +718,11 @@ def _message(err: dict) -> str:
         return f"unknown field '{err['loc'][-1]}' ({hint}allowed: {', '.join(allowed)})"
     if typ == "missing":
         return "required field is missing"
-    if typ == "union_tag_invalid":
-        return f"unknown kind {ctx.get('tag')!r} (allowed: {', '.join(KINDS)})"
-    if typ == "union_tag_not_found":
-        return f"missing 'kind' (allowed: {', '.join(KINDS)})"
+    if typ in ("union_tag_invalid", "union_tag_not_found"):
+        kinds = ", ".join(FAULT_MODELS if err["loc"] and err["loc"][0] == "faults" else KINDS)
+        if typ == "union_tag_invalid":
+            return f"unknown kind {ctx.get('tag')!r} (allowed: {kinds})"
+        return f"missing 'kind' (allowed: {kinds})"
     if typ == "literal_error":
         return f"{given!r} is not allowed (allowed: {ctx.get('expected')})"
     if typ in _BOUNDS:

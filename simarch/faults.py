@@ -1,0 +1,165 @@
+"""Fault injection: turn the spec's ``faults`` into SimPy processes that break and mend the
+runtime at the given times, and log every fault window for the reports.
+
+A fault only changes state the components already check on their request path (an
+instance's ``down`` count, a link's ``cut``, a component's ``slow`` list, ``err_p``, a pool's
+usable workers); the health checks, failover and resilience logic react to that state as
+they would to a real failure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from .dists import sampler
+from .spec import (
+    CacheFlushFault,
+    CrashFault,
+    ErrorFault,
+    LossFault,
+    PartitionFault,
+    RandomFault,
+    SlowFault,
+    WorkerLossFault,
+)
+
+if TYPE_CHECKING:
+    from .engine import Component, Pool, Simulation
+
+
+def fault_label(f: Any) -> str:
+    """The name of a fault in reports: its ``name``, else ``kind:target``."""
+    if f.name:
+        return f.name
+    where = getattr(f, "target", None) or getattr(f, "zone", None)
+    if getattr(f, "between", None):
+        where = "|".join(f.between)
+    extra = ""
+    if getattr(f, "shard", None) is not None:
+        extra = f".shard{f.shard}" + (f".replica{f.replica}" if f.replica is not None else "")
+    elif getattr(f, "instances", None):
+        extra = f"[{f.instances}]"
+    return f"{f.kind}:{where}{extra}"
+
+
+def _window(sim: Simulation, f: Any, on: Callable[[], None], off: Callable[[], None] | None,
+            label: str, target: str) -> Generator:
+    env = sim.env
+    if f.at > env.now:
+        yield env.timeout(f.at - env.now)
+    on()
+    end = f.end
+    sim.fault_log.append((label, f.kind, target, f.at, end))
+    if off is not None and math.isfinite(end):
+        yield env.timeout(end - env.now)
+        off()
+
+
+def _zone_pools(sim: Simulation, zone: str) -> list[tuple[Component, list[Pool]]]:
+    out = []
+    for comp in sim.components.values():
+        pools = [p for p in comp.pools if p.zone == zone]
+        if pools:
+            out.append((comp, pools))
+    return out
+
+
+def _random_failures(sim: Simulation, f: RandomFault, comp: Component, pool: Pool, idx: int) -> Generator:
+    """One instance: up for a draw from ``mtbf``, down for a draw from ``mttr``, repeat."""
+    env = sim.env
+    ttf = sampler(f.mtbf, sim.rng("fault", fault_label(f), "ttf", idx))
+    ttr = sampler(f.mttr, sim.rng("fault", fault_label(f), "ttr", idx))
+    if f.at > env.now:
+        yield env.timeout(f.at - env.now)
+    end = f.end
+    while True:
+        up = ttf()
+        if env.now + up >= end:
+            return
+        yield env.timeout(up)
+        start = env.now
+        comp.crash([pool], f.behaviour == "hang")
+        down = ttr()
+        stop = min(start + down, end)
+        sim.fault_log.append((f"{fault_label(f)}:{pool.name}", "random", pool.name, start, stop))
+        if math.isfinite(stop):
+            yield env.timeout(stop - env.now)
+        comp.recover([pool])
+        if env.now >= end:
+            return
+
+
+def schedule_faults(sim: Simulation) -> None:
+    """Start one process per fault (and per instance for random failures)."""
+    env = sim.env
+    for f in sim.spec.faults:
+        label = fault_label(f)
+        if isinstance(f, CrashFault):
+            if f.zone is not None:
+                targets = _zone_pools(sim, f.zone)
+            else:
+                comp = sim.components[f.target]  # type: ignore[index]
+                targets = [(comp, comp.pools_for(f))]
+            hang = f.behaviour == "hang"
+
+            def on(targets=targets, hang=hang):
+                for comp, pools in targets:
+                    comp.crash(pools, hang)
+
+            def off(targets=targets):
+                for comp, pools in targets:
+                    comp.recover(pools)
+            env.process(_window(sim, f, on, off, label, f.target or f"zone {f.zone}"))
+        elif isinstance(f, RandomFault):
+            comp = sim.components[f.target]
+            for i, pool in enumerate(comp.pools):
+                env.process(_random_failures(sim, f, comp, pool, i))
+        elif isinstance(f, SlowFault):
+            comp = sim.components[f.target]
+            add = sampler(f.add, sim.rng("fault", label, "add")) if f.add is not None else None
+            entry = (f.factor, add)
+            env.process(_window(sim, f, lambda c=comp, e=entry: c.slow.append(e),
+                                lambda c=comp, e=entry: c.slow.remove(e), label, f.target))
+        elif isinstance(f, WorkerLossFault):
+            comp = sim.components[f.target]
+
+            def lose(comp=comp, frac=f.fraction):
+                for p in comp.pools:
+                    if math.isfinite(p.workers):
+                        p.set_workers(p.workers - math.ceil(p.workers * frac - 1e-9), env.now)
+
+            def restore(comp=comp):
+                for p in comp.pools:
+                    p.set_workers(p.workers, env.now)
+            env.process(_window(sim, f, lose, restore, label, f.target))
+        elif isinstance(f, ErrorFault):
+            comp = sim.components[f.target]
+
+            def err_on(comp=comp, p=f.probability):
+                comp.err_p = p
+
+            def err_off(comp=comp):
+                comp.err_p = 0.0
+            env.process(_window(sim, f, err_on, err_off, label, f.target))
+        elif isinstance(f, (PartitionFault, LossFault)):
+            link = sim.links[frozenset(f.between)]
+            if isinstance(f, PartitionFault):
+                def cut_on(link=link, hang=f.behaviour == "hang"):
+                    link.cut += 1
+                    link.hang = hang
+
+                def cut_off(link=link):
+                    link.cut -= 1
+            else:
+                def cut_on(link=link, p=f.probability, hang=f.behaviour == "hang"):
+                    link.loss = p
+                    link.hang = hang
+
+                def cut_off(link=link):
+                    link.loss = 0.0
+            env.process(_window(sim, f, cut_on, cut_off, label, "|".join(f.between)))
+        elif isinstance(f, CacheFlushFault):
+            comp = sim.components[f.target]
+            env.process(_window(sim, f, comp.flush, None, label, f.target))  # type: ignore[attr-defined]

@@ -1,0 +1,223 @@
+"""What a caller does about failures on one call: retries with backoff and a retry budget,
+a circuit breaker, hedged requests and a fallback.
+
+A :class:`Resilience` wraps one edge of the graph. Its :meth:`Resilience.call` is a request
+generator like a component's ``serve``: the caller's worker is held through every attempt
+and every backoff, so a retried request's latency includes all of its attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .spec import BreakerSpec, CallSpec, RetryBudgetSpec
+
+if TYPE_CHECKING:
+    from .engine import Component
+
+OK, REJECTED, TIMEOUT, FAILED = 0, 1, 2, 3
+_CAUSES = {"rejected": REJECTED, "timeout": TIMEOUT, "failed": FAILED}
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+class Breaker:
+    """A circuit breaker: ``closed`` -> ``open`` after ``failures`` consecutive failures;
+    ``open`` fails calls at once for ``open_for``; then ``half_open`` lets ``probes`` calls
+    through: a success closes it, a failure opens it again."""
+
+    def __init__(self, spec: BreakerSpec, edge: str):
+        self.spec = spec
+        self.edge = edge
+        self.state = CLOSED
+        self.failures = 0
+        self.opened_at = 0.0
+        self.probes = 0
+        self.rejected = 0
+        self.transitions: list[tuple[float, str, str, str]] = []  # (time, edge, from, to)
+
+    def _move(self, now: float, state: str) -> None:
+        self.transitions.append((now, self.edge, self.state, state))
+        self.state = state
+
+    def allow(self, now: float) -> bool:
+        if self.state == CLOSED:
+            return True
+        if self.state == OPEN:
+            if now - self.opened_at < self.spec.open_for:
+                self.rejected += 1
+                return False
+            self._move(now, HALF_OPEN)
+            self.probes = 0
+        if self.probes < self.spec.probes:
+            self.probes += 1
+            return True
+        self.rejected += 1
+        return False
+
+    def record(self, ok: bool, now: float) -> None:
+        if self.state == HALF_OPEN:
+            if ok:
+                self._move(now, CLOSED)
+                self.failures = 0
+            else:
+                self._move(now, OPEN)
+                self.opened_at = now
+        elif self.state == CLOSED:
+            if ok:
+                self.failures = 0
+            else:
+                self.failures += 1
+                if self.failures >= self.spec.failures:
+                    self._move(now, OPEN)
+                    self.opened_at = now
+        # results of calls begun before the breaker opened do not change an open breaker
+
+
+class RetryBudget:
+    """A token bucket: each first attempt adds ``ratio`` tokens (at most ``burst``); a retry
+    needs a whole token."""
+
+    def __init__(self, spec: RetryBudgetSpec):
+        self.ratio = spec.ratio
+        self.burst = spec.burst
+        self.tokens = spec.burst
+        self.denied = 0
+
+    def deposit(self) -> None:
+        self.tokens = min(self.burst, self.tokens + self.ratio)
+
+    def withdraw(self) -> bool:
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        self.denied += 1
+        return False
+
+
+class Resilience:
+    """Retries, breaker, hedging and fallback for one call from ``caller`` to ``target``."""
+
+    def __init__(self, caller: Component, call: CallSpec, target: Component, pick: Callable,
+                 lat: Callable[[], float] | None, link: Any,
+                 fallback: tuple[Callable, Callable, Any] | None):
+        self.caller = caller
+        self.env = caller.env
+        self.call_spec = call
+        self.target = target
+        self.pick = pick
+        self.lat = lat
+        self.link = link
+        self.timeout = call.timeout
+        self.retries = call.retries
+        self.attempts = call.retries.attempts if call.retries else 1
+        self.retry_on = {_CAUSES[c] for c in call.retries.on} if call.retries else set()
+        self.budget = RetryBudget(call.retries.budget) if call.retries and call.retries.budget else None
+        self.breaker = Breaker(call.circuit_breaker, f"{call.source}->{call.to}") \
+            if call.circuit_breaker else None
+        self.hedge = call.hedge
+        self.fallback = fallback
+        self._u = caller.sim.uniform(caller.name, call.to, "backoff")
+        # statistics
+        self.first_attempts = 0
+        self.retried = 0
+        self.hedged = 0
+        self.fallbacks = 0
+
+    # -- backoff
+    def backoff(self, n: int, prev: float) -> float:
+        """The pause after attempt ``n`` (1-based); ``prev`` is the previous pause."""
+        r = self.retries
+        assert r is not None
+        kind = r.backoff
+        if kind == "none":
+            return 0.0
+        exp = min(r.cap, r.base * 2.0 ** (n - 1))
+        if kind == "exponential":
+            return exp
+        if kind == "full_jitter":
+            return self._u() * exp
+        if kind == "equal_jitter":
+            return exp / 2 + self._u() * exp / 2
+        # decorrelated jitter: sleep = min(cap, uniform(base, prev * 3))
+        hi = max(r.base, prev * 3.0)
+        return min(r.cap, r.base + self._u() * (hi - r.base))
+
+    # -- the call
+    def call(self, _pool: Any, cls: int, key: int):
+        env = self.env
+        self.first_attempts += 1
+        if self.budget is not None:
+            self.budget.deposit()
+        n = 0
+        prev = self.retries.base if self.retries else 0.0
+        status = FAILED
+        breaker = self.breaker
+        while True:
+            if breaker is not None and not breaker.allow(env._now):
+                status = FAILED  # short-circuited: the breaker is open
+                break
+            n += 1
+            if n > 1:
+                self.retried += 1
+                self.target.extra += 1
+            status = yield from self._attempt(cls, key)
+            if breaker is not None:
+                breaker.record(status == OK, env._now)
+            if status == OK or n >= self.attempts or status not in self.retry_on:
+                break
+            if self.budget is not None and not self.budget.withdraw():
+                break
+            pause = self.backoff(n, prev)
+            prev = pause
+            if pause > 0:
+                yield env.timeout(pause)
+        if status != OK and self.fallback is not None:
+            self.fallbacks += 1
+            serve, pick, link = self.fallback
+            status = yield from self.caller._one(None, self.timeout, serve, pick, cls, key, link)
+        return status
+
+    def _attempt(self, cls: int, key: int):
+        caller = self.caller
+        if self.hedge is None:
+            return (yield from caller._one(self.lat, self.timeout, self.target.serve, self.pick,
+                                           cls, key, self.link))
+        env = self.env
+        hedge = self.hedge
+
+        def attempt():
+            return env.process(caller._one(self.lat, self.timeout, self.target.serve, self.pick,
+                                           cls, key, self.link))
+        pending = [attempt()]
+        sent = 0
+        timer = env.timeout(hedge.after)
+        last = FAILED
+        while pending:
+            yield env.any_of(pending + ([timer] if timer is not None else []))
+            for p in list(pending):
+                if p.triggered:
+                    pending.remove(p)
+                    if p.value == OK:
+                        return OK
+                    last = p.value
+            if timer is not None and timer.triggered and pending:
+                pending.append(attempt())
+                sent += 1
+                self.hedged += 1
+                self.target.extra += 1
+                timer = env.timeout(hedge.after) if sent < hedge.max else None
+        return last
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "edge": f"{self.call_spec.source}->{self.call_spec.to}",
+            "first_attempts": self.first_attempts,
+            "retries": self.retried,
+            "hedges": self.hedged,
+            "fallbacks": self.fallbacks,
+            "budget_denied": self.budget.denied if self.budget else 0,
+            "breaker_rejected": self.breaker.rejected if self.breaker else 0,
+            "breaker_state": self.breaker.state if self.breaker else None,
+        }
