@@ -16,6 +16,7 @@ from .capacity import CapacityReport, capacity_report
 from .errors import SimarchError, SpecError
 from .result import Result
 from .simulate import simulate
+from .spof import SpofReport, spof
 
 __all__ = [
     "Architecture",
@@ -27,5 +28,7 @@ __all__ = [
 
     "load",
     "simulate",
+    "spof",
+    "SpofReport",
     "__version__",
 ]

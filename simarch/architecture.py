@@ -15,6 +15,7 @@ caches that need keys...) are checked by :meth:`Architecture.check`, which :func
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import networkx as nx
 import yaml
 
+from .dists import DISTRIBUTION_NAMES
 from .errors import SpecError
 from .spec import (
     CacheSpec,
@@ -310,9 +312,15 @@ def check_graph(spec: Spec) -> None:
         st = comp.service_time
         for key in st.by_name:
             if key not in classes and key not in ("read", "write"):
+                close = difflib.get_close_matches(key, DISTRIBUTION_NAMES, n=1)
+                if close and not difflib.get_close_matches(key, classes, n=1):
+                    raise SpecError(
+                        f"unknown distribution '{key}' (did you mean '{close[0]}'? "
+                        f"allowed: {', '.join(DISTRIBUTION_NAMES)})",
+                        ("components", name, "service_time", key))
                 raise SpecError(
-                    f"unknown request class or operation '{key}' "
-                    f"(classes: {', '.join(classes)}; operations: read, write; or default)",
+                    f"'{key}' is neither a distribution ({', '.join(DISTRIBUTION_NAMES)}) nor a "
+                    f"request class ({', '.join(classes)}), an operation (read, write) or 'default'",
                     ("components", name, "service_time", key))
         for cls in reach.get(name, ()):
             if st.lookup(cls, spec.workload.op(cls)) is None:

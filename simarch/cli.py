@@ -58,12 +58,17 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Random seed; same spec + seed = same numbers. [default: spec's simulation.seed, 1]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write records and tables (Parquet), result.json and the resolved spec here.")] = None,
+    fault: Annotated[list[str] | None, typer.Option(
+        "--fault", help="Add a fault for a what-if, e.g. 'crash:db,at=60s,duration=30s' or a YAML "
+        "mapping '{kind: slow, target: db, factor: 3}'. Repeatable.")] = None,
 ) -> None:
     """Simulate SPEC and print end-to-end, per-class and per-component figures and the SLO verdict."""
     from .simulate import simulate
 
     try:
         arch = load_arch(spec)
+        if fault:
+            arch = _with_faults(arch, fault)
         result = simulate(arch, load=load, duration=duration, warmup=warmup, seed=seed)
     except SpecError as e:
         if not e.source and e.path and e.path[0] in ("load", "duration", "warmup", "seed"):
@@ -77,6 +82,89 @@ def run(
     if out is not None:
         path = result.save(out)
         typer.echo(f"wrote {path}/", err=as_json)
+
+
+def parse_fault(text: str) -> dict:
+    """A fault from the command line: ``KIND[:TARGET][,key=value]...`` or a YAML mapping.
+
+    ``TARGET`` is a component, ``zone=NAME`` a zone, ``a|b`` the two ends of a network fault.
+    """
+    from .spec import yaml_load
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = yaml_load(text)
+        except Exception as e:  # noqa: BLE001 - any YAML problem is the user's input
+            raise SpecError(f"not a YAML mapping: {e}", ("--fault",)) from None
+        if not isinstance(data, dict):
+            raise SpecError("expected a mapping like '{kind: crash, target: db}'", ("--fault",))
+        return data
+    head, _, rest = text.partition(",")
+    kind, _, target = head.partition(":")
+    out: dict = {"kind": kind.strip()}
+    if target:
+        if "|" in target:
+            out["between"] = [t.strip() for t in target.split("|")]
+        elif target.startswith("zone="):
+            out["zone"] = target[5:].strip()
+        else:
+            out["target"] = target.strip()
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise SpecError(f"expected key=value, got {part!r} (e.g. 'crash:db,at=60s,duration=30s')",
+                            ("--fault",))
+        out[key.strip()] = yaml_load(value.strip())
+    return out
+
+
+def _with_faults(arch, faults: list[str]):
+    from .architecture import Architecture
+
+    data = arch.to_dict()
+    base = list(data.get("faults") or [])
+    extra = [parse_fault(f) for f in faults]
+    try:
+        return Architecture.from_dict({**data, "faults": base + extra}, source=arch.source,
+                                      base_dir=arch.base_dir)
+    except SpecError as e:
+        if e.path and e.path[0] == "faults" and len(e.path) > 1 and isinstance(e.path[1], int) \
+                and e.path[1] >= len(base):
+            i = e.path[1] - len(base)
+            where = ".".join(str(p) for p in e.path[2:])
+            raise SpecError(f"{where}: {e.message}" if where else e.message,
+                            (f"--fault {faults[i]!r}",)) from None
+        raise
+
+
+@app.command("spof")
+def spof_cmd(
+    spec: SpecArg,
+    load: LoadOpt = "1x",
+    window: Annotated[str, typer.Option(help="How long each component (or zone) is down.")] = "30s",
+    warmup: Annotated[str, typer.Option(help="Warm-up before the clean and the fault windows.")] = "20s",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    static: Annotated[bool, typer.Option("--static", help="Static analysis only (no simulation).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON records.")] = False,
+) -> None:
+    """Find the single points of failure of SPEC: cut vertices with no redundancy, then one
+    simulation per component and per zone with it down for a window, sorted by impact."""
+    from .spof import spof
+
+    try:
+        arch = load_arch(spec)
+        rep = spof(arch, dynamic=not static, window=window, warmup=warmup, load=load, seed=seed)
+    except SpecError as e:
+        _fail(e if e.source else e.with_context(source=str(spec)))
+        return
+    except ValueError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        typer.echo(rep.to_frame().reset_index().to_json(orient="records", indent=2))
+    else:
+        typer.echo(str(rep))
 
 
 @app.command()

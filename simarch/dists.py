@@ -310,6 +310,10 @@ class LogNormal(Distribution):
     def __post_init__(self) -> None:
         _set(self, "mu", _number("lognormal", "mu", self.mu))
         _set(self, "sigma", _non_negative("lognormal", "sigma", self.sigma))
+        if abs(self.mu) > 50 or self.sigma > 10:
+            raise ValueError(
+                f"lognormal: mu must be within [-50, 50] and sigma <= 10 (ln-seconds), "
+                f"got mu={self.mu!r}, sigma={self.sigma!r}")
 
     @classmethod
     def from_median_p99(cls, median: float, p99: float) -> LogNormal:

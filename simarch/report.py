@@ -90,3 +90,28 @@ def format_capacity(rep: CapacityReport) -> str:
     for w in rep.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def format_spof(rep) -> str:
+    """The single-point-of-failure report ``simarch spof`` prints."""
+    lines = [f"design {rep.design!r}: single points of failure", ""]
+    lines.append("Static analysis (cut vertices of each request class's dependency graph, "
+                 "with redundancy)")
+    lines.append(_table(rep.static, {"kind": "str", "copies": "int", "critical_for": "str",
+                                     "spof": "str", "reason": "str"}, "component"))
+    if len(rep.zones):
+        lines += ["", "Zones"]
+        lines.append(_table(rep.zones, {"critical_for": "str", "spof": "str", "reason": "str"}, "zone"))
+    if rep.dynamic is not None:
+        b = rep.baseline
+        lines += ["", "Dynamic analysis: each component / zone down for the window "
+                  f"(baseline availability {_fmt(b.get('availability'), 'pct')}, "
+                  f"p99 {_fmt(b.get('p99_ms'), 'ms')} ms)"]
+        df = rep.dynamic.copy()
+        flags = set(rep.spofs) | set(rep.zone_spofs)
+        df["spof"] = ["SPOF" if n in flags else "" for n in df.index]
+        lines.append(_table(df, {"killed": "str", "availability_during": "pct", "p99_during_ms": "ms",
+                                 "availability_after": "pct", "spof": "str"}, "down"))
+    spofs = rep.spofs + [f"zone {z}" for z in rep.zone_spofs]
+    lines += ["", f"Single points of failure: {', '.join(spofs) if spofs else 'none'}"]
+    return "\n".join(lines)

@@ -343,12 +343,15 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- workload
 
 
+MAX_KEYS = 10_000_000  # key spaces are held in memory (popularity, shard of each key)
+
+
 class KeysSpec(_Model):
     """The key a request touches: ``{zipf: s, n: N}`` or ``{uniform: N}``, keys 0..N-1."""
 
     zipf: float | None = Field(None, ge=0)
-    n: int | None = Field(None, ge=1)
-    uniform: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=MAX_KEYS)
+    uniform: int | None = Field(None, ge=1, le=MAX_KEYS)
 
     @model_validator(mode="after")
     def _shape(self) -> KeysSpec:

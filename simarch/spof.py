@@ -1,0 +1,232 @@
+"""Single points of failure: which component (or zone) takes the service down when it dies.
+
+**Static analysis.** For each request class, the dependency graph is the call graph from the
+entry restricted to the calls the class makes synchronously (``call`` and ``forward``; cache
+``on: miss`` calls included; ``async`` calls and queue consumers are not needed for the
+request to succeed). A call with a ``fallback`` is an alternative path: the request survives
+if either the callee or the fallback works. A component is a *cut vertex* for a class when
+removing it disconnects the entry from what the class needs, so every request of the class
+fails. A cut vertex is a single point of failure unless it is redundant:
+
+* a service, load balancer or cache needs at least two instances;
+* a datastore needs at least two replicas per shard and automatic failover; with one
+  replica every shard is a single point of failure for its keys;
+* a queue is one broker: always a single point of failure when called synchronously.
+
+A zone is a single point of failure when some cut vertex has all of its instances in it.
+
+**Dynamic analysis.** One simulation per component with one of its boxes crashed for a
+window (one instance; for a datastore the primary of shard 0), and one per zone with the
+whole zone down; the availability and p99 latency of the requests that arrive during the
+window are reported next to a fault-free baseline (the design's own ``faults`` removed),
+sorted by impact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .architecture import Architecture, entry_of
+from .architecture import load as load_arch
+from .spec import CallSpec, Spec
+from .units import parse_duration, parse_multiplier
+
+
+def _needed_calls(spec: Spec, cls: str) -> dict[str, list[CallSpec]]:
+    out: dict[str, list[CallSpec]] = {n: [] for n in spec.components}
+    for c in spec.calls:
+        if spec.components[c.source].kind == "queue":
+            continue  # consumers work after the request has returned
+        if c.mode == "async" or c.probability <= 0:
+            continue
+        if c.requests is not None and cls not in c.requests:
+            continue
+        out[c.source].append(c)
+    return out
+
+
+def _survives(node: str, dead: set[str], needs: dict[str, list[CallSpec]], memo: dict[str, bool]) -> bool:
+    if node in memo:
+        return memo[node]
+    ok = node not in dead
+    if ok:
+        for c in needs[node]:
+            call_ok = _survives(c.to, dead, needs, memo)
+            if not call_ok and c.fallback is not None:
+                call_ok = _survives(c.fallback, dead, needs, memo)
+            if not call_ok:
+                ok = False
+                break
+    memo[node] = ok
+    return ok
+
+
+def cut_vertices(spec: Spec) -> dict[str, set[str]]:
+    """For each component, the request classes that fail entirely without it."""
+    entry = entry_of(spec)
+    out: dict[str, set[str]] = {n: set() for n in spec.components}
+    for cls in spec.workload.requests:
+        needs = _needed_calls(spec, cls)
+        for n in spec.components:
+            if not _survives(entry, {n}, needs, {}):
+                out[n].add(cls)
+    return out
+
+
+def _redundancy(spec: Spec, name: str) -> tuple[bool, int, str]:
+    """(redundant, copies, reason) for one component."""
+    c = spec.components[name]
+    if c.kind == "datastore":
+        if c.replicas < 2:
+            return False, c.replicas, (f"one copy per shard: each of the {c.shards} shard(s) is a "
+                                       "single point of failure for its keys")
+        if c.failover is None:
+            return False, c.replicas, "replicas but no automatic failover: a dead primary stops writes"
+        return True, c.replicas, f"{c.replicas} replicas per shard, failover in {c.failover:g}s"
+    if c.kind == "queue":
+        return False, 1, "one broker"
+    if c.instances < 2:
+        return False, 1, "one instance"
+    callers = [spec.components[k.source] for k in spec.calls if k.to == name]
+    checked = callers and all(getattr(k, "health_check", None) is not None for k in callers)
+    note = "" if checked or not callers else (
+        "; no health-checked load balancer in front: a dead instance keeps getting traffic")
+    return True, c.instances, f"{c.instances} instances{note}"
+
+
+@dataclass
+class SpofReport:
+    """Static and (optionally) dynamic single-point-of-failure analysis of one design."""
+
+    design: str
+    static: pd.DataFrame
+    zones: pd.DataFrame
+    dynamic: pd.DataFrame | None = None
+    baseline: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def spofs(self) -> list[str]:
+        """Components flagged as single points of failure."""
+        return [str(n) for n in self.static.index[self.static["spof"]]]
+
+    @property
+    def zone_spofs(self) -> list[str]:
+        return [str(z) for z in self.zones.index[self.zones["spof"]]] if len(self.zones) else []
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per component and zone: static verdict and, if run, the measured impact."""
+        st = self.static.copy()
+        st.insert(0, "what", "component")
+        zn = self.zones.copy()
+        if len(zn):
+            zn.insert(0, "what", "zone")
+        df = pd.concat([st, zn]) if len(zn) else st
+        if self.dynamic is not None:
+            df = df.join(self.dynamic, how="left")
+            df = df.sort_values(["availability_during", "p99_during_ms"], ascending=[True, False])
+        return df
+
+    def __str__(self) -> str:
+        from .report import format_spof
+
+        return format_spof(self)
+
+
+def static_spof(arch: Architecture) -> tuple[pd.DataFrame, pd.DataFrame]:
+    spec = arch.spec
+    cuts = cut_vertices(spec)
+    rows = []
+    for name, comp in spec.components.items():
+        redundant, copies, reason = _redundancy(spec, name)
+        critical = sorted(cuts[name])
+        spof = bool(critical) and not redundant
+        if not critical:
+            reason = "not on any request's critical path" + (
+                " (a fallback covers it)" if any(c.to == name and c.fallback for c in spec.calls) else "")
+        rows.append({"component": name, "kind": comp.kind, "copies": copies,
+                     "critical_for": ", ".join(critical), "redundant": redundant, "spof": spof,
+                     "reason": reason, "zones": ", ".join(comp.zones)})
+    static = pd.DataFrame(rows).set_index("component")
+    zones = sorted({z for c in spec.components.values() for z in c.zones})
+    zrows = []
+    for z in zones:
+        hit = []
+        for name, comp in spec.components.items():
+            if not cuts[name]:
+                continue
+            n = comp.shards * comp.replicas if comp.kind == "datastore" else comp.instances
+            copies = comp.replicas if comp.kind == "datastore" else n
+            in_zone = [comp.zone_of(i) for i in range(copies)]
+            if comp.zones and all(zz == z for zz in in_zone):
+                hit.append(name)
+        zrows.append({"component": z, "kind": "zone", "critical_for": ", ".join(hit),
+                      "spof": bool(hit),
+                      "reason": (f"all copies of {', '.join(hit)} are in it" if hit
+                                 else "every critical component has copies elsewhere")})
+    zdf = pd.DataFrame(zrows, columns=["component", "kind", "critical_for", "spof", "reason"]).set_index("component")
+    return static, zdf
+
+
+def _window_stats(r, start: float, end: float) -> tuple[float, float, int]:
+    m = (r.start >= start) & (r.start < end)
+    st = r.status[m]
+    lat = r.latency[m][st == 0]
+    avail = float((st == 0).mean()) if len(st) else math.nan
+    p99 = float(np.percentile(lat, 99) * 1e3) if len(lat) else math.nan
+    return avail, p99, int(len(st))
+
+
+def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float = "30s",
+         warmup: str | float = "20s", load: float | str = 1.0, seed: int = 1) -> SpofReport:
+    """Find the single points of failure of a design.
+
+    Static analysis always; with ``dynamic`` also one simulation per component and per zone,
+    each crashed for ``window`` after ``warmup`` (and a window of the same length before it
+    as the baseline), at ``load``.
+    """
+    from .simulate import simulate
+
+    arch = load_arch(arch)
+    static, zones = static_spof(arch)
+    rep = SpofReport(arch.name, static, zones)
+    if not dynamic:
+        return rep
+    w = parse_duration(window, allow_zero=False)
+    warm = parse_duration(warmup)
+    mult = parse_multiplier(load)
+    start, end = warm + w, warm + 2 * w  # a clean window first, then the fault window
+    clean = Architecture.from_dict({**arch.to_dict(), "faults": []}, source=arch.source,
+                                   base_dir=arch.base_dir)
+    base = simulate(clean, load=mult, duration=2 * w + w / 2, warmup=warm, seed=seed)
+    b_avail, b_p99, _ = _window_stats(base, start, end)
+    rep.baseline = {"availability": b_avail, "p99_ms": b_p99}
+    targets: list[tuple[str, dict[str, Any], str]] = []
+    for n, comp in arch.spec.components.items():
+        if comp.kind == "datastore":
+            targets.append((n, {"kind": "crash", "target": n, "shard": 0, "replica": 0},
+                            "shard 0 primary" if comp.replicas > 1 else "shard 0"))
+        else:
+            targets.append((n, {"kind": "crash", "target": n, "instances": 1},
+                            "1 instance" + (f" of {comp.instances}" if comp.instances > 1 else "")))
+    targets += [(z, {"kind": "crash", "zone": z}, "whole zone") for z in zones.index]
+    rows = []
+    data = arch.to_dict()
+    data["faults"] = []  # the design's own faults would blur the comparison
+    for label, fault, killed in targets:
+        fault = {**fault, "at": start, "duration": w, "name": f"down:{label}"}
+        broken = Architecture.from_dict({**data, "faults": [fault]},
+                                        source=arch.source, base_dir=arch.base_dir)
+        r = simulate(broken, load=mult, duration=2 * w + w / 2, warmup=warm, seed=seed)
+        avail, p99, n = _window_stats(r, start, end)
+        after, _, _ = _window_stats(r, end, end + w / 2)
+        rows.append({"component": label, "killed": killed, "availability_during": avail, "p99_during_ms": p99,
+                     "requests_during": n, "availability_after": after,
+                     "availability_drop": b_avail - avail})
+    rep.dynamic = pd.DataFrame(rows).set_index("component").sort_values(
+        ["availability_during", "p99_during_ms"], ascending=[True, False])
+    return rep

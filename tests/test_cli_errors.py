@@ -1,0 +1,508 @@
+"""The command line as a user meets it: bad input gives one clear line and exit code 2.
+
+Every case writes a small spec to a temporary folder and runs the installed ``simarch``
+command in a subprocess. A bad spec or option must print exactly one line on stderr,
+``error: FILE: field.path: message``, that names the file, the field and what is allowed
+or what was given; exit with code 2; and never show a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import simarch
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHITECTURES = sorted((ROOT / "architectures").glob("*.yaml"))
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).parent / "simarch"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("simarch")
+    return [found] if found else [sys.executable, "-m", "simarch.cli"]
+
+
+SIMARCH = _command()
+ENV = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE")}
+ENV.update(NO_COLOR="1", TERM="dumb", COLUMNS="200")
+
+
+def simarch_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SIMARCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd or ROOT, env=ENV)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """Exit code 2, a single ``error: ...`` line on stderr containing every ``expected``
+    fragment, and no traceback anywhere. Returns the line."""
+    everything = f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+    assert "Traceback" not in proc.stdout + proc.stderr, everything
+    assert proc.returncode == 2, f"exit code {proc.returncode}\n{everything}"
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}\n{everything}"
+    line = lines[0]
+    assert line.startswith("error: "), everything
+    for fragment in expected:
+        assert fragment in line, f"{fragment!r} not in the error line\n{line}"
+    return line
+
+
+# --------------------------------------------------------------------------- spec errors
+
+# name -> (file text, fragments the one error line must contain besides the file name)
+SPEC_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "unknown_field": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, wrokers: 4, service_time: 4ms}
+        """,
+        ("components.api.wrokers", "unknown field 'wrokers'", "did you mean 'workers'"),
+    ),
+    "unknown_top_level_field": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4ms}
+        slos: {p99: 50ms}
+        """,
+        ("slos", "unknown field 'slos'", "did you mean 'slo'"),
+    ),
+    "misspelt_required_top_level_field": (
+        """\
+        worklaod: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("worklaod", "unknown field", "workload"),
+    ),
+    "negative_rate": (
+        """\
+        workload: {rate: -5}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.rate", "negative", "-5"),
+    ),
+    "call_to_missing_component": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4ms}
+        calls:
+          - {from: api, to: db}
+        """,
+        ("calls.0.to", "unknown component 'db'", "api"),
+    ),
+    "call_cycle": (
+        """\
+        workload: {rate: 10, entry: a}
+        components:
+          a: {kind: service, service_time: 4ms}
+          b: {kind: service, service_time: 4ms}
+          c: {kind: service, service_time: 4ms}
+        calls:
+          - {from: a, to: b}
+          - {from: b, to: c}
+          - {from: c, to: b}
+        """,
+        ("calls.", "cycle", "b -> c", "c -> b"),
+    ),
+    "self_call": (
+        """\
+        workload: {rate: 10}
+        components:
+          a: {kind: service, service_time: 4ms}
+        calls:
+          - {from: a, to: a}
+        """,
+        ("calls.0", "'a' calls itself"),
+    ),
+    "duration_unit_typo": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4 msec}
+        """,
+        ("components.api.service_time", "'4 msec'", "ms", "units"),
+    ),
+    "zipf_over_zero_keys": (
+        """\
+        workload:
+          rate: 10
+          requests:
+            get: {keys: {zipf: 1.0, n: 0}}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.requests.get.keys.n", ">= 1", "0"),
+    ),
+    "unknown_component_kind": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: servise, service_time: 4ms}
+        """,
+        ("components.api", "'servise'", "service", "load_balancer", "datastore"),
+    ),
+    "unknown_distribution_in_call_latency": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4ms}
+          db: {kind: datastore, service_time: 1ms}
+        calls:
+          - {from: api, to: db, latency: {expo: 1ms}}
+        """,
+        ("calls.0.latency", "'expo'", "exponential", "lognormal"),
+    ),
+    "unknown_distribution_in_service_time": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: {exponentail: 4ms}}
+        """,
+        ("components.api.service_time", "'exponentail'", "exponential"),
+    ),
+    "unknown_distribution_parameters": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: {lognormal: {median: 4ms, p95: 20ms}}}
+        """,
+        ("components.api.service_time", "lognormal", "p95", "p99"),
+    ),
+    "service_time_for_unknown_class": (
+        """\
+        workload:
+          rate: 10
+          requests:
+            get: {weight: 0.9}
+            post: {weight: 0.1}
+        components:
+          api: {kind: service, service_time: {get: 4ms, pst: 9ms}}
+        """,
+        ("components.api.service_time.pst", "'pst'", "get", "post"),
+    ),
+    "on_miss_from_non_cache": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4ms}
+          db: {kind: datastore, service_time: 1ms}
+        calls:
+          - {from: api, to: db, on: miss}
+        """,
+        ("calls.0.on", "cache", "'api' is a service"),
+    ),
+    "lru_cache_without_request_keys": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4ms}
+          cache: {kind: cache, capacity: 1000, service_time: 0.3ms}
+        calls:
+          - {from: api, to: cache}
+        """,
+        ("components.cache.capacity", "keys", "hit_ratio"),
+    ),
+    "rate_and_users": (
+        """\
+        workload: {rate: 10, users: 5, think_time: 1s}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload", "'rate'", "'users'", "not both"),
+    ),
+    "workers_zero": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, workers: 0, service_time: 4ms}
+        """,
+        ("components.api.workers", ">= 1", "0"),
+    ),
+    "workers_not_a_number": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, workers: many, service_time: 4ms}
+        """,
+        ("components.api.workers", "integer", "'many'"),
+    ),
+    "policy_not_allowed": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, policy: fastest, service_time: 4ms}
+        """,
+        ("components.api.policy", "'fastest'", "round_robin", "least_connections"),
+    ),
+    "availability_over_100_percent": (
+        """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: 4ms}
+        slo: {availability: 120%}
+        """,
+        ("slo.availability", "120%", "between 0 and 1"),
+    ),
+    "missing_workload": (
+        """\
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload", "missing"),
+    ),
+    "no_components": (
+        """\
+        workload: {rate: 10}
+        components: {}
+        """,
+        ("components", "empty"),
+    ),
+}
+
+
+def _check_spec_case(path: Path, proc: subprocess.CompletedProcess[str], case: str) -> None:
+    line = assert_one_line_error(proc, path.name, *SPEC_CASES[case][1])
+    # the file comes first, then the field path: "error: FILE: field.path: message"
+    assert line.startswith(f"error: {path}: "), line
+
+
+@pytest.fixture(scope="module")
+def validated_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]]:
+    """``simarch validate`` on every spec case, run a few at a time (each run starts Python)."""
+    folder = tmp_path_factory.mktemp("spec_cases")
+    paths = {case: write(folder, f"{case}.yaml", text) for case, (text, _) in SPEC_CASES.items()}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        procs = {case: pool.submit(simarch_cli, "validate", path) for case, path in paths.items()}
+        return {case: (paths[case], fut.result()) for case, fut in procs.items()}
+
+
+@pytest.mark.parametrize("case", list(SPEC_CASES))
+def test_validate_spec_error_is_one_line(validated_cases: dict, case: str) -> None:
+    path, proc = validated_cases[case]
+    _check_spec_case(path, proc, case)
+
+
+@pytest.mark.parametrize("case", ["unknown_field", "lru_cache_without_request_keys"])
+def test_run_spec_error_is_one_line(tmp_path: Path, case: str) -> None:
+    path = write(tmp_path, f"{case}.yaml", SPEC_CASES[case][0])
+    _check_spec_case(path, simarch_cli("run", path, "--duration", "1s", "--warmup", "0s"), case)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "no_such_design.yaml"
+    assert_one_line_error(simarch_cli("validate", path), "no_such_design.yaml", "does not exist")
+
+
+def test_broken_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "broken.yaml", """\
+        workload: {rate: 10
+        components:
+          api: {kind: service}
+        """)
+    assert_one_line_error(simarch_cli("validate", path), "broken.yaml", "YAML", "line 2")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    folder = tmp_path / "designs"
+    folder.mkdir()
+    assert_one_line_error(simarch_cli("validate", folder), "designs", "directory")
+    assert_one_line_error(simarch_cli("run", folder), "designs", "directory")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "empty.yaml", "")
+    assert_one_line_error(simarch_cli("validate", path), "empty.yaml", "mapping", "workload")
+
+
+def test_yaml_list_instead_of_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "list.yaml", """\
+        - workload: {rate: 10}
+        - components: {api: {kind: service}}
+        """)
+    assert_one_line_error(simarch_cli("validate", path), "list.yaml", "mapping", "list")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"workload: {rate: 10}\ncomponents: {api: {kind: service, zone: \xff\xfe}}\n")
+    assert_one_line_error(simarch_cli("validate", path), "binary.yaml")
+
+
+# --------------------------------------------------------------------------- option errors
+
+@pytest.fixture
+def good_spec(tmp_path: Path) -> Path:
+    return write(tmp_path, "good.yaml", """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, workers: 2, service_time: 4ms}
+        """)
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_bad_load_value(good_spec: Path, command: str) -> None:
+    line = assert_one_line_error(simarch_cli(command, good_spec, "--load", "10q"), "--load", "'10q'")
+    assert "10x" in line  # what is allowed
+
+
+@pytest.mark.parametrize("value", ["5q", "-5s"])
+def test_bad_duration_value(good_spec: Path, value: str) -> None:
+    assert_one_line_error(simarch_cli("run", good_spec, "--duration", value), "--duration", repr(value))
+
+
+def test_bad_warmup_value(good_spec: Path) -> None:
+    assert_one_line_error(simarch_cli("run", good_spec, "--duration", "1s", "--warmup", "1 parsec"),
+                          "--warmup", "'1 parsec'")
+
+
+def test_negative_seed(good_spec: Path) -> None:
+    assert_one_line_error(simarch_cli("run", good_spec, "--duration", "1s", "--seed", "-1"),
+                          "--seed", "-1")
+
+
+# --------------------------------------------------------------------------- extreme values
+
+EXTREME_CASES = {
+    "zipf_over_10e30_keys": """\
+        workload:
+          rate: 10
+          requests:
+            get: {keys: {zipf: 1.0, n: 1000000000000000000000000000000}}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+    "lognormal_with_overflowing_mean": """\
+        workload: {rate: 10}
+        components:
+          api: {kind: service, service_time: {lognormal: {mu: 0, sigma: 1.0e+10}}}
+        """,
+}
+
+
+@pytest.mark.parametrize("case", list(EXTREME_CASES))
+def test_extreme_values_never_show_a_traceback(tmp_path: Path, case: str) -> None:
+    """Absurd but syntactically valid numbers: either a report (exit 0) or one error line."""
+    path = write(tmp_path, f"{case}.yaml", EXTREME_CASES[case])
+    proc = simarch_cli("validate", path)
+    if proc.returncode != 0:
+        assert_one_line_error(proc, path.name)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------- what works
+
+
+def test_help() -> None:
+    proc = simarch_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    for word in ("run", "validate", "--help"):
+        assert word in proc.stdout
+
+
+def test_run_help() -> None:
+    proc = simarch_cli("run", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--load", "--duration", "--warmup", "--seed", "--json", "--out"):
+        assert option in proc.stdout, option
+
+
+def test_validate_help() -> None:
+    proc = simarch_cli("validate", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--load" in proc.stdout
+
+
+@pytest.mark.parametrize("spec", ARCHITECTURES, ids=[p.stem for p in ARCHITECTURES])
+def test_validate_examples(spec: Path) -> None:
+    proc = simarch_cli("validate", spec)
+    assert proc.returncode == 0, proc.stderr
+    assert "Bottleneck" in proc.stdout
+    assert proc.stderr == "" or "Traceback" not in proc.stderr
+
+
+def test_examples_exist() -> None:
+    assert len(ARCHITECTURES) >= 4
+    assert {p.name for p in ARCHITECTURES} >= {"single_server.yaml", "cached_sharded.yaml"}
+
+
+def _number_or_none(v: object) -> bool:
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+
+def test_run_json() -> None:
+    proc = simarch_cli("run", ROOT / "architectures/single_server.yaml",
+                       "--duration", "5s", "--warmup", "1s", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    s = doc["summary"]
+    assert isinstance(s["requests"], int) and s["requests"] > 0
+    assert s["throughput_rps"] > 0
+    assert 0.0 <= s["availability"] <= 1.0
+    for key in ("mean", "p50", "p90", "p95", "p99", "p999", "max"):
+        assert _number_or_none(s["latency_ms"][key]), key
+    lat = s["latency_ms"]
+    assert lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    for key in ("rejected", "timeout", "failed"):
+        assert isinstance(s["errors"][key], int), key
+    assert set(doc["components"]) == {"app", "db"}
+    for name, comp in doc["components"].items():
+        for key in ("utilization", "throughput_rps", "mean_queue"):
+            assert key in comp, (name, key)
+            assert _number_or_none(comp[key]), (name, key, comp[key])
+
+
+def test_run_json_cache_hit_ratio() -> None:
+    proc = simarch_cli("run", ROOT / "architectures/cached_sharded.yaml",
+                       "--duration", "2s", "--warmup", "0.5s", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    hit = doc["components"]["cache"]["hit_ratio"]
+    assert isinstance(hit, float) and 0.0 <= hit <= 1.0
+
+
+def test_run_out_directory(tmp_path: Path) -> None:
+    out = tmp_path / "run1"
+    proc = simarch_cli("run", ROOT / "architectures/single_server.yaml",
+                       "--duration", "2s", "--warmup", "0.5s", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("requests.parquet", "summary.parquet", "components.parquet",
+                 "timeseries.parquet", "result.json", "spec.yaml"):
+        assert (out / name).is_file(), name
+    doc = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert doc["summary"]["requests"] > 0
+    again = simarch.load(out / "spec.yaml")
+    original = simarch.load(ROOT / "architectures/single_server.yaml")
+    assert list(again.spec.components) == list(original.spec.components)
+    assert again.entry == original.entry
+
+
+def test_run_tables_include_slo() -> None:
+    proc = simarch_cli("run", ROOT / "architectures/cached_sharded.yaml",
+                       "--duration", "2s", "--warmup", "0.5s")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    for word in ("End to end", "Components", "SLO", "cache", "hit_ratio"):
+        assert word in proc.stdout, word
