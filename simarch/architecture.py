@@ -371,9 +371,10 @@ def check_faults(spec: Spec) -> None:
             if f.instances is not None and f.instances > n_inst:
                 raise SpecError(f"'{target}' has {n_inst} instances, cannot crash {f.instances}",
                                 ("faults", i, "instances"))
-        if f.kind == "cache_flush" and comps[target].kind != "cache":
-            raise SpecError(f"cache_flush needs a cache; '{target}' is a {comps[target].kind}",
-                            ("faults", i, "target"))
+        if f.kind == "cache_flush" and (comps[target].kind != "cache" or comps[target].capacity is None):
+            raise SpecError(f"cache_flush needs an LRU cache (with 'capacity'); '{target}' is "
+                            + ("a cache with a fixed hit_ratio" if comps[target].kind == "cache"
+                               else f"a {comps[target].kind}"), ("faults", i, "target"))
 
 
 def classes_reaching(spec: Spec) -> dict[str, set[str]]:

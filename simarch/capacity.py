@@ -62,8 +62,10 @@ class _Flow:
     keys: np.ndarray | None = None  # rate-weighted key popularity (sums to rate), or None
 
     def add(self, rate: float, keys: np.ndarray | None) -> None:
-        if rate <= 0:
+        if not rate > 0:
             return
+        if keys is not None and not keys.sum() > 0:
+            keys = None
         if keys is not None:
             scaled = keys * (rate / keys.sum())
             if self.keys is None:

@@ -191,11 +191,31 @@ def validate(
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: usage errors become one ``error:`` line and exit code 2."""
     try:
-        app()
+        code = app(standalone_mode=False)  # an Exit raised by a command comes back as its code
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
     except SpecError as e:  # pragma: no cover - commands catch their own
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except Exception as e:
+        # the CLI framework's usage errors (bad option value, unknown command, missing
+        # argument) carry a user-facing message and exit code 2; anything else is a bug
+        if getattr(e, "exit_code", None) != 2 or not hasattr(e, "format_message"):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":
+            ctx = getattr(e, "ctx", None)
+            typer.echo(ctx.get_help() if ctx is not None else e.format_message())
+            sys.exit(0)
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(2)
 
 

@@ -928,12 +928,25 @@ class Simulation:
                 yield from np.searchsorted(cdf, rng.random(1024), side="right").tolist()
         return gen().__next__
 
+    def _entry_picker(self) -> Callable[[], Pool | None]:
+        """How clients choose the entry's instance: its policy, and if the entry is a load
+        balancer with health checks, only instances that pass them (DNS or a floating IP
+        failing over)."""
+        entry = self.components[self.entry]
+        if isinstance(entry, LoadBalancerRuntime) and entry.spec.health_check is not None:
+            return entry.live_picker(entry)
+        return entry.picker(tag="workload")
+
     def _request(self, serve, pick, cls: int, key: int):
         env = self.env
         t0 = env._now
         self.sys_n += 1
         self.sys_start += t0
-        status = yield from serve(pick(), cls, key)
+        inst = pick()
+        if inst is None:
+            status = FAILED  # no entry instance in rotation
+        else:
+            status = yield from serve(inst, cls, key)
         now = env._now
         self.sys_n -= 1
         self.sys_end += now
@@ -946,7 +959,7 @@ class Simulation:
         env = self.env
         warm = self.warmup
         entry = self.components[self.entry]
-        serve, pick = entry.serve, entry.picker(tag="workload")
+        serve, pick = entry.serve, self._entry_picker()
         next_cls = self._class_sampler()
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
                 for name, rc in self.spec.workload.requests.items()]
@@ -1007,7 +1020,7 @@ class Simulation:
         wl = self.spec.workload
         if wl.users is not None:
             n_users = max(1, int(round(wl.users * self.load)))
-            pick = self.components[self.entry].picker(tag="workload")  # shared by all users
+            pick = self._entry_picker()  # shared by all users
             for i in range(n_users):
                 think = sampler(wl.think_time, self.rng("workload", "think", i))
                 env.process(self._user(i, think, pick))

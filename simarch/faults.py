@@ -50,7 +50,7 @@ def _window(sim: Simulation, f: Any, on: Callable[[], None], off: Callable[[], N
     if f.at > env.now:
         yield env.timeout(f.at - env.now)
     on()
-    end = f.end
+    end = f.end if off is not None else f.at  # a fault with no undo (a flush) is an instant
     sim.fault_log.append((label, f.kind, target, f.at, end))
     if off is not None and math.isfinite(end):
         yield env.timeout(end - env.now)

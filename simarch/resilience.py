@@ -34,12 +34,14 @@ class Breaker:
         self.failures = 0
         self.opened_at = 0.0
         self.probes = 0
+        self.since = 0.0  # when the current state began
         self.rejected = 0
         self.transitions: list[tuple[float, str, str, str]] = []  # (time, edge, from, to)
 
     def _move(self, now: float, state: str) -> None:
         self.transitions.append((now, self.edge, self.state, state))
         self.state = state
+        self.since = now
 
     def allow(self, now: float) -> bool:
         if self.state == CLOSED:
@@ -56,7 +58,11 @@ class Breaker:
         self.rejected += 1
         return False
 
-    def record(self, ok: bool, now: float) -> None:
+    def record(self, ok: bool, now: float, started: float) -> None:
+        """The outcome of a call begun at ``started``; calls begun before the current state
+        (e.g. before the breaker opened) do not count as its trial calls."""
+        if started < self.since:
+            return
         if self.state == HALF_OPEN:
             if ok:
                 self._move(now, CLOSED)
@@ -162,9 +168,10 @@ class Resilience:
             if n > 1:
                 self.retried += 1
                 self.target.extra += 1
+            started = env._now
             status = yield from self._attempt(cls, key)
             if breaker is not None:
-                breaker.record(status == OK, env._now)
+                breaker.record(status == OK, env._now, started)
             if status == OK or n >= self.attempts or status not in self.retry_on:
                 break
             if self.budget is not None and not self.budget.withdraw():

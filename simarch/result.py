@@ -187,7 +187,8 @@ class Result:
                 "p99_ms": float(np.percentile(lok, 99)) if len(lok) else math.nan,
                 **{name: int((st == i).sum()) for i, name in enumerate(STATUS_NAMES) if i},
                 "faults": ", ".join(sorted({f["fault"] for f in self.fault_windows
-                                            if f["start_s"] < edges[b + 1] and f["end_s"] > edges[b]})),
+                                            if f["start_s"] < edges[b + 1] and (
+                                                f["end_s"] > edges[b] or f["start_s"] >= edges[b])})),
             })
         df = pd.DataFrame(rows)
         df["fault_active"] = df["faults"] != ""

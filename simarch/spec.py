@@ -53,6 +53,14 @@ Rate = Annotated[float, BeforeValidator(parse_rate)]
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]
 Dist = Annotated[Distribution, BeforeValidator(_dist)]
 
+# Sizes are held in memory (a pool per instance or replica, an entry per key): bound them.
+MAX_INSTANCES = 10_000  # instances per component, shards per datastore
+MAX_REPLICAS = 100
+MAX_WORKERS = 1_000_000
+MAX_QUEUE = 1_000_000_000
+MAX_USERS = 1_000_000
+MAX_KEYS = 10_000_000
+
 Policy = Literal["round_robin", "random", "least_connections", "power_of_two_choices"]
 POLICIES: tuple[str, ...] = typing.get_args(Policy)
 
@@ -80,6 +88,9 @@ class ServiceTime(_Model):
     def _parse(cls, v: Any, info: ValidationInfo) -> Any:
         if isinstance(v, ServiceTime):
             return v
+        if v is None:
+            raise ValueError("expected a distribution (e.g. 4ms, {exponential: 2ms}) or a mapping "
+                             "from request class, operation or 'default' to distributions")
         if isinstance(v, dict) and set(v) <= {"default", "by_name"} and "by_name" in v:
             return v  # already in model form
         if isinstance(v, dict) and len(v) >= 1 and not (set(v) & set(DISTRIBUTION_NAMES)):
@@ -145,7 +156,7 @@ class _ComponentBase(_Model):
     description: str | None = None
     zone: str | list[str] | None = Field(
         None, description="availability zone, or a list: instances spread over them in turn")
-    instances: int = Field(1, ge=1)
+    instances: int = Field(1, ge=1, le=MAX_INSTANCES)
     service_time: ServiceTime = Field(default_factory=_zero_service_time)
     policy: Policy = Field(
         "round_robin",
@@ -158,8 +169,8 @@ class ServiceSpec(_ComponentBase):
     """A tier of identical instances, each a pool of ``workers`` with a bounded wait queue."""
 
     kind: Literal["service"]
-    workers: int = Field(1, ge=1)
-    queue: int | None = Field(None, ge=0)
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
     rate_limit: RateLimitSpec | None = None
 
 
@@ -167,8 +178,8 @@ class LoadBalancerSpec(_ComponentBase):
     """A load balancer: its own instances, latency and connection limit; routes by ``policy``."""
 
     kind: Literal["load_balancer"]
-    connections: int | None = Field(None, ge=1)
-    queue: int | None = Field(None, ge=0)
+    connections: int | None = Field(None, ge=1, le=MAX_WORKERS)
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
     health_check: HealthCheckSpec | None = None
 
     @model_validator(mode="after")
@@ -182,11 +193,11 @@ class CacheSpec(_ComponentBase):
     """An LRU cache over request keys (``capacity``), or a fixed ``hit_ratio``."""
 
     kind: Literal["cache"]
-    capacity: int | None = Field(None, ge=1)
+    capacity: int | None = Field(None, ge=1, le=MAX_KEYS)
     hit_ratio: Fraction | None = None
     ttl: PositiveDuration | None = None
-    workers: int | None = Field(None, ge=1)
-    queue: int | None = Field(None, ge=0)
+    workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
 
     @model_validator(mode="after")
     def _one_of(self) -> CacheSpec:
@@ -203,13 +214,13 @@ class DatastoreSpec(_ComponentBase):
     """A sharded, replicated datastore: keys hash to shards, each shard has ``replicas`` copies."""
 
     kind: Literal["datastore"]
-    shards: int = Field(1, ge=1)
-    replicas: int = Field(1, ge=1, description="copies per shard, the primary included")
-    workers: int = Field(1, ge=1, description="workers per replica")
-    queue: int | None = Field(None, ge=0, description="wait-queue bound per replica")
+    shards: int = Field(1, ge=1, le=MAX_INSTANCES)
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="copies per shard, the primary included")
+    workers: int = Field(1, ge=1, le=MAX_WORKERS, description="workers per replica")
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE, description="wait-queue bound per replica")
     replication: Literal["async", "sync"] = "async"
     read_from: Literal["any", "primary"] = "any"
-    vnodes: int = Field(100, ge=1, description="virtual nodes per shard on the hash ring")
+    vnodes: int = Field(100, ge=1, le=10_000, description="virtual nodes per shard on the hash ring")
     failover: PositiveDuration | None = Field(
         10.0, description="time to promote a replica when a primary dies; null: never")
 
@@ -224,7 +235,7 @@ class QueueSpec(_ComponentBase):
     """A bounded message broker: producers return once a message is enqueued."""
 
     kind: Literal["queue"]
-    capacity: int | None = Field(None, ge=1, description="messages held at most")
+    capacity: int | None = Field(None, ge=1, le=MAX_QUEUE, description="messages held at most")
 
     @model_validator(mode="after")
     def _one_instance(self) -> QueueSpec:
@@ -343,7 +354,6 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- workload
 
 
-MAX_KEYS = 10_000_000  # key spaces are held in memory (popularity, shard of each key)
 
 
 class KeysSpec(_Model):
@@ -375,7 +385,7 @@ _WRITE_NAMES = ("write", "put", "post", "update", "insert", "delete", "set")
 
 
 class RequestClassSpec(_Model):
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, le=1e9, allow_inf_nan=False)
     keys: KeysSpec | None = None
     op: Literal["read", "write"] | None = Field(
         None, description="datastore operation; default 'write' for write-like class names"
@@ -460,7 +470,7 @@ class WorkloadSpec(_Model):
     """Open-loop Poisson arrivals at ``rate``, or ``users`` in a closed loop with ``think_time``."""
 
     rate: Rate | None = None
-    users: int | None = Field(None, ge=1)
+    users: int | None = Field(None, ge=1, le=MAX_USERS)
     think_time: Dist | None = None
     entry: str | None = None
     requests: dict[str, RequestClassSpec] = Field(
@@ -626,8 +636,28 @@ class SimulationSpec(_Model):
     seed: int = Field(1, ge=0)
 
 
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+def _check_names(names: Any, what: str) -> None:
+    for n in names:
+        if not isinstance(n, str) or not NAME_RE.match(n):
+            raise ValueError(f"{what} name {n!r} is not allowed: use letters, digits, '_' and '-'")
+
+
 class Spec(_Model):
     """A whole design."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            if isinstance(v.get("components"), dict):
+                _check_names(v["components"], "component")
+            wl = v.get("workload")
+            if isinstance(wl, dict) and isinstance(wl.get("requests"), dict):
+                _check_names(wl["requests"], "request class")
+        return v
 
     name: str = "architecture"
     description: str | None = None
@@ -733,6 +763,8 @@ def _message(err: dict) -> str:
         return f"must be {op} {ctx.get(key)} (got {given!r})"
     if typ.endswith("_type") or typ.endswith("_parsing"):
         return f"{msg[0].lower()}{msg[1:]} (got {given!r})"
+    if typ == "int_from_float":
+        return f"must be a whole number (got {given!r})"
     if typ == "too_short":
         return "must not be empty"
     if msg.startswith("Value error, "):
@@ -797,6 +829,9 @@ def read_yaml(path: str | Path) -> dict:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SpecError(f"broken YAML: {where}{problem}", (), str(path)) from None
+    if data is None:
+        raise SpecError("the file is empty: a spec is a YAML mapping with 'workload' and 'components'",
+                        (), str(path))
     if not isinstance(data, dict):
         raise SpecError(
             f"a spec is a YAML mapping with 'workload' and 'components', got {type(data).__name__}",

@@ -398,6 +398,11 @@ EXTREME_CASES = {
         components:
           api: {kind: service, service_time: {lognormal: {mu: 0, sigma: 1.0e+10}}}
         """,
+    "datastore_with_10e30_shards": """\
+        workload: {rate: 10}
+        components:
+          db: {kind: datastore, shards: 1000000000000000000000000000000, service_time: 1ms}
+        """,
 }
 
 

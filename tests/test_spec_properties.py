@@ -17,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import simarch
@@ -27,9 +27,9 @@ TOP_LEVEL_FIELDS = ("name", "description", "workload", "components", "calls", "s
 KINDS = ("service", "load_balancer", "cache", "datastore", "queue")
 
 # Stable in CI: the same examples every run, no example database.
-FAST = settings(max_examples=250, deadline=None, derandomize=True, database=None,
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SIM = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+SIM = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 YAML_RT = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -132,8 +132,8 @@ def components(draw: st.DrawFn, kind: str, classes: list[str], lru_ok: bool) -> 
     elif kind == "load_balancer":
         if draw(st.booleans()):
             comp["connections"] = draw(st.integers(1, 100))
-        if draw(st.booleans()):
-            comp["queue"] = _queue_bound(draw)
+            if draw(st.booleans()):  # a wait-queue bound goes with a connection limit
+                comp["queue"] = _queue_bound(draw)
     elif kind == "cache":
         if lru_ok and draw(st.booleans()):
             comp["capacity"] = draw(st.integers(1, 500))
@@ -143,8 +143,8 @@ def components(draw: st.DrawFn, kind: str, classes: list[str], lru_ok: bool) -> 
             comp["hit_ratio"] = draw(st.one_of(st.floats(0.0, 1.0), st.sampled_from(["80%", "99.5%", 0, 1])))
         if draw(st.booleans()):
             comp["workers"] = draw(st.integers(1, 8))
-        if draw(st.booleans()):
-            comp["queue"] = _queue_bound(draw)
+            if draw(st.booleans()):  # a wait-queue bound goes with a worker limit
+                comp["queue"] = _queue_bound(draw)
     elif kind == "datastore":
         for field, lo, hi in (("shards", 1, 4), ("replicas", 1, 3), ("workers", 1, 8), ("vnodes", 1, 50)):
             if draw(st.booleans()):
@@ -258,7 +258,8 @@ def designs(draw: st.DrawFn) -> dict:
             if draw(st.integers(0, 3)) == 0:
                 call["timeout"] = draw(st.sampled_from(["1s", "50ms", 2]))
             if sk != "queue" and draw(st.integers(0, 3)) == 0:
-                modes = ["call", "async"] if dk == "queue" else ["call", "forward", "async"]
+                forward_ok = dk != "queue" and call.get("on") != "miss"
+                modes = ["call", "forward", "async"] if forward_ok else ["call", "async"]
                 call["mode"] = draw(st.sampled_from(modes))
             calls.append(call)
 
@@ -350,7 +351,9 @@ def _mutate(draw: st.DrawFn, spec: dict) -> Any:
         if where in ("workload", "components"):
             d.pop(where, None)
         elif where == "kind" and comps:
-            comps[draw(st.sampled_from(names))].pop("kind", None)
+            comp = comps[draw(st.sampled_from(names))]
+            if isinstance(comp, dict):
+                comp.pop("kind", None)
         elif isinstance(d.get("calls"), list) and d["calls"] and isinstance(d["calls"][0], dict):
             d["calls"][0].pop(where, None)
     elif op == "bad_value" and slots:
@@ -367,10 +370,8 @@ def _mutate(draw: st.DrawFn, spec: dict) -> Any:
             comp = comps[draw(st.sampled_from(names))]
             if isinstance(comp, dict):
                 comp[target] = typo
-        elif target in ("latency", "timeout"):
-            d.setdefault("calls", []) if isinstance(d.get("calls", []), list) else None
-            if isinstance(d.get("calls"), list):
-                d["calls"].append({"from": names[0], "to": names[-1], target: typo})
+        elif target in ("latency", "timeout") and isinstance(d.get("calls", []), list):
+            d.setdefault("calls", []).append({"from": names[0], "to": names[-1], target: typo})
         elif target == "think_time" and isinstance(d.get("workload"), dict):
             d["workload"]["think_time"] = typo
         elif target == "slo":
@@ -399,7 +400,7 @@ def _mutate(draw: st.DrawFn, spec: dict) -> Any:
             calls.append({"from": a, "to": a})
         else:
             calls.append({"from": a, "to": b, "on": "miss"})
-    elif op == "unknown_kind" and comps and isinstance(comps[names[0]], dict):
+    elif op == "unknown_kind" and comps:
         comps[draw(st.sampled_from(names))] = {"kind": draw(UNKNOWN_KINDS), "service_time": "1ms"}
     elif op == "zipf_zero" and isinstance(d.get("workload"), dict):
         n = draw(st.sampled_from([0, -1, 10**30, 2**63]))
@@ -419,10 +420,11 @@ def _mutate(draw: st.DrawFn, spec: dict) -> Any:
     elif op == "huge_number":
         huge = draw(st.sampled_from([10**30, 2**63, 10**18, 1e308]))
         wl = d.get("workload")
-        if draw(st.booleans()) and comps and isinstance(comps[names[0]], dict):
+        comp = comps[draw(st.sampled_from(names))] if comps else None
+        if draw(st.booleans()) and isinstance(comp, dict):
             field = draw(st.sampled_from(["instances", "workers", "queue", "shards", "replicas",
                                           "vnodes", "capacity", "connections"]))
-            comps[draw(st.sampled_from(names))][field] = huge
+            comp[field] = huge
         elif isinstance(wl, dict) and isinstance(wl.get("requests"), dict) and wl["requests"]:
             rc = wl["requests"][draw(st.sampled_from(sorted(wl["requests"])))]
             if isinstance(rc, dict):
@@ -491,7 +493,42 @@ def _load_checked_elsewhere(spec: Any) -> simarch.Architecture | simarch.SpecErr
 # --------------------------------------------------------------------------- properties
 
 
+def _one_component(**comp: Any) -> dict:
+    return {"workload": {"rate": 10}, "components": {"c": {"service_time": "1ms", **comp}}}
+
+
+def _one_class(keys: dict) -> dict:
+    return {"workload": {"rate": 10, "requests": {"get": {"keys": keys}}},
+            "components": {"api": {"kind": "service", "service_time": "1ms"}}}
+
+
+# Absurd sizes that a YAML file can hold: checked on every run, whatever the strategy draws.
+HUGE_SIZES = [
+    _one_component(kind="datastore", shards=10**30),
+    _one_component(kind="datastore", replicas=10**18),
+    _one_component(kind="datastore", shards=2**63, replicas=2),
+    _one_component(kind="service", instances=10**30, workers=10**30),
+    _one_component(kind="cache", capacity=10**30),
+    _one_class({"zipf": 1.0, "n": 10**30}),
+    _one_class({"uniform": 2**63}),
+    _one_component(kind="service", service_time={"lognormal": {"mu": 0, "sigma": 1e10}}),
+    _one_component(kind="service", service_time={"exponential": 1e308}),
+]
+NON_MAPPING_SPECS = [[], [1, 2], 0, 5, None, 3.5, True, b"workload: {}"]
+
+
+def _with_examples(specs: list) -> Any:
+    def deco(fn: Any) -> Any:
+        for spec in reversed(specs):
+            fn = example(spec)(fn)
+        return fn
+    return deco
+
+
+
+
 @FAST
+@_with_examples(NON_MAPPING_SPECS + HUGE_SIZES)
 @given(mutated_designs())
 def test_load_returns_architecture_or_raises_spec_error(spec: Any) -> None:
     """Property 1: whatever the input, no exception other than SpecError escapes ``load``."""
@@ -500,6 +537,7 @@ def test_load_returns_architecture_or_raises_spec_error(spec: Any) -> None:
 
 
 @FAST
+@_with_examples(NON_MAPPING_SPECS + HUGE_SIZES)
 @given(mutated_designs())
 def test_spec_errors_are_one_line_with_a_field_path(spec: Any) -> None:
     """Property 2: a SpecError reads as one non-empty line and its path starts at a top-level field."""
@@ -557,6 +595,7 @@ def test_generated_designs_are_valid(spec: dict) -> None:
 
 
 @FAST
+@_with_examples(HUGE_SIZES)
 @given(mutated_designs())
 def test_capacity_analysis_of_loaded_designs_never_crashes(spec: Any) -> None:
     """What ``simarch validate`` does after loading: it works or raises SpecError, nothing else."""
