@@ -13,10 +13,12 @@ __version__ = "0.1.0"
 
 from .architecture import Architecture, load
 from .capacity import CapacityReport, capacity_report
+from .compare import Comparison, compare
 from .errors import SimarchError, SpecError
 from .result import Result
 from .simulate import simulate
 from .spof import SpofReport, spof
+from .sweep import sweep
 
 __all__ = [
     "Architecture",
@@ -28,6 +30,9 @@ __all__ = [
 
     "load",
     "simulate",
+    "compare",
+    "Comparison",
+    "sweep",
     "spof",
     "SpofReport",
     "__version__",

@@ -167,6 +167,122 @@ def spof_cmd(
         typer.echo(str(rep))
 
 
+def _executor(scheduler: str | None, serial: bool) -> str:
+    if serial:
+        return "serial"
+    return scheduler or "processes"
+
+
+def _loads(text: str) -> list[float]:
+    from .units import parse_multiplier
+
+    try:
+        return [parse_multiplier(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise SpecError(str(e), ("--loads",)) from None
+
+
+@app.command("compare")
+def compare_cmd(
+    specs: Annotated[list[Path], typer.Argument(help="Two or more spec files.", show_default=False)],
+    loads: Annotated[str, typer.Option(help="Load multipliers, comma-separated.")] = "1x,2x,5x,10x",
+    replications: Annotated[int, typer.Option(min=1, help="Independent runs per design and load.")] = 5,
+    duration: Annotated[str | None, typer.Option(help="Measured window of each run. [default: each spec's]")] = None,
+    warmup: Annotated[str | None, typer.Option(help="Warm-up of each run. [default: each spec's]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed; replication r uses the same stream for every design.")] = 1,
+    knee: Annotated[bool, typer.Option(help="Search the highest load that meets each SLO.")] = True,
+    scheduler: Annotated[str | None, typer.Option(help="Dask: 'local' or 'tcp://host:port'. [default: local processes]")] = None,
+    serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write tables (Parquet) and plots here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tables as JSON.")] = False,
+) -> None:
+    """Compare designs as load grows: mean and 95% interval of p50/p99/p99.9, throughput and
+    availability per design and load, paired differences, SLO verdicts and the knee."""
+    from .compare import compare
+
+    try:
+        archs = [load_arch(p) for p in specs]
+        cmp = compare(archs, loads=_loads(loads), replications=replications, seed=seed,
+                      duration=duration, warmup=warmup, knee=knee,
+                      executor=_executor(scheduler, serial))
+    except SpecError as e:
+        _fail(e)
+        return
+    if as_json:
+        doc = {**cmp.to_dict(), **{n: json.loads(getattr(cmp, n).to_json(orient="records"))
+                                   for n in ("table", "diff", "slo", "knee")}}
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(str(cmp))
+    if out is not None:
+        _save_comparison(cmp, out)
+        typer.echo(f"wrote {out}/", err=as_json)
+
+
+def _save_comparison(cmp, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cmp.save(out)
+    for name, draw in (("latency_vs_load.png", cmp.plot_latency), ("availability_vs_load.png",
+                                                                     cmp.plot_availability)):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        draw(ax=ax)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    spec: SpecArg,
+    set_: Annotated[list[str], typer.Option("--set", help="PATH=V1,V2,... e.g. api.instances=2,4,8 (repeat for a factorial).")],
+    out: Annotated[Path, typer.Option(help="Parquet dataset folder; an interrupted sweep resumes from it.")],
+    loads: Annotated[str, typer.Option(help="Load multipliers, comma-separated.")] = "1x",
+    replications: Annotated[int, typer.Option(min=1, help="Runs per point.")] = 1,
+    duration: Annotated[str | None, typer.Option(help="Measured window of each run. [default: the spec's]")] = None,
+    warmup: Annotated[str | None, typer.Option(help="Warm-up of each run. [default: the spec's]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask: 'local' or 'tcp://host:port'. [default: local processes]")] = None,
+    serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
+) -> None:
+    """Run a factorial sweep of SPEC's parameters and append every point to a Parquet dataset."""
+    from .sweep import parse_set, sweep
+
+    try:
+        arch = load_arch(spec)
+        params = dict(parse_set(s) for s in set_)
+        df = sweep(arch, params, out, loads=_loads(loads), replications=replications, seed=seed,
+                   duration=duration, warmup=warmup, executor=_executor(scheduler, serial))
+    except SpecError as e:
+        _fail(e if e.source or (e.path and str(e.path[0]).startswith("--")) else e.with_context(source=str(spec)))
+        return
+    cols = [c for c in df.columns if c.startswith("param.")] + ["load", "replication"]
+    show = [c for c in ("p50_ms", "p99_ms", "throughput_rps", "availability", "error") if c in df.columns]
+    typer.echo(df.sort_values(cols)[cols + show].to_string(index=False))
+    errors = int(df["error"].notna().sum()) if "error" in df else 0
+    typer.echo(f"\n{len(df)} points in {out}/" + (f" ({errors} with errors)" if errors else ""))
+
+
+@app.command("report")
+def report_cmd(
+    results: Annotated[Path, typer.Argument(help="A folder written by run --out, compare --out or sweep --out.", show_default=False)],
+    html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")],
+) -> None:
+    """Write one self-contained HTML page (tables and embedded plots) of a run, a comparison
+    or a sweep, ready to share."""
+    from .htmlreport import write_report
+
+    try:
+        write_report(results, html)
+    except SpecError as e:
+        _fail(e)
+        return
+    typer.echo(f"wrote {html}")
+
+
 @app.command()
 def validate(
     spec: SpecArg,

@@ -115,3 +115,52 @@ def format_spof(rep) -> str:
     spofs = rep.spofs + [f"zone {z}" for z in rep.zone_spofs]
     lines += ["", f"Single points of failure: {', '.join(spofs) if spofs else 'none'}"]
     return "\n".join(lines)
+
+
+def format_comparison(cmp) -> str:
+    """The report ``simarch compare`` prints: per design and load, mean [CI] of each metric,
+    the SLO verdict, the paired differences and the knee."""
+    pct = int(round(cmp.confidence * 100))
+    lines = [f"Comparison of {', '.join(cmp.designs)}: {cmp.replications} replications per point, "
+             f"{pct}% t-intervals, common random numbers (seed {cmp.seed})", ""]
+    t = cmp.table
+
+    def cell(row, kind):
+        m, lo, hi = row["mean"], row["ci_low"], row["ci_high"]
+        if kind == "pct":
+            return f"{m:.3%} [{lo:.3%}, {hi:.3%}]" if not math.isnan(lo) else f"{m:.3%}"
+        return f"{m:.4g} [{lo:.4g}, {hi:.4g}]" if not math.isnan(lo) else f"{m:.4g}"
+
+    rows = []
+    for (design, load), g in t.groupby(["design", "load"], sort=False):
+        g = g.set_index("metric")
+        verdict = cmp.slo[(cmp.slo.design == design) & (cmp.slo.load == load)]
+        met = verdict["slo_met"].iloc[0] if len(verdict) else None
+        rows.append({
+            "design": design, "load": f"{load:g}x",
+            "p50 ms": cell(g.loc["p50_ms"], "num"), "p99 ms": cell(g.loc["p99_ms"], "num"),
+            "p99.9 ms": cell(g.loc["p999_ms"], "num"), "throughput rps": cell(g.loc["throughput_rps"], "num"),
+            "availability": cell(g.loc["availability"], "pct"),
+            "SLO": "-" if met is None else ("met" if met else "MISSED"),
+        })
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    if len(cmp.diff):
+        lines += ["", f"Differences against {cmp.designs[0]} (paired by replication), mean [{pct}% CI]"]
+        d = cmp.diff[cmp.diff.metric.isin(["p99_ms", "throughput_rps", "availability"])]
+        drows = []
+        for _, r in d.iterrows():
+            fmt = "{:+.3%}" if r["metric"] == "availability" else "{:+.4g}"
+            ci = "" if math.isnan(r["ci_low"]) else f" [{fmt.format(r['ci_low'])}, {fmt.format(r['ci_high'])}]"
+            drows.append({"design": r["design"], "load": f"{r['load']:g}x", "metric": r["metric"],
+                          "difference": fmt.format(r["mean_diff"]) + ci})
+        lines.append(pd.DataFrame(drows).to_string(index=False))
+    if len(cmp.knee):
+        lines += ["", "Knee: the highest load multiplier that still meets the SLO"]
+        for _, k in cmp.knee.iterrows():
+            if math.isnan(k["knee"]):
+                lines.append(f"  {k['design']}: - ({k['note']})")
+                continue
+            ci = "" if math.isnan(k["ci_low"]) else f" [{k['ci_low']:.2f}x, {k['ci_high']:.2f}x]"
+            lines.append(f"  {k['design']}: {k['knee']:.2f}x{ci} (search resolution "
+                         f"{k['resolution']:.2f}x{'; ' + k['note'] if k['note'] else ''})")
+    return "\n".join(lines)

@@ -293,6 +293,13 @@ class Result:
                 lambda p: Path(p).write_text(json.dumps(self.to_dict(), indent=2) + "\n"))
         _atomic(out / "spec.yaml",
                 lambda p: Path(p).write_text(yaml.safe_dump(self.spec, sort_keys=False)))
+        from . import __version__
+
+        manifest = {"type": "run", "design": self.design, "load": self.load,
+                    "duration_s": self.duration, "warmup_s": self.warmup,
+                    "seed": self.seed if isinstance(self.seed, int) else str(self.seed),
+                    "simarch_version": __version__}
+        _atomic(out / "simarch.json", lambda p: Path(p).write_text(json.dumps(manifest, indent=2) + "\n"))
         return out
 
     def __repr__(self) -> str:

@@ -1,0 +1,285 @@
+"""Compare designs as load grows: replications, confidence intervals, paired differences
+with common random numbers, and the knee (the highest load that still meets the SLO).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .architecture import Architecture
+from .architecture import load as load_arch
+from .experiment import METRICS, Task, mean_ci, run_tasks
+from .units import parse_duration, parse_multiplier
+
+TABLE_METRICS = ("p50_ms", "p99_ms", "p999_ms", "throughput_rps", "availability")
+
+
+def _labels(archs: Sequence[Architecture]) -> list[str]:
+    out: list[str] = []
+    for a in archs:
+        name = a.name
+        k = 2
+        while name in out:
+            name = f"{a.name}#{k}"
+            k += 1
+        out.append(name)
+    return out
+
+
+def _meets(slo: dict[str, float] | None, row: dict[str, Any] | pd.Series) -> bool | None:
+    """Whether a set of metrics meets an SLO (latency targets in seconds)."""
+    if not slo:
+        return None
+    for name, target in slo.items():
+        if name == "availability":
+            v = row["availability"]
+            if not (v >= target):
+                return False
+        else:
+            v = row[f"{name}_ms"]
+            if not (v <= target * 1e3):
+                return False
+    return True
+
+
+def _slo_of(arch: Architecture) -> dict[str, float] | None:
+    slo = arch.spec.slo
+    return None if slo is None else {k: v for k, v in slo.model_dump().items() if v is not None}
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`.
+
+    * ``runs``: one row per design, load and replication (all metrics);
+    * ``table``: tidy mean and confidence interval per design, load and metric;
+    * ``diff``: paired differences of each design against the first, with their interval;
+    * ``knee``: per design, the highest load multiplier that meets its SLO, with its interval;
+    * ``slo``: per design and load, the verdict on the means and the share of replications
+      that met the SLO.
+    """
+
+    designs: list[str]
+    loads: list[float]
+    replications: int
+    seed: int
+    confidence: float
+    runs: pd.DataFrame
+    table: pd.DataFrame
+    diff: pd.DataFrame
+    slo: pd.DataFrame
+    knee: pd.DataFrame
+    slos: dict[str, dict[str, float] | None] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str = "p99_ms") -> pd.DataFrame:
+        """Wide view of one metric: rows load, columns (design, mean/ci_low/ci_high)."""
+        t = self.table[self.table.metric == name]
+        return t.pivot(index="load", columns="design", values=["mean", "ci_low", "ci_high"]).swaplevel(
+            axis=1).sort_index(axis=1)
+
+    def plot_latency(self, metric: str | Sequence[str] = "p99_ms", ax=None):
+        """Latency percentile(s) against load, every design on one set of axes."""
+        from .plots import percentiles_vs_load
+
+        first = metric if isinstance(metric, str) else metric[0]
+        slo = self._slo_value(first.removesuffix("_ms"))
+        return percentiles_vs_load(self.table, ax=ax, metric=metric,
+                                   slo=None if slo is None else slo * 1e3)
+
+    def plot_availability(self, ax=None):
+        """Availability against load, every design on one set of axes."""
+        from .plots import availability_vs_load
+
+        return availability_vs_load(self.table, ax=ax, slo=self._slo_value("availability"))
+
+    def _slo_value(self, key: str) -> float | None:
+        vals = {s.get(key) for s in self.slos.values() if s and s.get(key) is not None}
+        return vals.pop() if len(vals) == 1 else None
+
+    def __str__(self) -> str:
+        from .report import format_comparison
+
+        return format_comparison(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "comparison",
+            "designs": self.designs,
+            "loads": self.loads,
+            "replications": self.replications,
+            "seed": self.seed,
+            "confidence": self.confidence,
+            "settings": self.settings,
+            "slos": self.slos,
+            "simarch_version": __version__,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the tables as Parquet, a manifest and the two plots (atomically)."""
+        from .result import _atomic
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("runs", "table", "diff", "slo", "knee"):
+            df = getattr(self, name)
+            _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        _atomic(out / "simarch.json",
+                lambda p: Path(p).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n"))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Comparison:
+        d = Path(directory)
+        meta = json.loads((d / "simarch.json").read_text())
+        tables = {n: pd.read_parquet(d / f"{n}.parquet") for n in ("runs", "table", "diff", "slo", "knee")}
+        return cls(meta["designs"], meta["loads"], meta["replications"], meta["seed"],
+                   meta["confidence"], slos=meta.get("slos", {}), settings=meta.get("settings", {}),
+                   **tables)
+
+
+def compare(
+    designs: Sequence[Architecture | str | Path | dict],
+    loads: Sequence[float | str] = (1, 2, 5, 10),
+    replications: int = 5,
+    seed: int = 1,
+    *,
+    duration: str | float | None = None,
+    warmup: str | float | None = None,
+    knee: bool = True,
+    knee_steps: int = 5,
+    confidence: float = 0.95,
+    executor: str | Any = "processes",
+    workers: int | None = None,
+    progress: bool = True,
+) -> Comparison:
+    """Simulate every design at every load multiplier, ``replications`` times each.
+
+    Replication ``r`` uses the same seed for every design and load (common random
+    numbers), so differences between designs are measured on the same arrivals and their
+    intervals are tight. With ``knee``, a bisection per design and replication finds the
+    highest load that still meets the design's SLO (``knee_steps`` halvings of the bracket
+    found on the ``loads`` grid).
+    """
+    archs = [load_arch(d) for d in designs]
+    labels = _labels(archs)
+    mults = sorted(parse_multiplier(x) for x in loads)
+    if replications < 1:
+        raise ValueError("replications must be >= 1")
+    dur = None if duration is None else parse_duration(duration, allow_zero=False)
+    warm = None if warmup is None else parse_duration(warmup)
+
+    def task(i: int, load: float, rep: int, **tags: Any) -> Task:
+        a = archs[i]
+        return Task(a.to_dict(), str(a.base_dir) if a.base_dir else None, load, dur, warm, seed, rep,
+                    {"design": labels[i], **tags})
+
+    tasks = [task(i, x, r) for i in range(len(archs)) for x in mults for r in range(replications)]
+    rows = run_tasks(tasks, executor=executor, workers=workers, progress=progress, desc="compare")
+    runs = pd.DataFrame(rows)
+    slos = {labels[i]: _slo_of(a) for i, a in enumerate(archs)}
+    errors = runs[runs["error"].notna()]
+    if len(errors):
+        first = errors.iloc[0]
+        raise RuntimeError(f"{len(errors)} run(s) failed, e.g. {first['design']} at {first['load']}x: "
+                           f"{first['error']}")
+    runs["slo_met"] = [_meets(slos[d], row) for d, (_, row) in zip(runs["design"], runs.iterrows(), strict=True)]
+
+    # ---- means and intervals
+    trows = []
+    for (design, load), g in runs.groupby(["design", "load"], sort=False):
+        for m in METRICS:
+            mean, lo, hi, sd = mean_ci(g[m].to_numpy(), confidence)
+            trows.append({"design": design, "load": load, "metric": m, "mean": mean, "ci_low": lo,
+                          "ci_high": hi, "sd": sd, "replications": int(g[m].notna().sum())})
+    table = pd.DataFrame(trows)
+
+    # ---- SLO verdicts
+    srows = []
+    for (design, load), g in runs.groupby(["design", "load"], sort=False):
+        means = table[(table.design == design) & (table.load == load)].set_index("metric")["mean"]
+        met = _meets(slos[design], means)
+        share = float(np.mean([bool(x) for x in g["slo_met"]])) if slos[design] else math.nan
+        srows.append({"design": design, "load": load, "slo_met": met, "met_share": share})
+    slo_table = pd.DataFrame(srows)
+
+    # ---- paired differences against the first design
+    drows = []
+    base = labels[0]
+    for other in labels[1:]:
+        for load in mults:
+            a = runs[(runs.design == base) & (runs.load == load)].set_index("replication")
+            b = runs[(runs.design == other) & (runs.load == load)].set_index("replication")
+            for m in METRICS:
+                d = (b[m] - a[m]).to_numpy()
+                mean, lo, hi, sd = mean_ci(d, confidence)
+                drows.append({"design": other, "baseline": base, "load": load, "metric": m,
+                              "mean_diff": mean, "ci_low": lo, "ci_high": hi, "sd": sd})
+    diff = pd.DataFrame(drows, columns=["design", "baseline", "load", "metric", "mean_diff", "ci_low",
+                                        "ci_high", "sd"])
+
+    # ---- the knee
+    krows = []
+    if knee:
+        krows = _knees(archs, labels, slos, slo_table, mults, replications, task, knee_steps,
+                       confidence, executor, workers, progress)
+    knee_table = pd.DataFrame(krows, columns=["design", "knee", "ci_low", "ci_high", "resolution",
+                                              "bracket_low", "bracket_high", "note"])
+    settings = {"duration": dur, "warmup": warm, "knee_steps": knee_steps}
+    return Comparison(labels, mults, replications, seed, confidence, runs, table, diff, slo_table,
+                      knee_table, slos, settings)
+
+
+def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, confidence,
+           executor, workers, progress) -> list[dict[str, Any]]:
+    brackets: dict[int, tuple[float, float, str]] = {}
+    rows: list[dict[str, Any]] = []
+    for i, label in enumerate(labels):
+        if not slos[label]:
+            rows.append({"design": label, "knee": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                         "resolution": math.nan, "bracket_low": math.nan, "bracket_high": math.nan,
+                         "note": "no SLO"})
+            continue
+        verdicts = slo_table[slo_table.design == label].set_index("load")["slo_met"]
+        met = [x for x in mults if verdicts.get(x)]
+        missed = [x for x in mults if not verdicts.get(x)]
+        note = ""
+        if not met:
+            lo, hi = 0.0, mults[0]
+            note = "misses its SLO at every load tried"
+        elif max(met) == mults[-1]:
+            lo, hi = mults[-1], 2 * mults[-1]
+            note = "meets its SLO at every load tried; searched up to twice the largest"
+        else:
+            lo = max(met)
+            hi = min(x for x in missed if x > lo)
+        brackets[i] = (lo, hi, note)
+    state = {(i, r): list(brackets[i][:2]) for i in brackets for r in range(replications)}
+    for _ in range(steps):
+        keys = list(state)
+        tasks = [task(i, (state[k][0] + state[k][1]) / 2, r, knee_step=True)
+                 for k in keys for i, r in [k]]
+        if not tasks:
+            break
+        results = run_tasks(tasks, executor=executor, workers=workers, progress=progress, desc="knee")
+        for (i, r), row in zip(keys, results, strict=True):
+            mid = (state[(i, r)][0] + state[(i, r)][1]) / 2
+            ok = row.get("error") is None and _meets(slos[labels[i]], row)
+            state[(i, r)][0 if ok else 1] = mid
+    for i, (lo, hi, note) in brackets.items():
+        per_rep = [state[(i, r)][0] for r in range(replications)]
+        mean, clo, chi, _ = mean_ci(per_rep, confidence)
+        rows.append({"design": labels[i], "knee": mean, "ci_low": clo, "ci_high": chi,
+                     "resolution": (hi - lo) / 2 ** steps, "bracket_low": lo, "bracket_high": hi,
+                     "note": note})
+    order = {lab: k for k, lab in enumerate(labels)}
+    return sorted(rows, key=lambda r: order[r["design"]])

@@ -1,0 +1,225 @@
+"""Replications and executors: many independent runs, in parallel, with identical results
+whichever executor runs them.
+
+A :class:`Task` is everything one run needs (the spec as a mapping, its folder, the load,
+the durations and a ``SeedSequence``); :func:`run_tasks` runs a list of them serially, in
+local processes, or on a Dask cluster, and returns one flat metrics row per task in the
+order given. Replication ``r`` of an experiment seeded ``s`` uses
+``SeedSequence(s, spawn_key=(r,))``: the same for every design and load, so designs that
+share a workload see the same arrivals (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import SimarchError
+
+METRICS = ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "throughput_rps",
+           "availability")
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def _t_two_sided_mass(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer ``df`` (Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    if df % 2 == 1:
+        total, term = 0.0, c
+        for k in range(1, (df - 1) // 2 + 1):
+            if k > 1:
+                term *= c * c * (2 * k - 2) / (2 * k - 1)
+            total += term
+        return (2 / math.pi) * (theta + (s * total if df > 1 else 0.0))
+    total, term = 1.0, 1.0
+    for k in range(1, (df - 2) // 2 + 1):
+        term *= c * c * (2 * k - 1) / (2 * k)
+        total += term
+    return s * total
+
+
+def t_quantile(q: float, df: int) -> float:
+    """The ``q`` quantile (0.5 < q < 1) of Student's t with ``df`` degrees of freedom."""
+    if not 0.5 < q < 1 or df < 1:
+        raise ValueError("t_quantile needs 0.5 < q < 1 and df >= 1")
+    mass = 2 * q - 1
+    lo, hi = 0.0, 1.0
+    while _t_two_sided_mass(hi, df) < mass:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _t_two_sided_mass(mid, df) < mass:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, lower and upper bounds of the t confidence interval, and the sample SD.
+
+    NaN values are ignored; with fewer than two values the interval is NaN.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    m = float(x.mean())
+    if n < 2:
+        return m, math.nan, math.nan, math.nan
+    sd = float(x.std(ddof=1))
+    half = t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+    return m, m - half, m + half, sd
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def replication_seed(seed: int, replication: int) -> np.random.SeedSequence:
+    """The seed of replication ``replication`` of an experiment seeded ``seed``."""
+    return np.random.SeedSequence(int(seed), spawn_key=(int(replication),))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One simulation run, self-contained so it can be shipped to another process."""
+
+    spec: dict[str, Any]
+    base_dir: str | None
+    load: float
+    duration: float | None
+    warmup: float | None
+    seed: int
+    replication: int
+    tags: dict[str, Any] = field(default_factory=dict)  # copied into the result row
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Run one task and return a flat row: its tags, load, replication and the metrics.
+
+    A spec error or a failure inside the run is returned as the row's ``error`` so that a
+    sweep can record it and go on.
+    """
+    from .architecture import Architecture
+    from .simulate import simulate
+
+    row: dict[str, Any] = {**task.tags, "load": task.load, "replication": task.replication,
+                           "seed": task.seed, "error": None}
+    try:
+        arch = Architecture.from_dict(task.spec, base_dir=Path(task.base_dir) if task.base_dir else None)
+        r = simulate(arch, load=task.load, duration=task.duration, warmup=task.warmup,
+                     seed=replication_seed(task.seed, task.replication))
+    except SimarchError as e:
+        row["error"] = str(e)
+        return row
+    except Exception as e:  # noqa: BLE001 - a broken point is recorded, the study goes on
+        row["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+        return row
+    s = r.summary().loc["all"]
+    for m in METRICS:
+        row[m] = float(s[m])
+    row["requests"] = int(s["requests"])
+    row["errors"] = int(s["rejected"] + s["timeout"] + s["failed"])
+    row["slo_met"] = r.slo_met
+    util = r.components()["utilization"]
+    for comp, u in util.items():
+        row[f"util.{comp}"] = float(u)
+    return row
+
+
+# ---------------------------------------------------------------------------- executors
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="run", delay=2.0, disable=not enabled, leave=False)
+
+
+def run_tasks(tasks: Sequence[Task], *, executor: str | Any = "processes", workers: int | None = None,
+              progress: bool = True, desc: str = "simulating",
+              on_result: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run ``tasks`` and return their rows in the order given.
+
+    ``executor``: ``"serial"``; ``"processes"`` (local processes, all cores by default);
+    ``"local"`` (a Dask ``LocalCluster``); ``"tcp://host:port"`` (an existing Dask
+    scheduler); or a ``distributed.Client``. ``on_result(index, row)`` is called as each run
+    finishes (in completion order), e.g. to save it at once.
+    """
+    n = len(tasks)
+    rows: list[dict[str, Any] | None] = [None] * n
+    bar = _progress(n, desc, progress)
+
+    def done(i: int, row: dict[str, Any]) -> None:
+        rows[i] = row
+        if on_result is not None:
+            on_result(i, row)
+        bar.update(1)
+
+    try:
+        if executor == "serial" or n <= 1:
+            for i, t in enumerate(tasks):
+                done(i, run_task(t))
+        elif executor == "processes":
+            n_workers = min(workers or os.cpu_count() or 1, n)
+            if n_workers <= 1:
+                for i, t in enumerate(tasks):
+                    done(i, run_task(t))
+            else:
+                with ProcessPoolExecutor(max_workers=n_workers) as pool:
+                    futures = {pool.submit(run_task, t): i for i, t in enumerate(tasks)}
+                    for fut in as_completed(futures):
+                        done(futures[fut], fut.result())
+        else:
+            _run_dask(tasks, executor, workers, done)
+    finally:
+        bar.close()
+    return [r for r in rows if r is not None]
+
+
+def _run_dask(tasks: Sequence[Task], executor: Any, workers: int | None,
+              done: Callable[[int, dict[str, Any]], None]) -> None:
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
+    except ImportError:  # pragma: no cover - depends on the install
+        raise SimarchError("Dask is not installed: pip install 'simarch[dask]'") from None
+    own_cluster = None
+    if isinstance(executor, str):
+        if executor == "local":
+            own_cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=True, dashboard_address=None)
+            client = Client(own_cluster)
+        elif executor.startswith(("tcp://", "tls://", "ws://", "inproc://")):
+            client = Client(executor)
+        else:
+            raise SimarchError(f"unknown executor {executor!r} (allowed: serial, processes, local, "
+                               "tcp://host:port)")
+    else:
+        client = executor
+    try:
+        futures = client.map(run_task, list(tasks), pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut in dask_completed(futures):
+            done(index[fut.key], fut.result())
+    finally:
+        if own_cluster is not None:
+            client.close()
+            own_cluster.close()
+
+
+def rows_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))

@@ -1,0 +1,135 @@
+"""Factorial parameter sweeps, saved as a Parquet dataset that an interrupted sweep resumes.
+
+Every finished point (one combination of parameters, one load, one replication) is written
+at once as its own Parquet file in the dataset folder (write to a temporary file, then
+rename), so nothing finished is lost and a rerun skips what is there. A point that errors is
+recorded with its error and the sweep goes on. Each row carries the resolved parameters, the
+load, the seed and replication, a hash of the resolved spec and the simarch version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .architecture import Architecture
+from .architecture import load as load_arch
+from .errors import SpecError
+from .experiment import Task, run_tasks
+from .units import parse_duration, parse_multiplier
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """A short, stable hash of a spec mapping (sorted-key JSON, SHA-256)."""
+    text = json.dumps(spec, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_set(option: str) -> tuple[str, list[Any]]:
+    """``"api.instances=2,4,8"`` -> ``("api.instances", [2, 4, 8])`` (values read as YAML)."""
+    from .spec import yaml_load
+
+    path, eq, values = option.partition("=")
+    if not eq or not path.strip() or not values.strip():
+        raise SpecError(f"expected PATH=V1,V2,... (e.g. api.instances=2,4,8), got {option!r}", ("--set",))
+    return path.strip(), [yaml_load(v.strip()) for v in values.split(",")]
+
+
+def _point_id(h: str, load: float, replication: int, seed: int) -> str:
+    return hashlib.sha256(f"{h}|{load!r}|{replication}|{seed}".encode()).hexdigest()[:20]
+
+
+def read_dataset(directory: str | Path) -> pd.DataFrame:
+    """Every row of a sweep dataset (an empty frame if there is none yet)."""
+    d = Path(directory)
+    files = sorted(d.glob("part-*.parquet")) if d.exists() else []
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+
+
+def _write_row(directory: Path, row: dict[str, Any]) -> None:
+    path = directory / f"part-{row['point_id']}.parquet"
+    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+    table = pa.Table.from_pylist([{k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
+                                   for k, v in row.items()}])
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def sweep(
+    design: Architecture | str | Path | dict,
+    params: Mapping[str, Sequence[Any]],
+    out: str | Path,
+    *,
+    loads: Sequence[float | str] = (1,),
+    replications: int = 1,
+    seed: int = 1,
+    duration: str | float | None = None,
+    warmup: str | float | None = None,
+    executor: str | Any = "processes",
+    workers: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the full factorial of ``params`` (dotted paths, e.g. ``{"api.instances": [2, 4]}``)
+    at every load, append every point to the dataset in ``out`` and return the whole dataset.
+
+    Points already in ``out`` are skipped, so an interrupted sweep picks up where it stopped.
+    """
+    arch = load_arch(design)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mults = [parse_multiplier(x) for x in loads]
+    dur = None if duration is None else parse_duration(duration, allow_zero=False)
+    warm = None if warmup is None else parse_duration(warmup)
+    names = list(params)
+    done = read_dataset(out)
+    finished = set(done["point_id"]) if "point_id" in done else set()
+
+    tasks: list[Task] = []
+    invalid: list[dict[str, Any]] = []
+    for combo in itertools.product(*(params[n] for n in names)):
+        values = dict(zip(names, combo, strict=True))
+        tags: dict[str, Any] = {f"param.{k}": v for k, v in values.items()}
+        try:
+            variant = arch.with_changes(values)
+            spec = variant.resolved()
+            h = spec_hash(spec)
+            data, base = variant.to_dict(), str(variant.base_dir) if variant.base_dir else None
+        except SpecError as e:
+            h, data, base, spec = spec_hash({"base": arch.to_dict(), "changes": values}), None, None, None
+            err = str(e)
+        for load in mults:
+            for r in range(replications):
+                pid = _point_id(h, load, r, seed)
+                if pid in finished:
+                    continue
+                row_tags = {**tags, "point_id": pid, "spec_hash": h, "design": arch.name,
+                            "simarch_version": __version__,
+                            "duration": dur, "warmup": warm}
+                if data is None:
+                    invalid.append({**row_tags, "load": load, "replication": r, "seed": seed, "error": err})
+                else:
+                    tasks.append(Task(data, base, load, dur, warm, seed, r, row_tags))
+    for row in invalid:
+        _write_row(out, row)
+    run_tasks(tasks, executor=executor, workers=workers, progress=progress, desc="sweep",
+              on_result=lambda _i, row: _write_row(out, row))
+    manifest = out / "simarch.json"
+    meta = {"type": "sweep", "design": arch.name, "params": {k: list(v) for k, v in params.items()},
+            "loads": mults, "replications": replications, "seed": seed, "duration": dur, "warmup": warm,
+            "simarch_version": __version__}
+    tmp = out / ".simarch.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    os.replace(tmp, manifest)
+    return read_dataset(out)
