@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/simarch run architectures/cached_sharded.yaml --duration 60s --warmup 10s
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check simarch tests experiments

@@ -266,6 +266,9 @@ def check_graph(spec: Spec) -> None:
             raise SpecError(f"'on: miss' needs a cache as caller; '{call.source}' is a {src.kind}",
                             ("calls", i, "on"))
         if isinstance(src, QueueSpec):
+            if call.resilient:
+                raise SpecError("a queue's consumers pull messages: retries, circuit_breaker, hedge "
+                                "and fallback do not apply", ("calls", i))
             dst = comps[call.to]
             if dst.kind != "service":
                 raise SpecError(f"a queue's consumers are services; '{call.to}' is a {dst.kind}",
@@ -303,7 +306,9 @@ def check_graph(spec: Spec) -> None:
         cycle = None
     if cycle:
         path = " -> ".join([cycle[0][0]] + [e[1] for e in cycle])
-        idx = next(i for i, c in enumerate(spec.calls) if (c.source, c.to) == tuple(cycle[-1][:2]))
+        last = tuple(cycle[-1][:2])
+        idx = next((i for i, c in enumerate(spec.calls)
+                    if (c.source, c.to) == last or (c.source, c.fallback) == last), 0)
         raise SpecError(f"call cycle {path} would loop forever", ("calls", idx))
 
     # per-class service times and keys where needed

@@ -427,11 +427,13 @@ class Component:
                 return p.value
         return OK
 
-    def _one(self, lat, timeout, serve, pick, cls, key, link=None):
+    def _one(self, lat, timeout, serve, pick, cls, key, link=None, extra=None):
         """One call: the network (latency, partitions, loss), then the callee; under
-        ``timeout`` if given."""
+        ``timeout`` if given. ``extra`` is the callee when this call is a retry or a hedge
+        (counted when it reaches the callee, for the amplification figures)."""
         if timeout is not None:
-            return (yield from self._timed(self._one(lat, None, serve, pick, cls, key, link), timeout))
+            return (yield from self._timed(self._one(lat, None, serve, pick, cls, key, link, extra),
+                                           timeout))
         if lat is not None:
             yield self.env.timeout(lat())
         if link is not None and link.drops():
@@ -441,6 +443,8 @@ class Component:
         inst = pick()
         if inst is None:
             return FAILED
+        if extra is not None:
+            extra.extra += 1
         return (yield from serve(inst, cls, key))
 
     def _timed(self, gen, timeout: float):
@@ -759,7 +763,7 @@ class QueueRuntime(Component):
         self.d_max = 0
 
     def make_pools(self) -> list[Pool]:
-        return [Pool(self.name, INF, INF)]
+        return [Pool(self.name, INF, INF, self.spec.zone_of(0))]
 
     def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], Pool]:
         return itertools.repeat(ANY).__next__
@@ -774,9 +778,19 @@ class QueueRuntime(Component):
         env = self.env
         t0 = env._now
         self.arrived += 1
+        broker = self.pools[0]
+        if broker.down:
+            broker.refused += 1
+            if broker.hang:
+                yield Event(env)
+            return FAILED
         st = self.st[cls]()
+        for factor, add in self.slow:
+            st = st * factor + (add() if add is not None else 0.0)
         if st:
             yield env.timeout(st)
+        if self.err_p and self._err_u() < self.err_p:
+            return FAILED
         targets = [b for b in self.backlogs
                    if b.takes[cls] and (b.prob >= 1.0 or self._u() < b.prob)]
         for b in targets:

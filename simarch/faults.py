@@ -40,7 +40,7 @@ def fault_label(f: Any) -> str:
     if getattr(f, "shard", None) is not None:
         extra = f".shard{f.shard}" + (f".replica{f.replica}" if f.replica is not None else "")
     elif getattr(f, "instances", None):
-        extra = f"[{f.instances}]"
+        extra = f"(x{f.instances})"
     return f"{f.kind}:{where}{extra}"
 
 

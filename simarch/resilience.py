@@ -167,9 +167,8 @@ class Resilience:
             n += 1
             if n > 1:
                 self.retried += 1
-                self.target.extra += 1
             started = env._now
-            status = yield from self._attempt(cls, key)
+            status = yield from self._attempt(cls, key, n > 1)
             if breaker is not None:
                 breaker.record(status == OK, env._now, started)
             if status == OK or n >= self.attempts or status not in self.retry_on:
@@ -186,18 +185,19 @@ class Resilience:
             status = yield from self.caller._one(None, self.timeout, serve, pick, cls, key, link)
         return status
 
-    def _attempt(self, cls: int, key: int):
+    def _attempt(self, cls: int, key: int, retry: bool):
         caller = self.caller
+        target = self.target
         if self.hedge is None:
-            return (yield from caller._one(self.lat, self.timeout, self.target.serve, self.pick,
-                                           cls, key, self.link))
+            return (yield from caller._one(self.lat, self.timeout, target.serve, self.pick,
+                                           cls, key, self.link, target if retry else None))
         env = self.env
         hedge = self.hedge
 
-        def attempt():
-            return env.process(caller._one(self.lat, self.timeout, self.target.serve, self.pick,
-                                           cls, key, self.link))
-        pending = [attempt()]
+        def attempt(extra: bool):
+            return env.process(caller._one(self.lat, self.timeout, target.serve, self.pick,
+                                           cls, key, self.link, target if extra else None))
+        pending = [attempt(retry)]
         sent = 0
         timer = env.timeout(hedge.after)
         last = FAILED
@@ -210,10 +210,9 @@ class Resilience:
                         return OK
                     last = p.value
             if timer is not None and timer.triggered and pending:
-                pending.append(attempt())
+                pending.append(attempt(True))
                 sent += 1
                 self.hedged += 1
-                self.target.extra += 1
                 timer = env.timeout(hedge.after) if sent < hedge.max else None
         return last
 

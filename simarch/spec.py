@@ -154,7 +154,7 @@ class _ComponentBase(_Model):
         return [self.zone] if isinstance(self.zone, str) else list(dict.fromkeys(self.zone))
 
     description: str | None = None
-    zone: str | list[str] | None = Field(
+    zone: str | Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="availability zone, or a list: instances spread over them in turn")
     instances: int = Field(1, ge=1, le=MAX_INSTANCES)
     service_time: ServiceTime = Field(default_factory=_zero_service_time)

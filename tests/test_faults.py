@@ -763,7 +763,10 @@ def test_dynamic_spof_ranks_the_single_points_first():
     assert list(dyn.index[:2]) in (["lb", "db"], ["db", "lb"])
     assert dyn.index[-1] == "api"
     assert (dyn.loc[["lb", "db"], "availability_during"] == 0).all()
-    assert (dyn.loc[["lb", "db"], "availability_after"] == 1).all()
+    # the db recovers at once; the entry lb comes back into rotation at its next passed
+    # health check (<= 200 ms of the 2.5 s after-window)
+    assert dyn.loc["db", "availability_after"] == 1
+    assert dyn.loc["lb", "availability_after"] >= 1 - 0.2 / 2.5
     assert (dyn.requests_during > 50).all()
     assert dyn.loc["api", "availability_during"] >= 0.9
     assert rep.baseline["availability"] == 1.0
