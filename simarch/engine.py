@@ -154,6 +154,19 @@ class Pool:
 ANY = Pool("any", INF, INF)  # "the callee chooses": datastores and queues route internally
 
 
+def least_loaded(pools: list[Pool], start: int) -> Pool:
+    """The pool with the fewest requests (in service and waiting), scanning from ``start``."""
+    k = len(pools)
+    best = pools[start]
+    best_load = best.n + len(best.waiters)
+    for j in range(1, k):
+        p = pools[(start + j) % k]
+        load = p.n + len(p.waiters)
+        if load < best_load:
+            best, best_load = p, load
+    return best
+
+
 def make_live_picker(policy: str, live: list[Pool], rng: np.random.Generator) -> Callable[[], Pool | None]:
     """Like :func:`make_picker` over a list that changes (instances in rotation); ``None``
     when no instance is in rotation."""
@@ -176,15 +189,7 @@ def make_live_picker(policy: str, live: list[Pool], rng: np.random.Generator) ->
             j += j >= i
             p, q = live[i], live[j]
             return p if p.n + len(p.waiters) <= q.n + len(q.waiters) else q
-        s = count()
-        best = None
-        best_load = INF
-        for j in range(k):
-            p = live[(s + j) % k]
-            load = p.n + len(p.waiters)
-            if load < best_load:
-                best, best_load = p, load
-        return best
+        return least_loaded(live, count() % k)
     return pick
 
 
@@ -205,15 +210,7 @@ def make_picker(policy: str, pools: list[Pool], rng: np.random.Generator) -> Cal
         start = itertools.cycle(range(k)).__next__
 
         def least() -> Pool:
-            s = start()  # rotate the starting point so ties spread evenly
-            best = pools[s]
-            best_load = best.n + len(best.waiters)
-            for j in range(1, k):
-                p = pools[(s + j) % k]
-                load = p.n + len(p.waiters)
-                if load < best_load:
-                    best, best_load = p, load
-            return best
+            return least_loaded(pools, start())  # rotating start: ties spread evenly
         return least
     if policy == "power_of_two_choices":
         def gen_pairs():
