@@ -91,8 +91,10 @@ class Comparison:
         """Latency percentile(s) against load, every design on one set of axes."""
         from .plots import percentiles_vs_load
 
-        first = metric if isinstance(metric, str) else metric[0]
-        slo = self._slo_value(first.removesuffix("_ms"))
+        names = [metric] if isinstance(metric, str) else list(metric)
+        # the SLO line of the first metric that has a target (p99 before p50 if both do)
+        slo = next((v for v in (self._slo_value(m.removesuffix("_ms")) for m in names) if v is not None),
+                   None)
         return percentiles_vs_load(self.table, ax=ax, metric=metric,
                                    slo=None if slo is None else slo * 1e3)
 
@@ -164,9 +166,10 @@ def compare(
 ) -> Comparison:
     """Simulate every design at every load multiplier, ``replications`` times each.
 
-    Replication ``r`` uses the same seed for every design and load (common random
-    numbers), so differences between designs are measured on the same arrivals and their
-    intervals are tight. With ``knee``, a bisection per design and replication finds the
+    Replication ``r`` uses the seed ``SeedSequence(seed, spawn_key=(r,))`` for every design
+    and load (common random numbers): designs that share a workload see the same arrivals,
+    and components with the same name draw the same service times, so the paired
+    differences are measured on the same traffic. With ``knee``, a bisection per design and replication finds the
     highest load that still meets the design's SLO (``knee_steps`` halvings of the bracket
     found on the ``loads`` grid).
     """
@@ -233,7 +236,7 @@ def compare(
         krows = _knees(archs, labels, slos, slo_table, mults, replications, task, knee_steps,
                        confidence, executor, workers, progress)
     knee_table = pd.DataFrame(krows, columns=["design", "knee", "ci_low", "ci_high", "resolution",
-                                              "bracket_low", "bracket_high", "note"])
+                                              "bracket_low", "bracket_high", "censored", "note"])
     settings = {"duration": dur, "warmup": warm, "knee_steps": knee_steps}
     return Comparison(labels, mults, replications, seed, confidence, runs, table, diff, slo_table,
                       knee_table, slos, settings)
@@ -247,7 +250,7 @@ def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, con
         if not slos[label]:
             rows.append({"design": label, "knee": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                          "resolution": math.nan, "bracket_low": math.nan, "bracket_high": math.nan,
-                         "note": "no SLO"})
+                         "censored": False, "note": "no SLO"})
             continue
         verdicts = slo_table[slo_table.design == label].set_index("load")["slo_met"]
         met = [x for x in mults if verdicts.get(x)]
@@ -277,9 +280,15 @@ def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, con
             state[(i, r)][0 if ok else 1] = mid
     for i, (lo, hi, note) in brackets.items():
         per_rep = [state[(i, r)][0] for r in range(replications)]
+        res = (hi - lo) / 2 ** steps
+        # the SLO held at every point tried up to the top of the search: a lower bound only
+        censored = bool(note.startswith("meets") and all(
+            state[(i, r)][1] == hi for r in range(replications)))
+        if censored:
+            note = f"meets its SLO up to the search limit {hi:g}x: the knee is at least this"
         mean, clo, chi, _ = mean_ci(per_rep, confidence)
         rows.append({"design": labels[i], "knee": mean, "ci_low": clo, "ci_high": chi,
-                     "resolution": (hi - lo) / 2 ** steps, "bracket_low": lo, "bracket_high": hi,
-                     "note": note})
+                     "resolution": res, "bracket_low": lo, "bracket_high": hi,
+                     "censored": censored, "note": note})
     order = {lab: k for k, lab in enumerate(labels)}
     return sorted(rows, key=lambda r: order[r["design"]])

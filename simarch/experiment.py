@@ -143,10 +143,21 @@ def run_task(task: Task) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- executors
 
 
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: int, desc: str, enabled: bool):
+    """A ``tqdm.auto`` bar (terminal or notebook) shown after 2 s, or nothing at all."""
+    if not enabled:
+        return _NoProgress()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="run", delay=2.0, disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit="run", delay=2.0, leave=False)
 
 
 def run_tasks(tasks: Sequence[Task], *, executor: str | Any = "processes", workers: int | None = None,

@@ -161,6 +161,9 @@ def format_comparison(cmp) -> str:
                 lines.append(f"  {k['design']}: - ({k['note']})")
                 continue
             ci = "" if math.isnan(k["ci_low"]) else f" [{k['ci_low']:.2f}x, {k['ci_high']:.2f}x]"
+            if k.get("censored"):
+                lines.append(f"  {k['design']}: >= {k['knee']:.2f}x ({k['note']})")
+                continue
             lines.append(f"  {k['design']}: {k['knee']:.2f}x{ci} (search resolution "
                          f"{k['resolution']:.2f}x{'; ' + k['note'] if k['note'] else ''})")
     return "\n".join(lines)
