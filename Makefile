@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/simarch run architectures/cached_sharded.yaml --duration 60s --warmup 10s
+	$(BIN)/simarch run architectures/cached_sharded.yaml --duration 60s
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --nbmake tests notebooks

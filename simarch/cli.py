@@ -184,7 +184,7 @@ def _loads(text: str) -> list[float]:
 
 @app.command("compare")
 def compare_cmd(
-    specs: Annotated[list[Path], typer.Argument(help="Two or more spec files.", show_default=False)],
+    specs: Annotated[list[Path], typer.Argument(help="One or more spec files (one alone: its intervals and knee).", show_default=False)],
     loads: Annotated[str, typer.Option(help="Load multipliers, comma-separated.")] = "1x,2x,5x,10x",
     replications: Annotated[int, typer.Option(min=1, help="Independent runs per design and load.")] = 5,
     duration: Annotated[str | None, typer.Option(help="Measured window of each run. [default: each spec's]")] = None,

@@ -202,6 +202,10 @@ def compare(
     for (design, load), g in runs.groupby(["design", "load"], sort=False):
         for m in METRICS:
             mean, lo, hi, sd = mean_ci(g[m].to_numpy(), confidence)
+            # the interval cannot leave the metric's range (availability in [0, 1], others >= 0)
+            lo = max(lo, 0.0)
+            if m == "availability":
+                hi = min(hi, 1.0)
             trows.append({"design": design, "load": load, "metric": m, "mean": mean, "ci_low": lo,
                           "ci_high": hi, "sd": sd, "replications": int(g[m].notna().sum())})
     table = pd.DataFrame(trows)

@@ -575,6 +575,7 @@ class CacheRuntime(Component):
         self._hit_u = uniform_sampler(sim.rng(name, "hits"))
         self.hits = 0
         self.misses = 0
+        self.fill_at_warm: int | None = None
 
     def serve(self, pool: Pool, cls: int, key: int):
         lru = self.lru
@@ -597,6 +598,10 @@ class CacheRuntime(Component):
             if len(lru) > self.cap_keys:
                 lru.popitem(last=False)
         return status
+
+    def on_warm(self) -> None:
+        super().on_warm()
+        self.fill_at_warm = len(self.lru) if self.lru is not None else None
 
     def flush(self) -> None:
         """Lose every entry (a restart or a flush): the next lookups all miss."""
@@ -898,6 +903,7 @@ class Simulation:
         self.warm_counters: dict[str, Any] = {}
         self.warm_resilience: list[dict[str, Any]] = []
         self.warm_sys = 0.0
+        self.warm_in_system = 0
 
     def rng(self, *tags: str | int) -> np.random.Generator:
         return stream(self.seed, *tags)
@@ -1065,6 +1071,7 @@ class Simulation:
         t = self.env.now
         self.warm_counters = {n: c.counters(t) for n, c in self.components.items()}
         self.warm_sys = self.sys_area(t)
+        self.warm_in_system = self.sys_n
         self.warm_resilience = [r.stats() for r in self.resilience]
         for c in self.components.values():
             c.on_warm()

@@ -17,6 +17,8 @@ def _fmt(v: Any, kind: str = "num") -> str:
         return "-"
     if kind == "pct":
         return f"{v:.2%}" if v < 0.9999 or v == 1.0 else f"{v:.4%}"
+    if kind == "util":
+        return f"{v:.1%}"
     if kind == "ms":
         return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
     if kind == "int":
@@ -44,21 +46,31 @@ def format_result(r: Result) -> str:
     ]
     summ = r.summary()
     lines.append(_table(summ, {
-        "requests": "int", "throughput_rps": "num", "availability": "pct", "rejected": "int",
+        "requests": "int", "in_flight": "int", "throughput_rps": "num", "availability": "pct",
+        "rejected": "int",
         "timeout": "int", "failed": "int", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
         "p99_ms": "ms", "p999_ms": "ms", "max_ms": "ms"}, "class"))
     lines += ["", "Components (time-weighted queue; latency = time in the component, ms)"]
     comps = r.components()
     lines.append(_table(comps, {
-        "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "pct",
+        "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "util",
         "mean_queue": "num", "max_queue": "int", "mean_wait_ms": "ms", "mean_latency_ms": "ms",
         "p99_latency_ms": "ms", "rejected": "int", "hit_ratio": "pct"}, "component"))
     shards = r.shards()
     if len(shards):
         lines += ["", "Datastore shards"]
         lines.append(_table(shards.set_index(["component", "shard"]), {
-            "rate_rps": "num", "share": "pct", "utilization": "pct",
-            "max_replica_utilization": "pct"}, "shard"))
+            "rate_rps": "num", "share": "pct", "utilization": "util",
+            "max_replica_utilization": "util"}, "shard"))
+    faults = r.faults()
+    if len(faults):
+        lines += ["", "Faults"]
+        for _, f in faults.iterrows():
+            lines.append(f"  {f['fault']:<28} {f['start_s']:>8.1f}s to {f['end_s']:.1f}s")
+        uptime = comps["uptime"]
+        down = uptime[uptime < 1]
+        if len(down):
+            lines.append("  uptime in the window: " + ", ".join(f"{n} {u:.2%}" for n, u in down.items()))
     finite = comps["utilization"].dropna()
     if len(finite):
         top = finite.idxmax()
@@ -67,11 +79,17 @@ def format_result(r: Result) -> str:
     if slo is not None:
         lines += ["", "SLO"]
         for target, row in slo.iterrows():
-            actual = _fmt(row["actual"], "pct" if target == "availability" else "ms")
-            unit = "" if target == "availability" else " ms"
-            lines.append(f"  {target:<13} {row['objective']:<16} actual {actual}{unit:<4} "
+            if target == "stability":
+                actual = f"{row['actual']:.1%} in flight at the end"
+            elif target == "availability":
+                actual = _fmt(row["actual"], "pct")
+            else:
+                actual = f"{_fmt(row['actual'], 'ms')} ms"
+            lines.append(f"  {target:<13} {row['objective']:<30} actual {actual:<32} "
                          f"{'met' if row['met'] else 'MISSED'}")
         lines.append(f"  verdict: {'SLO met' if slo['met'].all() else 'SLO missed'}")
+    for w in r.all_warnings():
+        lines.append(f"warning: {w}")
     return "\n".join(lines)
 
 
@@ -81,7 +99,7 @@ def format_capacity(rep: CapacityReport) -> str:
              f"Static capacity analysis at {rep.load:g}x load (no queueing; estimates)"]
     lines.append(_table(rep.table, {
         "kind": "str", "arrival_rps": "num", "mean_hold_ms": "ms", "busy_workers": "num",
-        "workers": "int", "utilization": "pct", "saturates_at": "x", "note": "str"}, "component"))
+        "workers": "int", "utilization": "util", "saturates_at": "x", "note": "str"}, "component"))
     lines.append("")
     if rep.bottleneck is None:
         lines.append("Bottleneck: none (no component has a worker limit)")

@@ -68,10 +68,13 @@ class Result:
     instance_stats: list[dict[str, Any]]
     shard_stats: list[dict[str, Any]]
     mean_in_system: float  # time-weighted mean number of requests in the system
+    in_system_start: int  # requests in the system when the window opened
+    in_system_end: int  # ... and when it closed
     slo_spec: dict[str, float] | None
     fault_windows: list[dict[str, Any]] = field(default_factory=list)
     call_stats: list[dict[str, Any]] = field(default_factory=list)
     event_log: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
     _requests: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -163,9 +166,9 @@ class Result:
     def timeseries(self, window: str | float = "10s") -> pd.DataFrame:
         """Per window of completion time: throughput, availability, p50/p99 latency, errors."""
         w = parse_duration(window, allow_zero=False)
-        edges = np.arange(self.warmup, self.warmup + self.duration + w * 0.5, w)
-        if edges[-1] < self.warmup + self.duration:
-            edges = np.append(edges, self.warmup + self.duration)
+        end = self.warmup + self.duration
+        edges = np.arange(self.warmup, end, w)
+        edges = np.append(edges[edges < end - 1e-9], end)  # the last window may be shorter
         n_bins = len(edges) - 1
         idx = np.searchsorted(edges, self.end, side="right") - 1
         inside = (idx >= 0) & (idx < n_bins)
@@ -200,7 +203,9 @@ class Result:
         if not self.slo_spec:
             return None
         s = self.summary().loc["all"]
-        rows = []
+        rows = [{"target": "stability", "objective": "keeps up (no growing backlog)",
+                 "actual": self.backlog_share, "met": self.stable, "error_budget_used": math.nan}]
+        # (actual: share of the window's arrivals still in flight at its end)
         for name, target in self.slo_spec.items():
             if name == "availability":
                 actual = s["availability"]
@@ -218,10 +223,37 @@ class Result:
         return pd.DataFrame(rows).set_index("target")
 
     @property
+    def backlog_share(self) -> float:
+        """Share of the requests that arrived in the window and were still in flight at its end."""
+        n = sum(self.arrivals)
+        return (n - len(self.status)) / n if n else 0.0
+
+    @property
+    def stable(self) -> bool:
+        """False when the design did not keep up: the number of requests in the system grew
+        over the window by more than 2% of the arrivals (and by more than 10). Arrivals minus
+        departures equals that growth exactly; in a stable system it stays of the order of
+        the mean number in the system, far below 2% of the arrivals of a meaningful window."""
+        growth = self.in_system_end - self.in_system_start
+        return growth <= max(0.02 * sum(self.arrivals), 10)
+
+    @property
     def slo_met(self) -> bool | None:
         """True when every SLO target is met, None when the design has no SLO."""
         v = self.slo()
         return None if v is None else bool(v["met"].all())
+
+    def all_warnings(self) -> list[str]:
+        """What a reader of these figures should know: an unstable run, faults outside the
+        window, caches still cold at the start of the window."""
+        out = list(self.warnings)
+        if not self.stable:
+            growth = self.in_system_end - self.in_system_start
+            out.insert(0, f"the backlog grew by {growth:,} requests over the window and "
+                          f"{self.backlog_share:.1%} of the arrivals were still in flight at the end: "
+                          "the design is not keeping up with this load (latency and availability "
+                          "cover finished requests only)")
+        return out
 
     def littles_law(self) -> dict[str, float]:
         """L (time-average requests in the system) against lambda * W over the window."""
@@ -263,6 +295,8 @@ class Result:
                 "error_budget_used": _num(slo["error_budget_used"].get("availability", math.nan))
                 if "error_budget_used" in slo else None,
             },
+            "stable": self.stable,
+            "warnings": self.all_warnings(),
             "faults": self.fault_windows,
             "calls": self.call_stats,
             "events": self.event_log,
@@ -328,6 +362,9 @@ def _num(v: Any) -> Any:
 def _atomic(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's private 0600
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -461,6 +498,21 @@ def build_result(sim: Simulation) -> Result:
     slo = None
     if sim.spec.slo is not None:
         slo = {k: v for k, v in sim.spec.slo.model_dump().items() if v is not None}
+    warnings = []
+    from .faults import fault_label
+
+    for f in sim.spec.faults:
+        end = f.at if f.kind == "cache_flush" else f.end
+        if f.at >= t_end or end < sim.warmup or (f.kind != "cache_flush" and end == sim.warmup):
+            warnings.append(f"fault {fault_label(f)} at {f.at:g}s lies outside the measured window "
+                            f"[{sim.warmup:g}s, {t_end:g}s): it does not affect these figures "
+                            "(fault times count from the start, warm-up included)")
+    for name, comp in sim.components.items():
+        fill = getattr(comp, "fill_at_warm", None)
+        if fill is not None and comp.cap_keys and fill < 0.95 * comp.cap_keys:
+            warnings.append(f"cache {name} held {fill:,} of {comp.cap_keys:,} keys at the end of the "
+                            "warm-up: its hit ratio was still climbing; lengthen the warm-up for "
+                            "steady-state figures")
     return Result(
         design=sim.spec.name,
         load=sim.load,
@@ -477,10 +529,14 @@ def build_result(sim: Simulation) -> Result:
         instance_stats=inst_stats,
         shard_stats=shard_stats,
         mean_in_system=mean_in_system,
+        in_system_start=sim.warm_in_system,
+        in_system_end=sim.sys_n,
         slo_spec=slo,
         fault_windows=[{"fault": n, "kind": k, "target": tg, "start_s": a, "end_s": min(b, t_end)}
                        for n, k, tg, a, b in sim.fault_log],
         call_stats=calls,
         event_log=events,
-        spec=sim.arch.resolved(),
+        warnings=warnings,
+        spec={**sim.arch.resolved(), "simulation": {"duration": sim.duration, "warmup": sim.warmup,
+                                                    **({"seed": sim.seed} if isinstance(sim.seed, int) else {})}},
     )

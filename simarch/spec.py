@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -706,7 +707,7 @@ def _unwrap(ann: Any) -> Any:
         if origin is Annotated:
             ann = typing.get_args(ann)[0]
             continue
-        if origin is Union or origin is typing.Union:
+        if origin is Union or origin is types.UnionType:
             args = [a for a in typing.get_args(ann) if a is not type(None)]
             if len(args) == 1:
                 ann = args[0]
@@ -754,10 +755,15 @@ def _message(err: dict) -> str:
     if typ in ("union_tag_invalid", "union_tag_not_found"):
         kinds = ", ".join(FAULT_MODELS if err["loc"] and err["loc"][0] == "faults" else KINDS)
         if typ == "union_tag_invalid":
-            return f"unknown kind {ctx.get('tag')!r} (allowed: {kinds})"
+            close = difflib.get_close_matches(str(ctx.get("tag")), kinds.split(", "), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            return f"unknown kind {ctx.get('tag')!r} ({hint}allowed: {kinds})"
         return f"missing 'kind' (allowed: {kinds})"
     if typ == "literal_error":
-        return f"{given!r} is not allowed (allowed: {ctx.get('expected')})"
+        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        close = difflib.get_close_matches(str(given), allowed, n=1) if isinstance(given, str) else []
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"{given!r} is not allowed ({hint}allowed: {ctx.get('expected')})"
     if typ in _BOUNDS:
         op, key = _BOUNDS[typ]
         return f"must be {op} {ctx.get(key)} (got {given!r})"

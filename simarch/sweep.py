@@ -93,6 +93,18 @@ def sweep(
     dur = None if duration is None else parse_duration(duration, allow_zero=False)
     warm = None if warmup is None else parse_duration(warmup)
     names = list(params)
+    manifest = out / "simarch.json"
+    if manifest.exists():
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old.get("type") != "sweep" or old.get("design") != arch.name or \
+                sorted(old.get("params", {})) != sorted(names):
+            raise SpecError(
+                f"holds {old.get('type', 'other')} results of design {old.get('design')!r} with "
+                f"parameters {sorted(old.get('params', {}))}: resume a sweep with the same design "
+                "and parameters, or choose another --out", (), str(out))
     done = read_dataset(out)
     finished = set(done["point_id"]) if "point_id" in done else set()
 
@@ -121,11 +133,12 @@ def sweep(
                     invalid.append({**row_tags, "load": load, "replication": r, "seed": seed, "error": err})
                 else:
                     tasks.append(Task(data, base, load, dur, warm, seed, r, row_tags))
+    if invalid and not tasks and not finished:
+        raise SpecError(f"every point of the sweep is invalid, e.g. {invalid[0]['error']}", ("--set",))
     for row in invalid:
         _write_row(out, row)
     run_tasks(tasks, executor=executor, workers=workers, progress=progress, desc="sweep",
               on_result=lambda _i, row: _write_row(out, row))
-    manifest = out / "simarch.json"
     meta = {"type": "sweep", "design": arch.name, "params": {k: list(v) for k, v in params.items()},
             "loads": mults, "replications": replications, "seed": seed, "duration": dur, "warmup": warm,
             "simarch_version": __version__}

@@ -340,6 +340,40 @@ def test_closed_loop_response_time_law():
     assert r2.summary().loc["all", "throughput_rps"] > x  # 40 users push more
 
 
+def test_unstable_run_misses_its_slo():
+    # an M/M/1 at rho = 1.5: the backlog grows by ~ (150 - 100) x 20 s = 1000 requests, far
+    # more than 2% of the 3000 arrivals; availability of finished requests alone says 100%
+    arch = Architecture("over", workload={"rate": 150}, slo={"availability": "99%"}).add(
+        "s", kind="service", workers=1, service_time={"exponential": "10ms"})
+    r = simarch.simulate(arch, duration="20s", warmup="2s", seed=1)
+    assert r.summary().loc["all", "availability"] == 1.0
+    assert not r.stable and r.slo_met is False
+    assert "not keeping up" in r.all_warnings()[0]
+    ok = simarch.simulate(arch.with_changes({"workload.rate": 50}), duration="20s", warmup="2s", seed=1)
+    assert ok.stable and ok.slo_met
+
+
+def test_warnings_for_faults_outside_the_window_and_cold_caches():
+    arch = Architecture.from_dict({
+        "workload": {"rate": 100, "requests": {"get": {"keys": {"uniform": 100000}}}},
+        "components": {"c": {"kind": "cache", "capacity": 50000},
+                       "db": {"kind": "datastore", "workers": 16, "service_time": "1ms"}},
+        "calls": [{"from": "c", "to": "db", "on": "miss"}],
+        "faults": [{"kind": "crash", "target": "db", "at": "100s", "duration": "1s"}]})
+    r = simarch.simulate(arch, duration="10s", warmup="2s", seed=1)
+    text = " ".join(r.all_warnings())
+    assert "outside the measured window" in text and "held" in text
+
+
+def test_timeseries_last_window_is_clipped_to_the_run():
+    arch = Architecture("t", workload={"rate": 100}).add("s", kind="service", workers=8, service_time="1ms")
+    r = simarch.simulate(arch, duration="20s", warmup="5s", seed=1)
+    ts = r.timeseries("3s")
+    assert ts.end_s.iloc[-1] == 25.0 and ts.start_s.iloc[-1] == 23.0
+    # a full-rate last window: ~100 req/s over its 2 s, not diluted over 3 s (Poisson SE ~7/s)
+    assert abs(ts.throughput_rps.iloc[-1] - 100) < 4 * math.sqrt(100 / 2)
+
+
 def test_timeseries_and_slo():
     arch = simarch.load("architectures/cached_sharded.yaml")
     r = simarch.simulate(arch, duration="20s", warmup="5s", seed=1)
@@ -348,5 +382,6 @@ def test_timeseries_and_slo():
     assert ts.completed.sum() <= len(r.start)
     assert (ts.availability <= 1).all()
     slo = r.slo()
-    assert set(slo.index) == {"p99", "availability"}
+    assert set(slo.index) == {"stability", "p99", "availability"}
+    assert bool(slo.loc["stability", "met"]) and r.stable
     assert r.slo_met == bool(slo.met.all())
