@@ -80,6 +80,7 @@ class Comparison:
     knee: pd.DataFrame
     slos: dict[str, dict[str, float] | None] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def metric(self, name: str = "p99_ms") -> pd.DataFrame:
         """Wide view of one metric: rows load, columns (design, mean/ci_low/ci_high)."""
@@ -123,6 +124,7 @@ class Comparison:
             "confidence": self.confidence,
             "settings": self.settings,
             "slos": self.slos,
+            "warnings": self.warnings,
             "simarch_version": __version__,
         }
 
@@ -146,7 +148,7 @@ class Comparison:
         tables = {n: pd.read_parquet(d / f"{n}.parquet") for n in ("runs", "table", "diff", "slo", "knee")}
         return cls(meta["designs"], meta["loads"], meta["replications"], meta["seed"],
                    meta["confidence"], slos=meta.get("slos", {}), settings=meta.get("settings", {}),
-                   **tables)
+                   warnings=meta.get("warnings", []), **tables)
 
 
 def compare(
@@ -242,8 +244,18 @@ def compare(
     knee_table = pd.DataFrame(krows, columns=["design", "knee", "ci_low", "ci_high", "resolution",
                                               "bracket_low", "bracket_high", "censored", "note"])
     settings = {"duration": dur, "warmup": warm, "knee_steps": knee_steps}
+    warnings = []
+    workloads = {labels[i]: a.to_dict().get("workload") for i, a in enumerate(archs)}
+    if len({json.dumps(w, sort_keys=True, default=str) for w in workloads.values()}) > 1:
+        warnings.append("the designs have different workloads: a load multiplier scales each "
+                        "design's own workload, so the same 'load' is different traffic and the "
+                        "differences are not on common arrivals; give them the same workload "
+                        "(e.g. with_changes({'workload': ...})) to compare like with like")
+    if len({json.dumps(s_, sort_keys=True) for s_ in slos.values()}) > 1:
+        warnings.append("the designs have different SLOs: their verdicts and knees are judged "
+                        "against different targets")
     return Comparison(labels, mults, replications, seed, confidence, runs, table, diff, slo_table,
-                      knee_table, slos, settings)
+                      knee_table, slos, settings, warnings)
 
 
 def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, confidence,

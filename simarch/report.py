@@ -184,4 +184,6 @@ def format_comparison(cmp) -> str:
                 continue
             lines.append(f"  {k['design']}: {k['knee']:.2f}x{ci} (search resolution "
                          f"{k['resolution']:.2f}x{'; ' + k['note'] if k['note'] else ''})")
+    for w in getattr(cmp, "warnings", []):
+        lines.append(f"warning: {w}")
     return "\n".join(lines)
