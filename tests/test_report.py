@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from cli_helpers import SIMARCH, simarch_cli  # noqa: F401
 
 import simarch
 from simarch.architecture import Architecture
@@ -32,24 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ARCH = ROOT / "architectures"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMAGE = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "simarch"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("simarch")
-    return [found] if found else [sys.executable, "-m", "simarch.cli"]
-
-
-SIMARCH = _command()
-ENV = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE")}
-ENV.update(NO_COLOR="1", TERM="dumb", COLUMNS="200")
-
-
-def simarch_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SIMARCH, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env=ENV)
 
 
 def ms(v: float) -> str:
