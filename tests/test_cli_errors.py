@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import SIMARCH, simarch_cli  # noqa: F401
+from cli_helpers import simarch_cli
 
 import simarch
 

@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from cli_helpers import SIMARCH, simarch_cli  # noqa: F401
+from cli_helpers import simarch_cli
 
 import simarch
 from simarch.architecture import Architecture
