@@ -567,6 +567,7 @@ class CacheRuntime(Component):
 
     def __init__(self, sim: Simulation, name: str, spec: CacheSpec):
         self.miss_calls: list[list[tuple]] = [[] for _ in sim.classes]
+        self.miss_path: list[list[tuple]] = [[] for _ in sim.classes]  # calls + miss_calls
         super().__init__(sim, name, spec)
         self.lru: OrderedDict[int, float] | None = OrderedDict() if spec.capacity else None
         self.cap_keys = spec.capacity or 0
@@ -590,14 +591,18 @@ class CacheRuntime(Component):
             self.hits += 1
             return (yield from self._serve(pool, cls, key, self.calls[cls], self.fwd[cls]))
         self.misses += 1
-        status = yield from self._serve(pool, cls, key, self.calls[cls] + self.miss_calls[cls],
-                                        self.fwd[cls])
+        status = yield from self._serve(pool, cls, key, self.miss_path[cls], self.fwd[cls])
         if status == OK and lru is not None:
             lru[key] = self.env._now
             lru.move_to_end(key)
             if len(lru) > self.cap_keys:
                 lru.popitem(last=False)
         return status
+
+    def add_call(self, call: CallSpec, target: Component, pick: Callable, miss: bool = False) -> None:
+        super().add_call(call, target, pick, miss)
+        # what a miss does, built once here rather than per request
+        self.miss_path = [c + m for c, m in zip(self.calls, self.miss_calls, strict=True)]
 
     def on_warm(self) -> None:
         super().on_warm()
