@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/simarch run architectures/cached_sharded.yaml --duration 60s
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
+
+# the edit-run loop: everything but the long statistical runs and the notebooks
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check simarch tests experiments
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_engine.py

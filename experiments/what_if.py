@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 
 import simarch  # noqa: E402
 from simarch import plots  # noqa: E402
-from simarch.units import parse_duration  # noqa: E402
+from simarch.model.units import parse_duration  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_CHECK = {"interval": "1s", "unhealthy_after": 2, "healthy_after": 2}

@@ -9,16 +9,16 @@ percentiles, throughput and availability::
     result.summary()
 """
 
-__version__ = "0.1.0"
-
-from .architecture import Architecture, load
-from .capacity import CapacityReport, capacity_report
-from .compare import Comparison, compare
+from . import plots
+from ._version import __version__
+from .analysis.capacity import CapacityReport, capacity_report
+from .analysis.spof import SpofReport, spof
 from .errors import SimarchError, SpecError
-from .result import Result
-from .simulate import simulate
-from .spof import SpofReport, spof
-from .sweep import sweep
+from .model.architecture import Architecture, load
+from .results.result import Result
+from .run.simulate import simulate
+from .study.compare import Comparison, compare
+from .study.sweep import sweep
 
 __all__ = [
     "Architecture",
@@ -27,7 +27,6 @@ __all__ = [
     "Result",
     "SimarchError",
     "SpecError",
-
     "load",
     "simulate",
     "compare",
@@ -35,5 +34,6 @@ __all__ = [
     "sweep",
     "spof",
     "SpofReport",
+    "plots",
     "__version__",
 ]

@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
-from .architecture import load as load_arch
+from ._version import __version__
 from .errors import SpecError
+from .model.architecture import load as load_arch
 
 app = typer.Typer(
     name="simarch",
@@ -63,7 +63,7 @@ def run(
         "mapping '{kind: slow, target: db, factor: 3}'. Repeatable.")] = None,
 ) -> None:
     """Simulate SPEC and print end-to-end, per-class and per-component figures and the SLO verdict."""
-    from .simulate import simulate
+    from .run.simulate import simulate
 
     try:
         arch = load_arch(spec)
@@ -89,7 +89,7 @@ def parse_fault(text: str) -> dict:
 
     ``TARGET`` is a component, ``zone=NAME`` a zone, ``a|b`` the two ends of a network fault.
     """
-    from .spec import yaml_load
+    from .model.spec import yaml_load
 
     text = text.strip()
     if text.startswith("{"):
@@ -120,7 +120,7 @@ def parse_fault(text: str) -> dict:
 
 
 def _with_faults(arch, faults: list[str]):
-    from .architecture import Architecture
+    from .model.architecture import Architecture
 
     data = arch.to_dict()
     base = list(data.get("faults") or [])
@@ -150,7 +150,7 @@ def spof_cmd(
 ) -> None:
     """Find the single points of failure of SPEC: cut vertices with no redundancy, then one
     simulation per component and per zone with it down for a window, sorted by impact."""
-    from .spof import spof
+    from .analysis.spof import spof
 
     try:
         arch = load_arch(spec)
@@ -174,7 +174,7 @@ def _executor(scheduler: str | None, serial: bool) -> str:
 
 
 def _loads(text: str) -> list[float]:
-    from .units import parse_multiplier
+    from .model.units import parse_multiplier
 
     try:
         return [parse_multiplier(x.strip()) for x in text.split(",") if x.strip()]
@@ -198,7 +198,7 @@ def compare_cmd(
 ) -> None:
     """Compare designs as load grows: mean and 95% interval of p50/p99/p99.9, throughput and
     availability per design and load, paired differences, SLO verdicts and the knee."""
-    from .compare import compare
+    from .study.compare import compare
 
     try:
         archs = [load_arch(p) for p in specs]
@@ -249,7 +249,7 @@ def sweep_cmd(
     serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
 ) -> None:
     """Run a factorial sweep of SPEC's parameters and append every point to a Parquet dataset."""
-    from .sweep import parse_set, sweep
+    from .study.sweep import parse_set, sweep
 
     try:
         arch = load_arch(spec)
@@ -273,7 +273,7 @@ def report_cmd(
 ) -> None:
     """Write one self-contained HTML page (tables and embedded plots) of a run, a comparison
     or a sweep, ready to share."""
-    from .htmlreport import write_report
+    from .present.html import write_report
 
     try:
         write_report(results, html)
@@ -290,8 +290,8 @@ def validate(
 ) -> None:
     """Check SPEC and print a static capacity analysis: offered load against capacity per
     component, the bottleneck and the load at which it saturates."""
-    from .capacity import capacity_report
-    from .units import parse_multiplier
+    from .analysis.capacity import capacity_report
+    from .model.units import parse_multiplier
 
     try:
         mult = parse_multiplier(load)

@@ -29,13 +29,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .analysis.capacity import CapacityReport, capacity_report
+from .analysis.spof import SpofReport, static_spof
+from .kinds import kind as kind_of
+from .model.architecture import Architecture
+from .model.architecture import load as load_arch
+from .model.units import parse_multiplier
+from .results.result import Result
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from .architecture import Architecture
-    from .capacity import CapacityReport
-    from .result import Result
-    from .spof import SpofReport
 
 __all__ = [
     "latency_cdf",
@@ -151,7 +154,6 @@ def _fmt_load(load: float) -> str:
 
 
 def _labelled_results(results: Any) -> list[tuple[str, Result]]:
-    from .result import Result
 
     if isinstance(results, Result):
         items: list[tuple[str | None, Any]] = [(None, results)]
@@ -300,7 +302,6 @@ _TABLE_COLUMNS = ("design", "load", "metric", "mean")
 
 
 def _as_loads(values: pd.Series) -> np.ndarray:
-    from .units import parse_multiplier
 
     num = pd.to_numeric(values, errors="coerce")
     if num.isna().any():
@@ -745,12 +746,10 @@ def _node_utilization(arch: Architecture, result: Result | None,
         comps = result.components()
         util = pd.to_numeric(comps["utilization"], errors="coerce").to_dict()
         if "hit_ratio" in comps:
-            hits = {n: float(h) for n, h in comps["hit_ratio"].items()
-                    if comps.loc[n, "kind"] == "cache" and pd.notna(h)}
+            hits = {n: float(h) for n, h in comps["hit_ratio"].items() if pd.notna(h)}
         return util, hits, f"simulated at {_fmt_load(result.load)}"
     if capacity is None or capacity is False:
         return None, hits, ""
-    from .capacity import CapacityReport, capacity_report
 
     load = None
     if capacity is True:
@@ -769,7 +768,6 @@ def _node_utilization(arch: Architecture, result: Result | None,
 def _spof_names(arch: Architecture, spof: Any) -> tuple[set[str], list[str]]:
     if spof is None or spof is False:
         return set(), []
-    from .spof import SpofReport, static_spof
 
     if spof is True:
         static, zones = static_spof(arch)
@@ -852,10 +850,8 @@ def architecture(
     from matplotlib.patches import FancyArrowPatch, Patch
     from matplotlib.transforms import Bbox
 
-    from .architecture import Architecture as _Arch
-    from .architecture import load as load_arch
 
-    if not isinstance(arch, _Arch):
+    if not isinstance(arch, Architecture):
         arch = load_arch(arch)
     g = arch.graph
     spec = arch.spec
@@ -942,14 +938,16 @@ def architecture(
 
     for u, v, data in g.edges(data=True):
         calls = data.get("calls", [])
+        if not calls:
+            continue  # a fallback-only edge, drawn below
         dashed = bool(calls) and all(c.mode in ("async", "forward") for c in calls)
         ls = (0, (5, 3)) if dashed else "-"
         styles_used["async / forward" if dashed else "call"] = ls
         rad = -0.3 if _blocked(pos, u, v) else 0.0
-        edge(u, v, ls, rad, _edge_text(calls, from_queue=g.nodes[u]["kind"] == "queue"))
+        edge(u, v, ls, rad, _edge_text(calls, from_queue=not kind_of(g.nodes[u]["kind"]).request_waits_for_calls))
     for u, v in dict.fromkeys(fallbacks):
         styles_used["fallback"] = ":"
-        rad = 0.3 if g.has_edge(u, v) or _blocked(pos, u, v) else 0.0
+        rad = 0.3 if g.edges[u, v]["calls"] or _blocked(pos, u, v) else 0.0
         edge(u, v, ":", rad, "fallback", color="0.45")
 
     ax.set_xlim(*xlim)

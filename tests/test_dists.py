@@ -1,4 +1,4 @@
-"""Tests of simarch.dists: moments, sampling, validation, spec parsing and the hot-path sampler."""
+"""Tests of simarch.model.dists: moments, sampling, validation, spec parsing and the hot-path sampler."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from simarch import dists
-from simarch.dists import (
+from simarch.model import dists
+from simarch.model.dists import (
     DISTRIBUTION_NAMES,
     Constant,
     Distribution,

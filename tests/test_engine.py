@@ -13,8 +13,8 @@ import pytest
 
 import simarch
 from simarch import Architecture
-from simarch.keys import key_probabilities, shard_of_keys
-from simarch.spec import KeysSpec
+from simarch.model.keys import key_probabilities, shard_of_keys
+from simarch.model.spec import KeysSpec
 
 
 def closed(users: int, think: str | dict, **kw) -> Architecture:

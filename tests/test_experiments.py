@@ -11,9 +11,9 @@ import pytest
 
 import simarch
 from simarch import Architecture
-from simarch.experiment import Task, mean_ci, run_task, run_tasks, t_quantile
+from simarch.study.experiment import Task, mean_ci, run_task, run_tasks, t_quantile
 
-sweep_mod = importlib.import_module("simarch.sweep")  # the module, not the function
+sweep_mod = importlib.import_module("simarch.study.sweep")  # the module, not the function
 
 
 def test_t_quantile_matches_scipy():

@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,10 +22,10 @@ import pytest
 from cli_helpers import simarch_cli
 
 import simarch
-from simarch.architecture import Architecture
 from simarch.errors import SpecError
-from simarch.htmlreport import render_report, results_kind, write_report
-from simarch.sweep import read_dataset
+from simarch.model.architecture import Architecture
+from simarch.present.html import results_kind, write_report
+from simarch.study.sweep import read_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = ROOT / "architectures"
@@ -214,25 +213,6 @@ def test_comparison_report(folders, tmp_path):
     assert has_cell(text, "3x")
     assert "met (" in text or "MISSED (" in text
     assert len(IMAGE.findall(text)) == 2
-
-
-def test_comparison_plots_without_the_plots_module(folders, tmp_path, monkeypatch):
-    """Without simarch.plots the page embeds the saved PNGs, else draws its own lines."""
-    monkeypatch.setitem(sys.modules, "simarch.plots", None)
-    folder = tmp_path / "cmp"
-    shutil.copytree(folders["base"] / "cmp", folder)
-    drawn = IMAGE.findall(render_report(folder))
-    assert len(drawn) == 2
-    assert all(base64.b64decode(d).startswith(PNG_MAGIC) for d in drawn)
-
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(2, 1))
-    fig.subplots().plot([0, 1], [1, 0])
-    fig.savefig(folder / "latency_vs_load.png", format="png")
-    saved = base64.b64encode((folder / "latency_vs_load.png").read_bytes()).decode()
-    images = IMAGE.findall(render_report(folder))
-    assert len(images) == 2 and images[0] == saved
 
 
 # --------------------------------------------------------------------------- sweeps

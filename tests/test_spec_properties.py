@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import simarch
-from simarch.dists import DISTRIBUTION_NAMES
+from simarch.model.dists import DISTRIBUTION_NAMES
 
 TOP_LEVEL_FIELDS = ("name", "description", "workload", "components", "calls", "slo", "simulation")
 KINDS = ("service", "load_balancer", "cache", "datastore", "queue")

@@ -1,4 +1,4 @@
-"""Tests of simarch.units: parsing and formatting of durations, rates, fractions, multipliers."""
+"""Tests of simarch.model.units: parsing and formatting of durations, rates, fractions, multipliers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from simarch.units import (
+from simarch.model.units import (
     DURATION_UNITS,
     format_duration,
     parse_duration,

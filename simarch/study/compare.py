@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .architecture import Architecture
-from .architecture import load as load_arch
+from .._version import __version__
+from ..model.architecture import Architecture
+from ..model.architecture import load as load_arch
+from ..model.units import parse_duration, parse_multiplier
+from ..plots import availability_vs_load, percentiles_vs_load
+from ..results.io import atomic_write
+from ..results.slo import meets
 from .experiment import METRICS, Task, mean_ci, run_tasks
-from .units import parse_duration, parse_multiplier
 
 TABLE_METRICS = ("p50_ms", "p99_ms", "p999_ms", "throughput_rps", "availability")
 
@@ -36,19 +39,8 @@ def _labels(archs: Sequence[Architecture]) -> list[str]:
 
 
 def _meets(slo: dict[str, float] | None, row: dict[str, Any] | pd.Series) -> bool | None:
-    """Whether a set of metrics meets an SLO (latency targets in seconds)."""
-    if not slo:
-        return None
-    for name, target in slo.items():
-        if name == "availability":
-            v = row["availability"]
-            if not (v >= target):
-                return False
-        else:
-            v = row[f"{name}_ms"]
-            if not (v <= target * 1e3):
-                return False
-    return True
+    """Whether a set of metrics meets an SLO (latency targets in seconds): the one judge."""
+    return meets(slo, row)
 
 
 def _slo_of(arch: Architecture) -> dict[str, float] | None:
@@ -90,8 +82,6 @@ class Comparison:
 
     def plot_latency(self, metric: str | Sequence[str] = "p99_ms", ax=None):
         """Latency percentile(s) against load, every design on one set of axes."""
-        from .plots import percentiles_vs_load
-
         names = [metric] if isinstance(metric, str) else list(metric)
         # the SLO line of the first metric that has a target (p99 before p50 if both do)
         slo = next((v for v in (self._slo_value(m.removesuffix("_ms")) for m in names) if v is not None),
@@ -101,8 +91,6 @@ class Comparison:
 
     def plot_availability(self, ax=None):
         """Availability against load, every design on one set of axes."""
-        from .plots import availability_vs_load
-
         return availability_vs_load(self.table, ax=ax, slo=self._slo_value("availability"))
 
     def _slo_value(self, key: str) -> float | None:
@@ -110,8 +98,6 @@ class Comparison:
         return vals.pop() if len(vals) == 1 else None
 
     def __str__(self) -> str:
-        from .report import format_comparison
-
         return format_comparison(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,14 +116,12 @@ class Comparison:
 
     def save(self, directory: str | Path) -> Path:
         """Write the tables as Parquet, a manifest and the two plots (atomically)."""
-        from .result import _atomic
-
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         for name in ("runs", "table", "diff", "slo", "knee"):
             df = getattr(self, name)
-            _atomic(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
-        _atomic(out / "simarch.json",
+            atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        atomic_write(out / "simarch.json",
                 lambda p: Path(p).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n"))
         return out
 
@@ -308,3 +292,57 @@ def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, con
                      "censored": censored, "note": note})
     order = {lab: k for k, lab in enumerate(labels)}
     return sorted(rows, key=lambda r: order[r["design"]])
+
+
+def format_comparison(cmp) -> str:
+    """The report ``simarch compare`` prints: per design and load, mean [CI] of each metric,
+    the SLO verdict, the paired differences and the knee."""
+    pct = int(round(cmp.confidence * 100))
+    lines = [f"Comparison of {', '.join(cmp.designs)}: {cmp.replications} replications per point, "
+             f"{pct}% t-intervals, common random numbers (seed {cmp.seed})", ""]
+    t = cmp.table
+
+    def cell(row, kind):
+        m, lo, hi = row["mean"], row["ci_low"], row["ci_high"]
+        if kind == "pct":
+            return f"{m:.3%} [{lo:.3%}, {hi:.3%}]" if not math.isnan(lo) else f"{m:.3%}"
+        return f"{m:.4g} [{lo:.4g}, {hi:.4g}]" if not math.isnan(lo) else f"{m:.4g}"
+
+    rows = []
+    for (design, load), g in t.groupby(["design", "load"], sort=False):
+        g = g.set_index("metric")
+        verdict = cmp.slo[(cmp.slo.design == design) & (cmp.slo.load == load)]
+        met = verdict["slo_met"].iloc[0] if len(verdict) else None
+        rows.append({
+            "design": design, "load": f"{load:g}x",
+            "p50 ms": cell(g.loc["p50_ms"], "num"), "p99 ms": cell(g.loc["p99_ms"], "num"),
+            "p99.9 ms": cell(g.loc["p999_ms"], "num"), "throughput rps": cell(g.loc["throughput_rps"], "num"),
+            "availability": cell(g.loc["availability"], "pct"),
+            "SLO": "-" if met is None else ("met" if met else "MISSED"),
+        })
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    if len(cmp.diff):
+        lines += ["", f"Differences against {cmp.designs[0]} (paired by replication), mean [{pct}% CI]"]
+        d = cmp.diff[cmp.diff.metric.isin(["p99_ms", "throughput_rps", "availability"])]
+        drows = []
+        for _, r in d.iterrows():
+            fmt = "{:+.3%}" if r["metric"] == "availability" else "{:+.4g}"
+            ci = "" if math.isnan(r["ci_low"]) else f" [{fmt.format(r['ci_low'])}, {fmt.format(r['ci_high'])}]"
+            drows.append({"design": r["design"], "load": f"{r['load']:g}x", "metric": r["metric"],
+                          "difference": fmt.format(r["mean_diff"]) + ci})
+        lines.append(pd.DataFrame(drows).to_string(index=False))
+    if len(cmp.knee):
+        lines += ["", "Knee: the highest load multiplier that still meets the SLO"]
+        for _, k in cmp.knee.iterrows():
+            if math.isnan(k["knee"]):
+                lines.append(f"  {k['design']}: - ({k['note']})")
+                continue
+            ci = "" if math.isnan(k["ci_low"]) else f" [{k['ci_low']:.2f}x, {k['ci_high']:.2f}x]"
+            if k.get("censored"):
+                lines.append(f"  {k['design']}: >= {k['knee']:.2f}x ({k['note']})")
+                continue
+            lines.append(f"  {k['design']}: {k['knee']:.2f}x{ci} (search resolution "
+                         f"{k['resolution']:.2f}x{'; ' + k['note'] if k['note'] else ''})")
+    for w in getattr(cmp, "warnings", []):
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)

@@ -1,8 +1,9 @@
 """The spec format: pydantic models that validate a design once, at the edge.
 
-Everything inside simarch trusts these typed objects. Durations are stored in seconds,
-rates per second, fractions in [0, 1], distributions as :mod:`simarch.dists` objects.
-``docs/spec.md`` documents every field; keep the two in step.
+Everything inside simarch trusts these typed objects, which are frozen once validated.
+Durations are stored in seconds, rates per second, fractions in [0, 1], distributions as
+:mod:`simarch.model.dists` objects. The component models live in
+:mod:`simarch.model.components`; ``docs/reference/spec.md`` documents every field.
 """
 
 from __future__ import annotations
@@ -16,248 +17,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from ..errors import SpecError
+from .components import COMPONENT_MODELS, KINDS, ComponentBase, ComponentSpec
+from .dists import Distribution
+from .fields import (
+    MAX_KEYS,
+    MAX_USERS,
+    Dist,
+    Duration,
+    Fraction,
+    PositiveDuration,
+    Rate,
+    ServiceTime,
+    _Model,
 )
-
-from .dists import DISTRIBUTION_NAMES, Constant, Distribution, parse_distribution
-from .errors import SpecError
-from .units import parse_duration, parse_fraction, parse_rate
-
-# --------------------------------------------------------------------------- scalar types
-
-
-def _duration(v: Any) -> float:
-    return parse_duration(v)
-
-
-def _positive_duration(v: Any) -> float:
-    return parse_duration(v, allow_zero=False)
-
-
-def _dist(v: Any, info: ValidationInfo) -> Distribution:
-    if isinstance(v, Distribution):
-        return v
-    base = (info.context or {}).get("base_dir") if info is not None else None
-    return parse_distribution(v, base_dir=base)
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
-Fraction = Annotated[float, BeforeValidator(parse_fraction)]
-Dist = Annotated[Distribution, BeforeValidator(_dist)]
-
-# Sizes are held in memory (a pool per instance or replica, an entry per key): bound them.
-MAX_INSTANCES = 10_000  # instances per component, shards per datastore
-MAX_REPLICAS = 100
-MAX_WORKERS = 1_000_000
-MAX_QUEUE = 1_000_000_000
-MAX_USERS = 1_000_000
-MAX_KEYS = 10_000_000
-
-Policy = Literal["round_robin", "random", "least_connections", "power_of_two_choices"]
-POLICIES: tuple[str, ...] = typing.get_args(Policy)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
-
-
-# --------------------------------------------------------------------------- service time
-
-
-class ServiceTime(_Model):
-    """A service-time distribution, optionally different per request class or operation.
-
-    In a spec it is either one distribution (``4ms``, ``{exponential: 2ms}``) or a mapping
-    from request-class names, the operations ``read``/``write``, or ``default`` to
-    distributions. Lookup order for a request: its class, its operation, ``default``.
-    """
-
-    default: Dist | None = None
-    by_name: dict[str, Dist] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, v: Any, info: ValidationInfo) -> Any:
-        if isinstance(v, ServiceTime):
-            return v
-        if v is None:
-            raise ValueError("expected a distribution (e.g. 4ms, {exponential: 2ms}) or a mapping "
-                             "from request class, operation or 'default' to distributions")
-        if isinstance(v, dict) and set(v) <= {"default", "by_name"} and "by_name" in v:
-            return v  # already in model form
-        if isinstance(v, dict) and len(v) >= 1 and not (set(v) & set(DISTRIBUTION_NAMES)):
-            by = dict(v)
-            default = by.pop("default", None)
-            return {"default": default, "by_name": by}
-        return {"default": v}
-
-    def lookup(self, cls_name: str, op: str) -> Distribution | None:
-        if cls_name in self.by_name:
-            return self.by_name[cls_name]
-        if op in self.by_name:
-            return self.by_name[op]
-        return self.default
-
-    def to_spec(self) -> Any:
-        if not self.by_name:
-            return self.default.to_spec() if self.default is not None else 0
-        out: dict[str, Any] = {k: d.to_spec() for k, d in self.by_name.items()}
-        if self.default is not None:
-            out["default"] = self.default.to_spec()
-        return out
-
-
-ZERO = Constant(0.0)
-
-
-def _zero_service_time() -> ServiceTime:
-    return ServiceTime(default=ZERO)
-
-
-# --------------------------------------------------------------------------- components
-
-
-class HealthCheckSpec(_Model):
-    """Active health checks a load balancer runs against each instance behind it."""
-
-    interval: PositiveDuration = 5.0
-    unhealthy_after: int = Field(2, ge=1, description="failed checks in a row to take it out")
-    healthy_after: int = Field(2, ge=1, description="passed checks in a row to put it back")
-
-
-class RateLimitSpec(_Model):
-    """Admission control: a token bucket per component; requests without a token are rejected."""
-
-    rate: Rate
-    burst: float = Field(1.0, ge=1)
-
-
-class _ComponentBase(_Model):
-    def zone_of(self, instance: int) -> str | None:
-        """The zone of instance ``instance`` (zones in a list are dealt out in turn)."""
-        if self.zone is None or isinstance(self.zone, str):
-            return self.zone
-        return self.zone[instance % len(self.zone)]
-
-    @property
-    def zones(self) -> list[str]:
-        if self.zone is None:
-            return []
-        return [self.zone] if isinstance(self.zone, str) else list(dict.fromkeys(self.zone))
-
-    description: str | None = None
-    zone: str | Annotated[list[str], Field(min_length=1)] | None = Field(
-        None, description="availability zone, or a list: instances spread over them in turn")
-    instances: int = Field(1, ge=1, le=MAX_INSTANCES)
-    service_time: ServiceTime = Field(default_factory=_zero_service_time)
-    policy: Policy = Field(
-        "round_robin",
-        description="how callers without a load balancer spread requests over the instances",
-    )
-    fanout: Literal["sequential", "parallel"] = "sequential"
-
-
-class ServiceSpec(_ComponentBase):
-    """A tier of identical instances, each a pool of ``workers`` with a bounded wait queue."""
-
-    kind: Literal["service"]
-    workers: int = Field(1, ge=1, le=MAX_WORKERS)
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
-    rate_limit: RateLimitSpec | None = None
-
-
-class LoadBalancerSpec(_ComponentBase):
-    """A load balancer: its own instances, latency and connection limit; routes by ``policy``."""
-
-    kind: Literal["load_balancer"]
-    connections: int | None = Field(None, ge=1, le=MAX_WORKERS)
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
-    health_check: HealthCheckSpec | None = None
-
-    @model_validator(mode="after")
-    def _queue_needs_limit(self) -> LoadBalancerSpec:
-        if self.queue is not None and self.connections is None:
-            raise ValueError("'queue' bounds the wait for 'connections': give 'connections' too")
-        return self
-
-
-class CacheSpec(_ComponentBase):
-    """An LRU cache over request keys (``capacity``), or a fixed ``hit_ratio``."""
-
-    kind: Literal["cache"]
-    capacity: int | None = Field(None, ge=1, le=MAX_KEYS)
-    hit_ratio: Fraction | None = None
-    ttl: PositiveDuration | None = None
-    workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
-
-    @model_validator(mode="after")
-    def _one_of(self) -> CacheSpec:
-        if self.queue is not None and self.workers is None:
-            raise ValueError("'queue' bounds the wait for 'workers': give 'workers' too")
-        if (self.capacity is None) == (self.hit_ratio is None):
-            raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
-        if self.ttl is not None and self.capacity is None:
-            raise ValueError("'ttl' needs an LRU cache: give 'capacity' instead of 'hit_ratio'")
-        return self
-
-
-class DatastoreSpec(_ComponentBase):
-    """A sharded, replicated datastore: keys hash to shards, each shard has ``replicas`` copies."""
-
-    kind: Literal["datastore"]
-    shards: int = Field(1, ge=1, le=MAX_INSTANCES)
-    replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="copies per shard, the primary included")
-    workers: int = Field(1, ge=1, le=MAX_WORKERS, description="workers per replica")
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE, description="wait-queue bound per replica")
-    replication: Literal["async", "sync"] = "async"
-    read_from: Literal["any", "primary"] = "any"
-    vnodes: int = Field(100, ge=1, le=10_000, description="virtual nodes per shard on the hash ring")
-    failover: PositiveDuration | None = Field(
-        10.0, description="time to promote a replica when a primary dies; null: never")
-
-    @model_validator(mode="after")
-    def _no_instances(self) -> DatastoreSpec:
-        if self.instances != 1:
-            raise ValueError("a datastore scales by 'shards' and 'replicas', not 'instances'")
-        return self
-
-
-class QueueSpec(_ComponentBase):
-    """A bounded message broker: producers return once a message is enqueued."""
-
-    kind: Literal["queue"]
-    capacity: int | None = Field(None, ge=1, le=MAX_QUEUE, description="messages held at most")
-
-    @model_validator(mode="after")
-    def _one_instance(self) -> QueueSpec:
-        if self.instances != 1:
-            raise ValueError("a queue is one logical broker: 'instances' must be 1")
-        return self
-
-
-ComponentSpec = Annotated[
-    ServiceSpec | LoadBalancerSpec | CacheSpec | DatastoreSpec | QueueSpec,
-    Field(discriminator="kind"),
-]
-COMPONENT_MODELS: dict[str, type[_ComponentBase]] = {
-    "service": ServiceSpec,
-    "load_balancer": LoadBalancerSpec,
-    "cache": CacheSpec,
-    "datastore": DatastoreSpec,
-    "queue": QueueSpec,
-}
-KINDS = tuple(COMPONENT_MODELS)
-
 
 # --------------------------------------------------------------------------- calls
 
@@ -603,6 +378,22 @@ class CacheFlushFault(_FaultBase):
     target: str
 
 
+def fault_label(f: Any) -> str:
+    """The name of a fault in reports: its ``name``, else ``kind:target``."""
+    if f.name:
+        return f.name
+    where = getattr(f, "target", None) or getattr(f, "zone", None)
+    if getattr(f, "between", None):
+        where = "|".join(f.between)
+    extra = ""
+    if getattr(f, "shard", None) is not None:
+        extra = f".shard{f.shard}" + (f".replica{f.replica}" if f.replica is not None else "")
+    elif getattr(f, "instances", None):
+        extra = f"(x{f.instances})"
+    return f"{f.kind}:{where}{extra}"
+
+
+
 FaultSpec = Annotated[
     CrashFault | RandomFault | SlowFault | WorkerLossFault | ErrorFault | PartitionFault | LossFault | CacheFlushFault,
     Field(discriminator="kind"),
@@ -855,7 +646,7 @@ def parse_spec(data: dict, source: str | None = None, base_dir: Path | None = No
         raise spec_error_from_validation(e, source) from None
 
 
-def parse_component(name: str, data: dict, base_dir: Path | None = None) -> _ComponentBase:
+def parse_component(name: str, data: dict, base_dir: Path | None = None) -> ComponentBase:
     """Validate one component mapping (used by the Python builder)."""
     kind = data.get("kind")
     if kind not in COMPONENT_MODELS:
@@ -874,6 +665,6 @@ def parse_call(index: int, data: dict) -> CallSpec:
         raise spec_error_from_validation(e, None, ("calls", index)) from None
 
 
-def component_to_spec(comp: _ComponentBase) -> dict[str, Any]:
+def component_to_spec(comp: ComponentBase) -> dict[str, Any]:
     """The plain-dict form of a validated component (defaults omitted)."""
     return model_to_spec(comp)

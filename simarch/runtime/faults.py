@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from .dists import sampler
-from .spec import (
+from ..model.dists import sampler
+from ..model.spec import (
     CacheFlushFault,
     CrashFault,
     ErrorFault,
@@ -23,25 +23,14 @@ from .spec import (
     RandomFault,
     SlowFault,
     WorkerLossFault,
+    fault_label,
 )
 
 if TYPE_CHECKING:
-    from .engine import Component, Pool, Simulation
+    from .component import Component
+    from .pools import Pool
 
-
-def fault_label(f: Any) -> str:
-    """The name of a fault in reports: its ``name``, else ``kind:target``."""
-    if f.name:
-        return f.name
-    where = getattr(f, "target", None) or getattr(f, "zone", None)
-    if getattr(f, "between", None):
-        where = "|".join(f.between)
-    extra = ""
-    if getattr(f, "shard", None) is not None:
-        extra = f".shard{f.shard}" + (f".replica{f.replica}" if f.replica is not None else "")
-    elif getattr(f, "instances", None):
-        extra = f"(x{f.instances})"
-    return f"{f.kind}:{where}{extra}"
+    Simulation = Any  # the run driver (simarch.run), which this module must not import
 
 
 def _window(sim: Simulation, f: Any, on: Callable[[], None], off: Callable[[], None] | None,

@@ -10,7 +10,6 @@ to the first point clockwise. The mapping depends only on the key, the shard cou
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
 import numpy as np
 
@@ -59,27 +58,3 @@ def key_probabilities(keys: KeysSpec) -> np.ndarray:
         return np.full(n, 1.0 / n)
     w = 1.0 / np.power(np.arange(1, n + 1, dtype=float), keys.zipf)
     return w / w.sum()
-
-
-def _no_key() -> int:
-    return -1
-
-
-def key_sampler(keys: KeysSpec | None, rng: np.random.Generator, batch: int = 4096) -> Callable[[], int]:
-    """A zero-argument callable returning the next key (``-1`` when the class has no keys)."""
-    if keys is None:
-        return _no_key
-    n = keys.count
-    if keys.zipf is None:
-        def gen_uniform():
-            while True:
-                yield from rng.integers(0, n, size=batch).tolist()
-        return gen_uniform().__next__
-    cdf = np.cumsum(key_probabilities(keys))
-    cdf[-1] = 1.0
-
-    def gen_zipf():
-        while True:
-            u = rng.random(batch)
-            yield from np.searchsorted(cdf, u, side="right").tolist()
-    return gen_zipf().__next__

@@ -23,8 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .errors import SpecError
+from .. import plots as _plots  # noqa: F401 - the report draws with it
+from .._version import __version__
+from ..errors import SpecError
+from ..model.units import parse_duration
+from ..study.compare import Comparison
+from ..study.sweep import read_dataset
 
 __all__ = ["KINDS", "render_report", "results_kind", "write_report"]
 
@@ -388,7 +392,6 @@ def _p(text: str, cls: str | None = None) -> str:
 
 def _slo_targets_s(spec: dict[str, Any] | None) -> dict[str, float]:
     """Latency SLO targets of a spec, in milliseconds, keyed like ``p99_ms``."""
-    from .units import parse_duration
 
     slo = (spec or {}).get("slo") or {}
     out: dict[str, float] = {}
@@ -913,9 +916,6 @@ def _comparison_plots(folder, meta, table, designs, slos) -> list[str]:
     out = []
     cmp = None
     try:
-        from . import plots as _plots  # noqa: F401 - only to know whether it is there
-        from .compare import Comparison
-
         cmp = Comparison.load(folder)
     except Exception:  # noqa: BLE001 - fall back to the saved images or simple lines
         cmp = None
@@ -1011,7 +1011,6 @@ def _sort_key(s: pd.Series) -> pd.Series:
 
 
 def _sweep_page(folder: Path, meta: dict[str, Any]) -> str:
-    from .sweep import read_dataset
 
     try:
         df = read_dataset(folder)

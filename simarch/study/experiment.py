@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import SimarchError
+from ..errors import SimarchError
+from ..model.architecture import Architecture
+from ..run.simulate import simulate
 
 METRICS = ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "throughput_rps",
            "availability")
@@ -113,8 +115,6 @@ def run_task(task: Task) -> dict[str, Any]:
     A spec error or a failure inside the run is returned as the row's ``error`` so that a
     sweep can record it and go on.
     """
-    from .architecture import Architecture
-    from .simulate import simulate
 
     row: dict[str, Any] = {**task.tags, "load": task.load, "replication": task.replication,
                            "seed": task.seed, "error": None}

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from .architecture import Architecture
-from .architecture import load as load_arch
-from .errors import SpecError
-from .result import Result
-from .units import parse_duration, parse_multiplier
+from ..errors import SpecError
+from ..model.architecture import Architecture
+from ..model.architecture import load as load_arch
+from ..model.units import parse_duration, parse_multiplier
+from ..results.result import Result
+from .simulation import Simulation
 
 
 def simulate(
@@ -22,7 +23,7 @@ def simulate(
     warmup: float | str | None = None,
     seed: int | np.random.SeedSequence | None = None,
 ) -> Result:
-    """Simulate a design and return its :class:`~simarch.result.Result`.
+    """Simulate a design and return its :class:`~simarch.results.result.Result`.
 
     ``arch`` is an :class:`Architecture`, a spec path or a spec mapping. ``load`` multiplies
     the workload (``2``, ``"10x"``). ``duration`` is the measured window after a ``warmup``
@@ -51,6 +52,4 @@ def simulate(
         raise SpecError(f"a seed is a whole number >= 0, got {seed!r}", ("seed",))
     if not isinstance(seed, np.random.SeedSequence):
         seed = int(seed)
-    from .engine import Simulation
-
     return Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed).run()

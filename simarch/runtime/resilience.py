@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .spec import BreakerSpec, CallSpec, RetryBudgetSpec
+from ..model.spec import BreakerSpec, CallSpec, RetryBudgetSpec
+from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 
 if TYPE_CHECKING:
-    from .engine import Component
+    from .component import Component
 
-OK, REJECTED, TIMEOUT, FAILED = 0, 1, 2, 3
 _CAUSES = {"rejected": REJECTED, "timeout": TIMEOUT, "failed": FAILED}
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"

@@ -23,12 +23,10 @@ from typing import Any
 import networkx as nx
 import yaml
 
+from ..errors import SpecError
 from .dists import DISTRIBUTION_NAMES
-from .errors import SpecError
 from .spec import (
-    CacheSpec,
     CallSpec,
-    QueueSpec,
     Spec,
     component_to_spec,
     parse_call,
@@ -36,6 +34,7 @@ from .spec import (
     parse_spec,
     read_yaml,
 )
+from .workload import read_trace, trace_path
 
 
 class Architecture:
@@ -164,21 +163,20 @@ class Architecture:
         """The call graph: a node per component (attribute ``spec``), an edge per caller/callee
         pair (attribute ``calls``: the list of :class:`~simarch.spec.CallSpec` on that pair)."""
         if self._graph is None:
-            spec = self.spec
-            g = nx.DiGraph(name=spec.name)
-            for name, comp in spec.components.items():
-                g.add_node(name, kind=comp.kind, spec=comp)
-            for call in spec.calls:
-                if g.has_edge(call.source, call.to):
-                    g.edges[call.source, call.to]["calls"].append(call)
-                else:
-                    g.add_edge(call.source, call.to, calls=[call])
-            self._graph = g
+            self._graph = build_graph(self.spec)
         return self._graph
 
     @property
     def entry(self) -> str:
         return entry_of(self.spec)
+
+    def call_edges(self) -> list[tuple[str, str, CallSpec]]:
+        """``(caller, callee, call)`` for every call, read off the graph in spec order."""
+        return call_edges(self.graph)
+
+    def reach(self) -> dict[str, set[str]]:
+        """For each component, the request classes that can reach it."""
+        return classes_reaching(self.graph, self.entry, self.classes)
 
     @property
     def classes(self) -> list[str]:
@@ -215,8 +213,6 @@ class Architecture:
         try:
             check_graph(spec)
             if spec.workload.profile.trace is not None:
-                from .workload import read_trace, trace_path
-
                 read_trace(trace_path(spec.workload, self.base_dir))
         except SpecError as e:
             raise e.with_context(source=self.source) from None
@@ -240,8 +236,52 @@ def entry_of(spec: Spec) -> str:
     )
 
 
+def build_graph(spec: Spec) -> nx.DiGraph:
+    """The architecture as a ``networkx.DiGraph``: a node per component (attributes ``kind``
+    and ``spec``), an edge per caller/callee pair. Edge attribute ``calls`` lists the
+    :class:`~simarch.model.spec.CallSpec` made on that pair (``index``: their positions in
+    the spec); an edge from a caller to a
+    fallback component lists, in ``fallbacks``, the calls it stands in for."""
+    g = nx.DiGraph(name=spec.name)
+    for name, comp in spec.components.items():
+        g.add_node(name, kind=comp.kind, spec=comp)
+    for i, call in enumerate(spec.calls):
+        if g.has_edge(call.source, call.to):
+            g.edges[call.source, call.to]["calls"].append(call)
+            g.edges[call.source, call.to]["index"].append(i)
+        else:
+            g.add_edge(call.source, call.to, calls=[call], index=[i], fallbacks=[])
+    for call in spec.calls:
+        if call.fallback is None:
+            continue
+        if g.has_edge(call.source, call.fallback):
+            g.edges[call.source, call.fallback]["fallbacks"].append(call)
+        else:
+            g.add_edge(call.source, call.fallback, calls=[], index=[], fallbacks=[call])
+    return g
+
+
+def call_edges(g: nx.DiGraph) -> list[tuple[str, str, CallSpec]]:
+    """``(caller, callee, call)`` for every call of the graph, in the order the spec declares
+    them (the order in which a component makes its calls)."""
+    out = [(i, u, v, c) for u, v, d in g.edges(data=True) for i, c in zip(d["index"], d["calls"], strict=True)]
+    out.sort(key=lambda e: e[0])
+    return [(u, v, c) for _, u, v, c in out]
+
+
+def call_graph(g: nx.DiGraph) -> nx.DiGraph:
+    """The view of ``g`` with the call edges only (fallback-only edges left out)."""
+    return nx.subgraph_view(g, filter_edge=lambda u, v: bool(g.edges[u, v]["calls"]))
+
+
+def takes(call: CallSpec, cls: str) -> bool:
+    """Whether requests of class ``cls`` take this call."""
+    return call.requests is None or cls in call.requests
+
+
 def check_graph(spec: Spec) -> None:
-    """Graph-level rules that a single field cannot express."""
+    """Graph-level rules that a single field cannot express (each kind adds its own, see
+    :mod:`simarch.model.components`)."""
     comps = spec.components
     names = ", ".join(comps)
     classes = list(spec.workload.requests)
@@ -261,28 +301,8 @@ def check_graph(spec: Spec) -> None:
                 if cls not in classes:
                     raise SpecError(f"unknown request class '{cls}' (classes: {', '.join(classes)})",
                                     ("calls", i, "requests", j))
-        src = comps[call.source]
-        if call.on == "miss" and not isinstance(src, CacheSpec):
-            raise SpecError(f"'on: miss' needs a cache as caller; '{call.source}' is a {src.kind}",
-                            ("calls", i, "on"))
-        if isinstance(src, QueueSpec):
-            if call.resilient:
-                raise SpecError("a queue's consumers pull messages: retries, circuit_breaker, hedge "
-                                "and fallback do not apply", ("calls", i))
-            dst = comps[call.to]
-            if dst.kind != "service":
-                raise SpecError(f"a queue's consumers are services; '{call.to}' is a {dst.kind}",
-                                ("calls", i, "to"))
-            if call.mode != "call":
-                raise SpecError("calls from a queue are its consumers; 'mode' does not apply",
-                                ("calls", i, "mode"))
-        if call.on == "miss" and call.mode == "forward":
-            raise SpecError("an 'on: miss' call is made by the cache itself: mode 'call' or 'async'",
-                            ("calls", i, "mode"))
-        if isinstance(comps[call.to], QueueSpec) and call.mode == "forward":
-            raise SpecError("a queue is called with mode 'call' or 'async', not 'forward'",
-                            ("calls", i, "mode"))
-
+        comps[call.source].check_call_from(call.source, call, i, spec)
+        comps[call.to].check_call_to(call.to, call, i, spec)
         if call.fallback is not None:
             if call.fallback not in comps:
                 raise SpecError(f"unknown component '{call.fallback}' (components: {names})",
@@ -296,10 +316,7 @@ def check_graph(spec: Spec) -> None:
 
     check_faults(spec)
 
-    g = nx.DiGraph()
-    g.add_nodes_from(comps)
-    g.add_edges_from((c.source, c.to) for c in spec.calls)
-    g.add_edges_from((c.source, c.fallback) for c in spec.calls if c.fallback)
+    g = build_graph(spec)
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:
@@ -312,7 +329,7 @@ def check_graph(spec: Spec) -> None:
         raise SpecError(f"call cycle {path} would loop forever", ("calls", idx))
 
     # per-class service times and keys where needed
-    reach = classes_reaching(spec)
+    reach = classes_reaching(g, entry, classes)
     for name, comp in comps.items():
         st = comp.service_time
         for key in st.by_name:
@@ -332,11 +349,7 @@ def check_graph(spec: Spec) -> None:
                 raise SpecError(
                     f"no service time for request class '{cls}': add '{cls}' or 'default'",
                     ("components", name, "service_time"))
-            if isinstance(comp, CacheSpec) and comp.capacity is not None and spec.workload.requests[cls].keys is None:
-                raise SpecError(
-                    f"the LRU cache '{name}' needs request keys, but class '{cls}' has none: "
-                    f"give workload.requests.{cls}.keys or set hit_ratio",
-                    ("components", name, "capacity"))
+            comp.check_class(name, cls, spec)
 
 
 def check_faults(spec: Spec) -> None:
@@ -361,48 +374,22 @@ def check_faults(spec: Spec) -> None:
             if frozenset(between) not in linked:
                 raise SpecError(f"no call between '{between[0]}' and '{between[1]}'", ("faults", i, "between"))
         if f.kind == "crash" and target is not None:
-            c = comps[target]
-            if f.shard is not None or f.replica is not None:
-                if c.kind != "datastore":
-                    raise SpecError(f"'shard' and 'replica' apply to datastores; '{target}' is a {c.kind}",
-                                    ("faults", i, "shard"))
-                if f.shard is not None and f.shard >= c.shards:
-                    raise SpecError(f"shard {f.shard} out of range ('{target}' has shards 0..{c.shards - 1})",
-                                    ("faults", i, "shard"))
-                if f.replica is not None and f.replica >= c.replicas:
-                    raise SpecError(f"replica {f.replica} out of range (0..{c.replicas - 1})",
-                                    ("faults", i, "replica"))
-            n_inst = c.shards * c.replicas if c.kind == "datastore" else c.instances
-            if f.instances is not None and f.instances > n_inst:
-                raise SpecError(f"'{target}' has {n_inst} instances, cannot crash {f.instances}",
-                                ("faults", i, "instances"))
-        if f.kind == "cache_flush" and (comps[target].kind != "cache" or comps[target].capacity is None):
-            raise SpecError(f"cache_flush needs an LRU cache (with 'capacity'); '{target}' is "
-                            + ("a cache with a fixed hit_ratio" if comps[target].kind == "cache"
-                               else f"a {comps[target].kind}"), ("faults", i, "target"))
+            comps[target].check_crash(target, f, i)
+        if f.kind == "cache_flush":
+            comps[target].check_flush(target, f, i)
 
 
-def classes_reaching(spec: Spec) -> dict[str, set[str]]:
-    """For each component, the request classes that can reach it from the entry."""
-    out: dict[str, set[str]] = {n: set() for n in spec.components}
-    entry = entry_of(spec)
-    by_source: dict[str, list[CallSpec]] = {}
-    for c in spec.calls:
-        by_source.setdefault(c.source, []).append(c)
-    for cls in spec.workload.requests:
-        stack = [entry]
-        seen = set()
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
+def classes_reaching(g: nx.DiGraph, entry: str, classes: list[str]) -> dict[str, set[str]]:
+    """For each component, the request classes that can reach it from the entry (through
+    the calls that class takes, and their fallbacks)."""
+    out: dict[str, set[str]] = {n: set() for n in g}
+    for cls in classes:
+        def edge_ok(u: str, v: str, cls: str = cls) -> bool:
+            e = g.edges[u, v]
+            return any(takes(c, cls) for c in e["calls"]) or any(takes(c, cls) for c in e["fallbacks"])
+        view = nx.subgraph_view(g, filter_edge=edge_ok)
+        for n in nx.descendants(view, entry) | {entry}:
             out[n].add(cls)
-            for c in by_source.get(n, []):
-                if c.requests is None or cls in c.requests:
-                    stack.append(c.to)
-                    if c.fallback is not None:
-                        stack.append(c.fallback)
     return out
 
 

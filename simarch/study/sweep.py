@@ -21,12 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
-from .architecture import Architecture
-from .architecture import load as load_arch
-from .errors import SpecError
+from .._version import __version__
+from ..errors import SpecError
+from ..model.architecture import Architecture
+from ..model.architecture import load as load_arch
+from ..model.spec import yaml_load
+from ..model.units import parse_duration, parse_multiplier
 from .experiment import Task, run_tasks
-from .units import parse_duration, parse_multiplier
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -37,8 +38,6 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
 
 def parse_set(option: str) -> tuple[str, list[Any]]:
     """``"api.instances=2,4,8"`` -> ``("api.instances", [2, 4, 8])`` (values read as YAML)."""
-    from .spec import yaml_load
-
     path, eq, values = option.partition("=")
     if not eq or not path.strip() or not values.strip():
         raise SpecError(f"expected PATH=V1,V2,... (e.g. api.instances=2,4,8), got {option!r}", ("--set",))

@@ -32,22 +32,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .architecture import Architecture, entry_of
-from .architecture import load as load_arch
-from .spec import CallSpec, Spec
-from .units import parse_duration, parse_multiplier
+from ..kinds import kind
+from ..model.architecture import Architecture, call_edges, entry_of
+from ..model.architecture import load as load_arch
+from ..model.spec import CallSpec
+from ..model.units import parse_duration, parse_multiplier
+from ..results.text import fmt, table
+from ..run.simulate import simulate
 
 
-def _needed_calls(spec: Spec, cls: str) -> dict[str, list[CallSpec]]:
+def _needed_calls(arch: Architecture, cls: str) -> dict[str, list[CallSpec]]:
+    """For each component, the calls a request of class ``cls`` needs to succeed."""
+    spec = arch.spec
     out: dict[str, list[CallSpec]] = {n: [] for n in spec.components}
-    for c in spec.calls:
-        if spec.components[c.source].kind == "queue":
-            continue  # consumers work after the request has returned
+    for u, _, c in call_edges(arch.graph):
+        if not kind(spec.components[u].kind).request_waits_for_calls:
+            continue  # e.g. a queue's consumers work after the request has returned
         if c.mode == "async" or c.probability <= 0:
             continue
         if c.requests is not None and cls not in c.requests:
             continue
-        out[c.source].append(c)
+        out[u].append(c)
     return out
 
 
@@ -67,37 +72,23 @@ def _survives(node: str, dead: set[str], needs: dict[str, list[CallSpec]], memo:
     return ok
 
 
-def cut_vertices(spec: Spec) -> dict[str, set[str]]:
+def cut_vertices(arch: Architecture) -> dict[str, set[str]]:
     """For each component, the request classes that fail entirely without it."""
+    spec = arch.spec
     entry = entry_of(spec)
     out: dict[str, set[str]] = {n: set() for n in spec.components}
     for cls in spec.workload.requests:
-        needs = _needed_calls(spec, cls)
+        needs = _needed_calls(arch, cls)
         for n in spec.components:
             if not _survives(entry, {n}, needs, {}):
                 out[n].add(cls)
     return out
 
 
-def _redundancy(spec: Spec, name: str) -> tuple[bool, int, str]:
-    """(redundant, copies, reason) for one component."""
-    c = spec.components[name]
-    if c.kind == "datastore":
-        if c.replicas < 2:
-            return False, c.replicas, (f"one copy per shard: each of the {c.shards} shard(s) is a "
-                                       "single point of failure for its keys")
-        if c.failover is None:
-            return False, c.replicas, "replicas but no automatic failover: a dead primary stops writes"
-        return True, c.replicas, f"{c.replicas} replicas per shard, failover in {c.failover:g}s"
-    if c.kind == "queue":
-        return False, 1, "one broker"
-    if c.instances < 2:
-        return False, 1, "one instance"
-    callers = [spec.components[k.source] for k in spec.calls if k.to == name]
-    checked = callers and all(getattr(k, "health_check", None) is not None for k in callers)
-    note = "" if checked or not callers else (
-        "; no health-checked load balancer in front: a dead instance keeps getting traffic")
-    return True, c.instances, f"{c.instances} instances{note}"
+def _redundancy(arch: Architecture, name: str) -> tuple[bool, int, str]:
+    """(redundant, copies, reason) for one component: its kind decides."""
+    comp = arch.spec.components[name]
+    return kind(comp.kind).redundancy(arch.spec, name, comp)
 
 
 @dataclass
@@ -133,17 +124,15 @@ class SpofReport:
         return df
 
     def __str__(self) -> str:
-        from .report import format_spof
-
         return format_spof(self)
 
 
 def static_spof(arch: Architecture) -> tuple[pd.DataFrame, pd.DataFrame]:
     spec = arch.spec
-    cuts = cut_vertices(spec)
+    cuts = cut_vertices(arch)
     rows = []
     for name, comp in spec.components.items():
-        redundant, copies, reason = _redundancy(spec, name)
+        redundant, copies, reason = _redundancy(arch, name)
         critical = sorted(cuts[name])
         spof = bool(critical) and not redundant
         if not critical:
@@ -160,9 +149,7 @@ def static_spof(arch: Architecture) -> tuple[pd.DataFrame, pd.DataFrame]:
         for name, comp in spec.components.items():
             if not cuts[name]:
                 continue
-            n = comp.shards * comp.replicas if comp.kind == "datastore" else comp.instances
-            copies = comp.replicas if comp.kind == "datastore" else n
-            in_zone = [comp.zone_of(i) for i in range(copies)]
+            in_zone = [comp.zone_of(i) for i in range(comp.copies)]
             if comp.zones and all(zz == z for zz in in_zone):
                 hit.append(name)
         zrows.append({"component": z, "kind": "zone", "critical_for": ", ".join(hit),
@@ -190,8 +177,6 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
     each crashed for ``window`` right after ``warmup``, at ``load``, against a fault-free
     baseline run over the same window.
     """
-    from .simulate import simulate
-
     arch = load_arch(arch)
     static, zones = static_spof(arch)
     rep = SpofReport(arch.name, static, zones)
@@ -208,12 +193,8 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
     rep.baseline = {"availability": b_avail, "p99_ms": b_p99}
     targets: list[tuple[str, dict[str, Any], str]] = []
     for n, comp in arch.spec.components.items():
-        if comp.kind == "datastore":
-            targets.append((n, {"kind": "crash", "target": n, "shard": 0, "replica": 0},
-                            "shard 0 primary" if comp.replicas > 1 else "shard 0"))
-        else:
-            targets.append((n, {"kind": "crash", "target": n, "instances": 1},
-                            "1 instance" + (f" of {comp.instances}" if comp.instances > 1 else "")))
+        fault, killed = kind(comp.kind).spof_crash(n, comp)
+        targets.append((n, fault, killed))
     targets += [(z, {"kind": "crash", "zone": z}, "whole zone") for z in zones.index]
     rows = []
     data = arch.to_dict()
@@ -231,3 +212,30 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
     rep.dynamic = pd.DataFrame(rows).set_index("component").sort_values(
         ["availability_during", "p99_during_ms"], ascending=[True, False])
     return rep
+
+
+def format_spof(rep) -> str:
+    """The single-point-of-failure report ``simarch spof`` prints."""
+    lines = [f"design {rep.design!r}: single points of failure", ""]
+    lines.append("Static analysis (cut vertices of each request class's dependency graph, "
+                 "with redundancy)")
+    lines.append(table(rep.static, {"kind": "str", "copies": "int", "critical_for": "str",
+                                     "spof": "str", "reason": "str"}, "component"))
+    if len(rep.zones):
+        lines += ["", "Zones"]
+        lines.append(table(rep.zones, {"critical_for": "str", "spof": "str", "reason": "str"}, "zone"))
+    if rep.dynamic is not None:
+        b = rep.baseline
+        lines += ["", "Dynamic analysis: each component / zone down for the window "
+                  f"(baseline availability {fmt(b.get('availability'), 'pct')}, "
+                  f"p99 {fmt(b.get('p99_ms'), 'ms')} ms)"]
+        df = rep.dynamic.copy()
+        flags = set(rep.spofs) | set(rep.zone_spofs)
+        df["spof"] = ["SPOF" if n in flags else "" for n in df.index]
+        lines.append(table(df, {"killed": "str", "availability_during": "pct", "p99_during_ms": "ms",
+                                 "availability_after": "pct", "spof": "str"}, "down"))
+    spofs = rep.spofs + [f"zone {z}" for z in rep.zone_spofs]
+    lines += ["", f"Single points of failure: {', '.join(spofs) if spofs else 'none'}"]
+    return "\n".join(lines)
+
+

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import SpecError
+from ..errors import SpecError
 from .spec import WorkloadSpec
 
 

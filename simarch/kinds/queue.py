@@ -1,0 +1,182 @@
+"""The queue kind: a broker. ``serve`` enqueues and returns at once; consumer workers pull
+and call their service. Every call from the queue is a consumer group with its own backlog:
+a message goes to each group that takes its class (pub/sub), and within a group the consumer
+workers compete for messages. ``capacity`` bounds each backlog."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from array import array
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from simpy.events import Event
+
+from ..model.dists import sampler
+from ..model.metrics import float32_array, latency_stats_ms
+from ..model.status import FAILED, OK, REJECTED
+from ..runtime.calls import CALL, Call
+from ..runtime.pools import ANY, INF, Pool
+from .base import Kind
+from .registry import register
+
+
+class Backlog:
+    """The messages waiting for one consumer group (one call from the queue)."""
+
+    __slots__ = ("items", "getters", "takes", "prob")
+
+    def __init__(self, takes: list[bool], prob: float):
+        self.items: deque[tuple[int, int, float]] = deque()
+        self.getters: deque[Event] = deque()
+        self.takes = takes  # per request class: does this group take the message?
+        self.prob = prob
+
+
+@register
+class Queue(Kind):
+    kind = "queue"
+    label = "queue"
+    colour = "#f6dede"
+    request_waits_for_calls = False
+    routes_internally = True
+
+    def __init__(self, sim: Any, name: str, spec: Any):
+        super().__init__(sim, name, spec)
+        self.backlogs: list[Backlog] = []
+        self.limit = INF if spec.capacity is None else spec.capacity
+        self.wait = array("f")  # time in queue of messages taken after warm-up
+        self.enqueued = 0
+        self.rejected = 0
+        self.consumed = 0
+        self.failed = 0
+        self.depth = 0
+        self.d_start = self.d_end = 0.0
+        self.d_max = 0
+
+    def make_pools(self) -> list[Pool]:
+        return [Pool(self.name, INF, INF, self.spec.zone_of(0))]
+
+    def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], Pool]:
+        return itertools.repeat(ANY).__next__
+
+    # -- wiring: the calls from a queue are its consumer groups, started with the run
+    def wire(self, call: Any, target: Kind) -> None:
+        pass
+
+    def start_call(self, call: Any, target: Kind) -> None:
+        lat = sampler(call.latency, self.sim.rng(self.name, call.to, "latency")) if call.latency else None
+        entry = Call(1.0, lat, call.timeout, CALL, target.serve, None, None)
+        backlog = self.add_group(call)
+        for pool in target.pools:
+            for _ in range(int(pool.cap)):
+                self.env.process(self.consumer(backlog, entry, pool))
+
+    def add_group(self, call: Any) -> Backlog:
+        takes = [call.requests is None or cls in call.requests for cls in self.sim.classes]
+        b = Backlog(takes, call.probability)
+        self.backlogs.append(b)
+        return b
+
+    # -- the request path
+    def serve(self, pool: Pool | None, cls: int, key: int):
+        env = self.env
+        t0 = env._now
+        self.arrived += 1
+        broker = self.pools[0]
+        if broker.down:
+            broker.refused += 1
+            if broker.hang:
+                yield Event(env)
+            return FAILED
+        st = self.st[cls]()
+        for factor, add in self.slow:
+            st = st * factor + (add() if add is not None else 0.0)
+        if st:
+            yield env.timeout(st)
+        if self.err_p and self._err_u() < self.err_p:
+            return FAILED
+        targets = [b for b in self.backlogs
+                   if b.takes[cls] and (b.prob >= 1.0 or self._u() < b.prob)]
+        for b in targets:
+            if len(b.items) >= self.limit:
+                self.rejected += 1
+                return REJECTED
+        now = env._now
+        self.enqueued += 1
+        if now >= self.warm:
+            self.lat.append(now - t0)
+        msg = (cls, key, now)
+        for b in targets:
+            if b.getters:
+                b.getters.popleft().succeed(msg)
+            else:
+                b.items.append(msg)
+                self.depth += 1
+                self.d_start += now
+                if self.depth > self.d_max:
+                    self.d_max = self.depth
+        return OK
+
+    def consumer(self, backlog: Backlog, call: Call, pool: Pool):
+        """One consumer worker: take a message, make the call to the consumer service, repeat."""
+        env = self.env
+        lat, timeout, serve = call.latency, call.timeout, call.serve
+        items, getters = backlog.items, backlog.getters
+        pick = itertools.repeat(pool).__next__
+        while True:
+            if items:
+                msg = items.popleft()
+                self.depth -= 1
+                self.d_end += env._now
+            else:
+                ev = Event(env)
+                getters.append(ev)
+                msg = yield ev
+            cls, key, t = msg
+            now = env._now
+            if now >= self.warm:
+                self.wait.append(now - t)
+            status = yield from self._one(lat, timeout, serve, pick, cls, key)
+            if status == OK:
+                self.consumed += 1
+            else:
+                self.failed += 1
+
+    # -- statistics
+    def depth_area(self, t: float) -> float:
+        return self.d_end + self.depth * t - self.d_start
+
+    def counters(self, t: float) -> dict[str, Any]:
+        out = super().counters(t)
+        out.update(enqueued=self.enqueued, rejected=self.rejected, consumed=self.consumed,
+                   failed=self.failed, depth_area=self.depth_area(t))
+        return out
+
+    def on_warm(self) -> None:
+        self.d_max = self.depth
+
+    def window_stats(self, now, then, T, row, pool_rows):
+        row["throughput_rps"] = (now["enqueued"] - then["enqueued"]) / T
+        row["rejected"] = now["rejected"] - then["rejected"]
+        row["mean_queue"] = (now["depth_area"] - then["depth_area"]) / T
+        row["max_queue"] = self.d_max
+        wst = latency_stats_ms(float32_array(self.wait))
+        row["mean_wait_ms"] = wst["mean"]
+        row["p99_wait_ms"] = wst["p99"]
+        row["consumed"] = now["consumed"] - then["consumed"]
+        row["consumer_failures"] = now["failed"] - then["failed"]
+        row["utilization"] = math.nan
+        row["mean_busy"] = math.nan
+        return {}
+
+    # -- static capacity model and SPOF analysis
+    @classmethod
+    def utilization(cls, spec, name, flows, busy, classes, workload):
+        return None, math.nan, "broker; see its consumers"
+
+    @classmethod
+    def redundancy(cls, spec, name, comp):
+        return False, 1, "one broker"

@@ -1,0 +1,44 @@
+"""The service kind: a tier of identical instances, each a pool of workers with a bounded
+wait queue; with ``rate_limit`` it sheds what exceeds its admission rate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.status import REJECTED
+from ..runtime.pools import Pool, TokenBucket
+from .base import Kind
+from .registry import register
+
+
+@register
+class Service(Kind):
+    kind = "service"
+    label = "service"
+    colour = "#dbe9f6"
+
+    def __init__(self, sim: Any, name: str, spec: Any):
+        super().__init__(sim, name, spec)
+        rl = spec.rate_limit
+        self.bucket = TokenBucket(rl.rate, rl.burst) if rl is not None else None
+        self.shed = 0
+
+    def serve(self, pool: Pool, cls: int, key: int):
+        if self.bucket is not None and not self.bucket.take(self.env._now):
+            return self._shed()
+        return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])
+
+    def _shed(self):
+        self.arrived += 1
+        self.shed += 1
+        return REJECTED
+        yield  # a generator, like every request path
+
+    def counters(self, t: float) -> dict[str, Any]:
+        out = super().counters(t)
+        out["shed"] = self.shed
+        return out
+
+    def window_stats(self, now, then, T, row, pool_rows):
+        row["rejected"] += now["shed"] - then["shed"]
+        return {}

@@ -1,0 +1,280 @@
+"""The spec model of each component kind, and their registry.
+
+A component kind is declared in two places: its spec model here (the fields a spec may give,
+validated once) and its kind module in :mod:`simarch.kinds` (its runtime behaviour, its
+statistics and its hooks for the analyses). :func:`component_model` registers a model under
+its ``kind``; the spec's ``components`` field is the union of the registered models.
+
+Each model also carries the graph rules that concern its kind (``check_*`` methods), so that
+:func:`simarch.model.architecture.check_graph` never switches on a kind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from ..errors import SpecError
+from .fields import (
+    MAX_INSTANCES,
+    MAX_KEYS,
+    MAX_QUEUE,
+    MAX_REPLICAS,
+    MAX_WORKERS,
+    Fraction,
+    Policy,
+    PositiveDuration,
+    Rate,
+    ServiceTime,
+    _Model,
+    _zero_service_time,
+)
+
+if TYPE_CHECKING:
+    from .spec import CallSpec, Spec
+
+COMPONENT_MODELS: dict[str, type[ComponentBase]] = {}
+
+
+def component_model(cls: type[ComponentBase]) -> type[ComponentBase]:
+    """Register a component spec model under its ``kind`` literal."""
+    kind = cls.model_fields["kind"].annotation.__args__[0]  # Literal["service"] -> "service"
+    COMPONENT_MODELS[kind] = cls
+    return cls
+
+
+class HealthCheckSpec(_Model):
+    """Active health checks a load balancer runs against each instance behind it."""
+
+    interval: PositiveDuration = 5.0
+    unhealthy_after: int = Field(2, ge=1, description="failed checks in a row to take it out")
+    healthy_after: int = Field(2, ge=1, description="passed checks in a row to put it back")
+
+
+class RateLimitSpec(_Model):
+    """Admission control: a token bucket per component; requests without a token are rejected."""
+
+    rate: Rate
+    burst: float = Field(1.0, ge=1)
+
+
+class ComponentBase(_Model):
+    """Fields every component kind has, and the graph rules a kind may add to."""
+
+    def zone_of(self, instance: int) -> str | None:
+        """The zone of instance ``instance`` (zones in a list are dealt out in turn)."""
+        if self.zone is None or isinstance(self.zone, str):
+            return self.zone
+        return self.zone[instance % len(self.zone)]
+
+    @property
+    def zones(self) -> list[str]:
+        if self.zone is None:
+            return []
+        return [self.zone] if isinstance(self.zone, str) else list(dict.fromkeys(self.zone))
+
+    description: str | None = None
+    zone: str | Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="availability zone, or a list: instances spread over them in turn")
+    instances: int = Field(1, ge=1, le=MAX_INSTANCES)
+    service_time: ServiceTime = Field(default_factory=_zero_service_time)
+    policy: Policy = Field(
+        "round_robin",
+        description="how callers without a load balancer spread requests over the instances",
+    )
+    fanout: Literal["sequential", "parallel"] = "sequential"
+
+    @property
+    def boxes(self) -> int:
+        """How many boxes (instances, or datastore replicas) the component runs."""
+        return self.instances
+
+    @property
+    def copies(self) -> int:
+        """How many copies of each piece of its work exist (for redundancy and zones)."""
+        return self.instances
+
+    @property
+    def worker_limit(self) -> int | None:
+        """Concurrent requests one instance serves at most (``None``: no limit)."""
+        return getattr(self, "workers", None)
+
+    # -- graph rules (raise SpecError with the path of the offending field)
+    def check_call_from(self, name: str, call: CallSpec, i: int, spec: Spec) -> None:
+        """Rules for a call this component makes."""
+        if call.on == "miss":
+            raise SpecError(f"'on: miss' needs a cache as caller; '{name}' is a {self.kind}",
+                            ("calls", i, "on"))
+
+    def check_call_to(self, name: str, call: CallSpec, i: int, spec: Spec) -> None:
+        """Rules for a call this component receives."""
+
+    def check_class(self, name: str, cls: str, spec: Spec) -> None:
+        """Rules for a request class that reaches this component."""
+
+    def check_crash(self, name: str, fault, i: int) -> None:
+        """Rules for a crash fault aimed at this component."""
+        if fault.shard is not None or fault.replica is not None:
+            raise SpecError(f"'shard' and 'replica' apply to datastores; '{name}' is a {self.kind}",
+                            ("faults", i, "shard"))
+        if fault.instances is not None and fault.instances > self.boxes:
+            raise SpecError(f"'{name}' has {self.boxes} instances, cannot crash {fault.instances}",
+                            ("faults", i, "instances"))
+
+    def check_flush(self, name: str, fault, i: int) -> None:
+        """Rules for a cache_flush fault aimed at this component."""
+        raise SpecError(f"cache_flush needs an LRU cache (with 'capacity'); '{name}' is a {self.kind}",
+                        ("faults", i, "target"))
+
+
+@component_model
+class ServiceSpec(ComponentBase):
+    """A tier of identical instances, each a pool of ``workers`` with a bounded wait queue."""
+
+    kind: Literal["service"]
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
+    rate_limit: RateLimitSpec | None = None
+
+
+@component_model
+class LoadBalancerSpec(ComponentBase):
+    """A load balancer: its own instances, latency and connection limit; routes by ``policy``."""
+
+    kind: Literal["load_balancer"]
+    connections: int | None = Field(None, ge=1, le=MAX_WORKERS)
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
+    health_check: HealthCheckSpec | None = None
+
+    @property
+    def worker_limit(self) -> int | None:
+        return self.connections
+
+    @model_validator(mode="after")
+    def _queue_needs_limit(self) -> LoadBalancerSpec:
+        if self.queue is not None and self.connections is None:
+            raise ValueError("'queue' bounds the wait for 'connections': give 'connections' too")
+        return self
+
+
+@component_model
+class CacheSpec(ComponentBase):
+    """An LRU cache over request keys (``capacity``), or a fixed ``hit_ratio``."""
+
+    kind: Literal["cache"]
+    capacity: int | None = Field(None, ge=1, le=MAX_KEYS)
+    hit_ratio: Fraction | None = None
+    ttl: PositiveDuration | None = None
+    workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CacheSpec:
+        if self.queue is not None and self.workers is None:
+            raise ValueError("'queue' bounds the wait for 'workers': give 'workers' too")
+        if (self.capacity is None) == (self.hit_ratio is None):
+            raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
+        if self.ttl is not None and self.capacity is None:
+            raise ValueError("'ttl' needs an LRU cache: give 'capacity' instead of 'hit_ratio'")
+        return self
+
+    def check_call_from(self, name: str, call: CallSpec, i: int, spec: Spec) -> None:
+        if call.on == "miss" and call.mode == "forward":
+            raise SpecError("an 'on: miss' call is made by the cache itself: mode 'call' or 'async'",
+                            ("calls", i, "mode"))
+
+    def check_class(self, name: str, cls: str, spec: Spec) -> None:
+        if self.capacity is not None and spec.workload.requests[cls].keys is None:
+            raise SpecError(
+                f"the LRU cache '{name}' needs request keys, but class '{cls}' has none: "
+                f"give workload.requests.{cls}.keys or set hit_ratio",
+                ("components", name, "capacity"))
+
+    def check_flush(self, name: str, fault, i: int) -> None:
+        if self.capacity is None:
+            raise SpecError(f"cache_flush needs an LRU cache (with 'capacity'); '{name}' is a cache "
+                            "with a fixed hit_ratio", ("faults", i, "target"))
+
+
+@component_model
+class DatastoreSpec(ComponentBase):
+    """A sharded, replicated datastore: keys hash to shards, each shard has ``replicas`` copies."""
+
+    kind: Literal["datastore"]
+    shards: int = Field(1, ge=1, le=MAX_INSTANCES)
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="copies per shard, the primary included")
+    workers: int = Field(1, ge=1, le=MAX_WORKERS, description="workers per replica")
+    queue: int | None = Field(None, ge=0, le=MAX_QUEUE, description="wait-queue bound per replica")
+    replication: Literal["async", "sync"] = "async"
+    read_from: Literal["any", "primary"] = "any"
+    vnodes: int = Field(100, ge=1, le=10_000, description="virtual nodes per shard on the hash ring")
+    failover: PositiveDuration | None = Field(
+        10.0, description="time to promote a replica when a primary dies; null: never")
+
+    @model_validator(mode="after")
+    def _no_instances(self) -> DatastoreSpec:
+        if self.instances != 1:
+            raise ValueError("a datastore scales by 'shards' and 'replicas', not 'instances'")
+        return self
+
+    @property
+    def boxes(self) -> int:
+        return self.shards * self.replicas
+
+    @property
+    def copies(self) -> int:
+        return self.replicas
+
+    def check_crash(self, name: str, fault, i: int) -> None:
+        if fault.shard is not None and fault.shard >= self.shards:
+            raise SpecError(f"shard {fault.shard} out of range ('{name}' has shards 0..{self.shards - 1})",
+                            ("faults", i, "shard"))
+        if fault.replica is not None and fault.replica >= self.replicas:
+            raise SpecError(f"replica {fault.replica} out of range (0..{self.replicas - 1})",
+                            ("faults", i, "replica"))
+        if fault.instances is not None and fault.instances > self.boxes:
+            raise SpecError(f"'{name}' has {self.boxes} instances, cannot crash {fault.instances}",
+                            ("faults", i, "instances"))
+
+
+@component_model
+class QueueSpec(ComponentBase):
+    """A bounded message broker: producers return once a message is enqueued."""
+
+    kind: Literal["queue"]
+    capacity: int | None = Field(None, ge=1, le=MAX_QUEUE, description="messages held at most")
+
+    @model_validator(mode="after")
+    def _one_instance(self) -> QueueSpec:
+        if self.instances != 1:
+            raise ValueError("a queue is one logical broker: 'instances' must be 1")
+        return self
+
+    def check_call_from(self, name: str, call: CallSpec, i: int, spec: Spec) -> None:
+        super().check_call_from(name, call, i, spec)
+        if call.resilient:
+            raise SpecError("a queue's consumers pull messages: retries, circuit_breaker, hedge "
+                            "and fallback do not apply", ("calls", i))
+        dst = spec.components[call.to]
+        if dst.kind != "service":
+            raise SpecError(f"a queue's consumers are services; '{call.to}' is a {dst.kind}",
+                            ("calls", i, "to"))
+        if call.mode != "call":
+            raise SpecError("calls from a queue are its consumers; 'mode' does not apply",
+                            ("calls", i, "mode"))
+
+    def check_call_to(self, name: str, call: CallSpec, i: int, spec: Spec) -> None:
+        if call.mode == "forward":
+            raise SpecError("a queue is called with mode 'call' or 'async', not 'forward'",
+                            ("calls", i, "mode"))
+
+
+
+def component_union():
+    """The discriminated union of every registered component model."""
+    return Annotated[Union[tuple(COMPONENT_MODELS.values())], Field(discriminator="kind")]  # noqa: UP007
+
+
+ComponentSpec = component_union()
+KINDS = tuple(COMPONENT_MODELS)

@@ -1,0 +1,155 @@
+"""Collection: the counters and records a run leaves become a :class:`~simarch.results.result.Result`.
+
+Everything is counted over the measurement window ``[warmup, warmup + duration)``: requests
+that *arrived* in the window make up the request records; component statistics are the
+differences of running counters taken at the start and the end of the window. Each kind
+completes its own row (:meth:`~simarch.kinds.base.Kind.window_stats`); the result receives
+plain records only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..model.metrics import float32_array, latency_stats_ms, ratio
+from ..model.spec import fault_label
+from ..model.status import N_STATUS
+from ..results.result import Result
+
+
+def _component_rows(sim: Any, t_end: float) -> tuple[dict, list, dict[str, list]]:
+    T = sim.duration
+    comp_stats: dict[str, dict[str, Any]] = {}
+    inst_stats: list[dict[str, Any]] = []
+    tables: dict[str, list[dict[str, Any]]] = {"shards": []}
+    for name, comp in sim.components.items():
+        now = comp.counters(t_end)
+        then = sim.warm_counters.get(name) or comp.counters(sim.warmup)
+        busy = queue = down = 0.0
+        done = rejected = 0
+        pool_rows = []
+        for pool, (b1, q1, d1, r1, x1), (b0, q0, d0, r0, x0) in zip(
+                comp.pools, now["pools"], then["pools"], strict=True):
+            pb, pq, pd_, pr, px = b1 - b0, q1 - q0, d1 - d0, r1 - r0, x1 - x0
+            busy += pb
+            queue += pq
+            done += pd_
+            rejected += pr
+            down += px
+            pool_rows.append({
+                "component": name,
+                "instance": pool.name,
+                "zone": pool.zone,
+                "workers": None if math.isinf(pool.workers) else int(pool.workers),
+                "utilization": pb / (T * pool.workers) if not math.isinf(pool.workers) else math.nan,
+                "mean_busy": pb / T,
+                "throughput_rps": pd_ / T,
+                "mean_queue": pq / T,
+                "max_queue": pool.q_max,
+                "rejected": pr,
+                "uptime": 1.0 - px / T,
+            })
+        cap = comp.capacity
+        lstats = latency_stats_ms(float32_array(comp.lat))
+        arrived = now["arrived"] - then["arrived"]
+        extra = now["extra"] - then["extra"]
+        st: dict[str, Any] = {
+            "kind": comp.kind,
+            "instances": len(comp.pools),
+            "workers": None if math.isinf(cap) else int(cap),
+            "arrivals": arrived,
+            "offered_rps": (arrived - extra) / T,
+            "received_rps": arrived / T,
+            "amplification": ratio(arrived, arrived - extra),
+            "throughput_rps": done / T,
+            "utilization": busy / (T * cap) if not math.isinf(cap) else math.nan,
+            "mean_busy": busy / T,
+            "mean_queue": queue / T,
+            "max_queue": max((p.q_max for p in comp.pools), default=0),
+            "mean_wait_ms": 1e3 * queue / done if done else math.nan,
+            "mean_latency_ms": lstats["mean"],
+            "p99_latency_ms": lstats["p99"],
+            "rejected": rejected,
+            "hit_ratio": math.nan,
+            "uptime": 1.0 - down / (T * len(comp.pools)),
+        }
+        for table, rows in comp.window_stats(now, then, T, st, pool_rows).items():
+            tables.setdefault(table, []).extend(rows)
+        comp_stats[name] = st
+        inst_stats.extend(pool_rows)
+    return comp_stats, inst_stats, tables
+
+
+def _calls_and_events(sim: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    calls = []
+    for res, before in zip(sim.resilience, sim.warm_resilience or [None] * len(sim.resilience), strict=True):
+        row = res.stats()
+        if before is not None:
+            for k, v in row.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    row[k] = v - before[k]
+        calls.append(row)
+    events = []
+    for res in sim.resilience:
+        if res.breaker is not None:
+            events += [{"time_s": t, "what": "breaker", "where": edge, "from": a, "to": b}
+                       for t, edge, a, b in res.breaker.transitions]
+    for comp in sim.components.values():
+        events += comp.events()
+    events.sort(key=lambda e: e["time_s"])
+    return calls, events
+
+
+def _warnings(sim: Any, t_end: float) -> list[str]:
+    warnings = []
+    for f in sim.spec.faults:
+        end = f.at if f.kind == "cache_flush" else f.end
+        if f.at >= t_end or end < sim.warmup or (f.kind != "cache_flush" and end == sim.warmup):
+            warnings.append(f"fault {fault_label(f)} at {f.at:g}s lies outside the measured window "
+                            f"[{sim.warmup:g}s, {t_end:g}s): it does not affect these figures "
+                            "(fault times count from the start, warm-up included)")
+    for comp in sim.components.values():
+        warnings += comp.warnings()
+    return warnings
+
+
+def collect(sim: Any) -> Result:
+    """The :class:`Result` of a finished run (``sim`` is a :class:`~simarch.run.simulation.Simulation`)."""
+    t_end = sim.env.now
+    T = sim.duration
+    code = np.frombuffer(sim.code, dtype=np.uint16) if len(sim.code) else np.zeros(0, np.uint16)
+    comp_stats, inst_stats, tables = _component_rows(sim, t_end)
+    calls, events = _calls_and_events(sim)
+    slo = None
+    if sim.spec.slo is not None:
+        slo = {k: v for k, v in sim.spec.slo.model_dump().items() if v is not None}
+    return Result(
+        design=sim.spec.name,
+        load=sim.load,
+        duration=sim.duration,
+        warmup=sim.warmup,
+        seed=sim.seed,
+        classes=list(sim.classes),
+        start=np.frombuffer(sim.t_start, dtype=float).copy() if len(sim.t_start) else np.zeros(0),
+        end=np.frombuffer(sim.t_end, dtype=float).copy() if len(sim.t_end) else np.zeros(0),
+        cls=(code // N_STATUS).astype(np.int16),
+        status=(code % N_STATUS).astype(np.int8),
+        arrivals=list(sim.arrivals),
+        component_stats=comp_stats,
+        instance_stats=inst_stats,
+        shard_stats=tables["shards"],
+        mean_in_system=(sim.sys_area(t_end) - sim.warm_sys) / T,
+        in_system_start=sim.warm_in_system,
+        in_system_end=sim.sys_n,
+        slo_spec=slo,
+        fault_windows=[{"fault": n, "kind": k, "target": tg, "start_s": a, "end_s": min(b, t_end)}
+                       for n, k, tg, a, b in sim.fault_log],
+        call_stats=calls,
+        event_log=events,
+        warnings=_warnings(sim, t_end),
+        spec={**sim.arch.resolved(), "simulation": {"duration": sim.duration, "warmup": sim.warmup,
+                                                    **({"seed": sim.seed} if isinstance(sim.seed, int) else {})}},
+    )

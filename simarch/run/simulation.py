@@ -1,0 +1,233 @@
+"""The simulation driver: an :class:`~simarch.model.architecture.Architecture` becomes SimPy
+processes and resources, is driven by its workload, and leaves columnar records.
+
+Run phases, in order: build (one kind object per component, see :mod:`simarch.kinds`),
+wire (the architecture graph's calls become :class:`~simarch.runtime.calls.Call` records and
+instance pickers), start (workload sources, consumers, faults, the warm-up mark), run, and
+collect (:mod:`simarch.run.collect` turns counters and records into a
+:class:`~simarch.results.result.Result`).
+
+Hot-path rules: no pandas, no dict or object per request. Request records are ``array``
+columns of floats and codes (``class * N_STATUS + status``). Random numbers are drawn in
+numpy batches from streams spawned per component and purpose
+(:func:`~simarch.runtime.streams.stream`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import simpy
+
+from ..kinds import Kind, kind
+from ..model.architecture import Architecture
+from ..model.dists import Exponential, sampler
+from ..model.spec import Spec
+from ..model.status import FAILED, N_STATUS
+from ..model.workload import rate_profile
+from ..runtime.faults import schedule_faults
+from ..runtime.links import Link
+from ..runtime.pools import Pool
+from ..runtime.resilience import Resilience
+from ..runtime.streams import key_sampler, stream, uniform_sampler
+from .collect import collect
+
+
+class Simulation:
+    """One run: builds the runtime from an architecture, drives the workload, collects records."""
+
+    def __init__(self, arch: Architecture, *, load: float = 1.0, duration: float, warmup: float,
+                 seed: int | np.random.SeedSequence):
+        self.arch = arch
+        self.spec: Spec = arch.spec
+        self.load = float(load)
+        self.duration = float(duration)
+        self.warmup = float(warmup)
+        self.end = self.warmup + self.duration
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.classes: list[str] = list(self.spec.workload.requests)
+        self.reach = arch.reach()
+        # columnar request records (requests that arrived after warm-up and finished)
+        self.t_start = array("d")
+        self.t_end = array("d")
+        self.code = array("H")  # class * N_STATUS + status
+        self.arrivals = [0] * len(self.classes)
+        # time-weighted number in the system (Little's law)
+        self.sys_n = 0
+        self.sys_start = 0.0
+        self.sys_end = 0.0
+        # network links that faults can cut (only pairs some fault names)
+        self.links: dict[frozenset[str], Link] = {}
+        for f in self.spec.faults:
+            pair = getattr(f, "between", None)
+            if pair is not None and frozenset(pair) not in self.links:
+                self.links[frozenset(pair)] = Link(self.uniform("link", *sorted(pair)))
+        self.resilience: list[Resilience] = []
+        self.fault_log: list[tuple[str, str, str, float, float]] = []  # name, kind, target, start, end
+        self.components: dict[str, Kind] = {
+            name: kind(spec.kind)(self, name, spec) for name, spec in self.spec.components.items()}
+        self._wire()
+        self.warm_counters: dict[str, Any] = {}
+        self.warm_resilience: list[dict[str, Any]] = []
+        self.warm_sys = 0.0
+        self.warm_in_system = 0
+
+    def rng(self, *tags: str | int) -> np.random.Generator:
+        return stream(self.seed, *tags)
+
+    def uniform(self, *tags: str | int) -> Callable[[], float]:
+        return uniform_sampler(self.rng(*tags))
+
+    def link(self, a: str, b: str) -> Link | None:
+        """The network state between two components, when a fault can touch it."""
+        return self.links.get(frozenset((a, b)))
+
+    def _wire(self) -> None:
+        """Every edge of the architecture graph, in spec order, becomes calls of its caller."""
+        comps = self.components
+        for u, v, call in self.arch.call_edges():
+            comps[u].wire(call, comps[v])
+
+    # -- workload
+    def _class_sampler(self, *tags: str | int) -> Callable[[], int]:
+        """Draws the request class of each new request, by weight, from its own stream."""
+        reqs = self.spec.workload.requests
+        if len(reqs) == 1:
+            return itertools.repeat(0).__next__
+        w = np.array([rc.weight for rc in reqs.values()], dtype=float)
+        cdf = np.cumsum(w / w.sum())
+        cdf[-1] = 1.0
+        rng = self.rng("workload", "classes", *tags)
+
+        def gen():
+            while True:
+                yield from np.searchsorted(cdf, rng.random(1024), side="right").tolist()
+        return gen().__next__
+
+    def _entry_picker(self) -> Callable[[], Pool | None]:
+        """How clients choose the entry's instance (the entry kind decides)."""
+        return self.components[self.entry].entry_picker()
+
+    def _request(self, serve, pick, cls: int, key: int):
+        env = self.env
+        t0 = env._now
+        self.sys_n += 1
+        self.sys_start += t0
+        inst = pick()
+        if inst is None:
+            status = FAILED  # no entry instance in rotation
+        else:
+            status = yield from serve(inst, cls, key)
+        now = env._now
+        self.sys_n -= 1
+        self.sys_end += now
+        if t0 >= self.warmup:
+            self.t_start.append(t0)
+            self.t_end.append(now)
+            self.code.append(cls * N_STATUS + status)
+
+    def _open_source(self, rate: float, profile):
+        env = self.env
+        warm = self.warmup
+        entry = self.components[self.entry]
+        serve, pick = entry.serve, self._entry_picker()
+        next_cls = self._class_sampler()
+        keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
+                for name, rc in self.spec.workload.requests.items()]
+        arrivals = self.arrivals
+        process = env.process
+        request = self._request
+        if profile is None:
+            gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
+            while True:
+                yield env.timeout(gap())
+                c = next_cls()
+                if env._now >= warm:
+                    arrivals[c] += 1
+                process(request(serve, pick, c, keys[c]()))
+        else:
+            # non-homogeneous Poisson arrivals by thinning: candidates at the peak rate,
+            # each kept with probability rate(t) / peak.
+            mult, peak = profile
+            if peak <= 0:
+                return
+            gap = sampler(Exponential(1.0 / peak), self.rng("workload", "arrivals"))
+            u = uniform_sampler(self.rng("workload", "thinning"))
+            t = env._now
+            end = self.end
+            while True:
+                t += gap()
+                if t >= end:
+                    return  # no more arrivals within the run (the rate may have dropped to 0)
+                if u() * peak > mult(t):
+                    continue
+                yield env.timeout(t - env._now)
+                c = next_cls()
+                if t >= warm:
+                    arrivals[c] += 1
+                process(request(serve, pick, c, keys[c]()))
+
+    def _user(self, idx: int, think, pick):
+        env = self.env
+        serve = self.components[self.entry].serve
+        next_cls = self._class_sampler("user", idx)
+        keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
+                for name, rc in self.spec.workload.requests.items()]
+        while True:
+            yield env.timeout(think())
+            c = next_cls()
+            if env._now >= self.warmup:
+                self.arrivals[c] += 1
+            yield from self._request(serve, pick, c, keys[c]())
+
+    @property
+    def entry(self) -> str:
+        return self.arch.entry
+
+    def start(self) -> None:
+        env = self.env
+        wl = self.spec.workload
+        if wl.users is not None:
+            n_users = max(1, int(round(wl.users * self.load)))
+            pick = self._entry_picker()  # shared by all users
+            for i in range(n_users):
+                think = sampler(wl.think_time, self.rng("workload", "think", i))
+                env.process(self._user(i, think, pick))
+        else:
+            profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
+            if profile is None:
+                if wl.rate * self.load > 0:
+                    env.process(self._open_source(wl.rate * self.load, None))
+            else:
+                env.process(self._open_source(0.0, profile))
+        for u, v, call in self.arch.call_edges():  # consumers and other per-call processes
+            self.components[u].start_call(call, self.components[v])
+        schedule_faults(self)
+        if self.warmup > 0:
+            ev = env.timeout(self.warmup)
+            ev.callbacks.append(lambda _ev: self._on_warm())
+        else:
+            self._on_warm()
+
+    def _on_warm(self) -> None:
+        t = self.env.now
+        self.warm_counters = {n: c.counters(t) for n, c in self.components.items()}
+        self.warm_sys = self.sys_area(t)
+        self.warm_in_system = self.sys_n
+        self.warm_resilience = [r.stats() for r in self.resilience]
+        for c in self.components.values():
+            c.on_warm()
+
+    def sys_area(self, t: float) -> float:
+        return self.sys_end + self.sys_n * t - self.sys_start
+
+    def run(self):
+        """Run to the end and return the :class:`~simarch.result.Result`."""
+        self.start()
+        self.env.run(until=self.end)
+        return collect(self)
