@@ -39,6 +39,7 @@ def test_example_runs_and_is_healthy_at_1x(path):
     assert ll["L"] == pytest.approx(ll["lambda_W"], rel=0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_static_bottleneck_saturates_in_simulation(path):
     # Past the load where the static analysis says the bottleneck saturates, the simulated

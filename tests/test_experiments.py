@@ -31,6 +31,7 @@ def _flaky(p_fail: float = 0.1) -> Architecture:
     })
 
 
+@pytest.mark.slow
 def test_confidence_interval_coverage():
     # Each request fails independently with probability 0.1, so a replication's availability
     # is an unbiased estimate of 0.9. We build E = 300 experiments of R = 5 replications
@@ -59,6 +60,7 @@ def _mm1(rate: float = 10.0) -> Architecture:
         "s", kind="service", workers=1, service_time={"exponential": "10ms"})
 
 
+@pytest.mark.slow
 def test_knee_matches_queueing_theory():
     # M/M/1: response time ~ Exp(mu - lambda), p99 = ln(100) / (mu - lambda). The SLO
     # p99 <= 100 ms holds while lambda <= mu - ln(100)/0.1 = 53.95/s, i.e. up to 5.395x of
@@ -98,6 +100,7 @@ def test_compare_tables_differences_and_common_random_numbers():
     assert "Differences against mm1" in str(cmp)
 
 
+@pytest.mark.slow
 def test_executors_give_identical_tables():
     a = _mm1()
     b = a.with_changes({"s.workers": 2})

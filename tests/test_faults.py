@@ -121,6 +121,7 @@ def test_crash_window_is_exact(behaviour):
 # ------------------------------------------------------------------ 2. random failures
 
 
+@pytest.mark.slow
 def test_random_failures_reach_mtbf_over_mtbf_plus_mttr():
     # One instance, exponential time to failure (mean 9 s) and to repair (mean 1 s): an
     # alternating renewal process, up a fraction A = 9/(9+1) = 0.9 of the time. Service time 0
@@ -154,6 +155,7 @@ def test_random_failures_reach_mtbf_over_mtbf_plus_mttr():
 # ------------------------------------------------------------------ 3. health checks
 
 
+@pytest.mark.slow
 def test_health_checked_replicas_approach_parallel_redundancy():
     # Two replicas behind a load balancer (round robin, unhealthy_after = healthy_after = 1),
     # each failing independently (exponential MTBF 9 s, MTTR 1 s, A = 0.9). With instant
@@ -362,6 +364,7 @@ def test_circuit_breaker_state_transitions_match_a_reference_trace():
 # ------------------------------------------------------------------ 6. hedging
 
 
+@pytest.mark.slow
 def test_hedging_after_p90_cuts_p99():
     # back: lognormal with median 10 ms and p99 100 ms, ample workers (no queueing). A hedge
     # is sent iff the first attempt is not answered by `after` (35 ms, ~p90): binomial with

@@ -37,6 +37,8 @@ import pytest
 
 import simarch
 
+pytestmark = pytest.mark.slow  # long statistical runs against queueing theory
+
 K_SE = 4.0  # tolerance in standard errors
 
 # ----------------------------------------------------------------------------- theory
