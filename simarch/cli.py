@@ -1,4 +1,6 @@
-"""The ``simarch`` command line: ``run`` and ``validate``.
+"""The ``simarch`` command line: ``run``, ``validate``, ``spof``, ``compare``, ``sweep`` and
+``report``, the top stage (it may use every other; nothing imports it). Each command imports
+the stage it needs when it runs, so that ``simarch --help`` starts fast.
 
 Bad input (a spec error, a bad option value) prints one line naming the file, the field and
 what is allowed, and exits with code 2. Programmer errors still raise with a traceback.
