@@ -15,6 +15,7 @@ import simarch
 from simarch import Architecture
 from simarch.model.keys import key_probabilities, shard_of_keys
 from simarch.model.spec import KeysSpec
+from simarch.model.status import Status
 
 
 def closed(users: int, think: str | dict, **kw) -> Architecture:
@@ -69,7 +70,7 @@ def test_bounded_queue_rejects_the_excess():
     s = r.summary().loc["all"]
     assert s["rejected"] > 0
     assert s["availability"] < 1
-    assert (r.latency[r.status == 1] == 0).all()
+    assert (r.latency[r.status == Status.REJECTED] == 0).all()
     assert r.components().loc["s", "max_queue"] == 0
 
 
@@ -79,7 +80,7 @@ def test_timeout_fails_the_request_and_the_callee_keeps_working():
             .add("back", kind="service", workers=4, service_time="2s")
             .call("front", "back", timeout="500ms"))
     r = simarch.simulate(arch, duration="100s", warmup="10s", seed=1)
-    assert (r.status == 2).all() and len(r.status) > 10
+    assert (r.status == Status.TIMEOUT).all() and len(r.status) > 10
     np.testing.assert_allclose(r.latency, 0.6, atol=1e-9)
     s = r.summary().loc["all"]
     assert s["timeout"] == s["completed"] and s["availability"] == 0

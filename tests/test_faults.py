@@ -17,8 +17,7 @@ from scipy import optimize, stats
 
 import simarch
 from simarch import Architecture
-
-OK, REJECTED, TIMEOUT, FAILED = 0, 1, 2, 3
+from simarch.model.status import FAILED, OK, REJECTED, TIMEOUT  # noqa: E402,F401
 
 
 def with_faults(arch: Architecture, *faults: dict) -> Architecture:

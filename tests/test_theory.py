@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 
 import simarch
+from simarch.model.status import Status
 
 pytestmark = pytest.mark.slow  # long statistical runs against queueing theory
 
@@ -319,7 +320,7 @@ def test_mm1_mean_response():
     theory = 1.0 / (MM1_MU - MM1_LAM)
     check("M/M/1 mean response (s)", per_rep("mm1", lambda r: summ(r, "mean_ms") / 1e3),
           theory, 0.03)
-    assert all(np.all(r.status == 0) for r in runs("mm1"))
+    assert all(np.all(r.status == Status.OK) for r in runs("mm1"))
 
 
 @pytest.mark.parametrize("col,q,max_rel", [("p50_ms", 0.50, 0.03), ("p90_ms", 0.90, 0.04),
@@ -462,12 +463,12 @@ def test_erlang_b_blocking(name):
     and, by insensitivity, lognormal cv 1.5 service. Per-rep fraction of status == 1
     (and 1 - availability); R = 30 reps of ~15k requests; SE from reps; 4 SE (< 4%)."""
     theory = erlang_b(LOSS_C, LOSS_LAM * LOSS_S)
-    check(f"{name} P(rejected)", per_rep(name, lambda r: float(np.mean(r.status == 1))),
+    check(f"{name} P(rejected)", per_rep(name, lambda r: float(np.mean(r.status == Status.REJECTED))),
           theory, 0.04)
     for r in runs(name):
         s = r.summary().loc["all"]
-        assert s["rejected"] == int(np.sum(r.status == 1))
-        assert math.isclose(1.0 - s["availability"], float(np.mean(r.status == 1)), abs_tol=1e-12)
+        assert s["rejected"] == int(np.sum(r.status == Status.REJECTED))
+        assert math.isclose(1.0 - s["availability"], float(np.mean(r.status == Status.REJECTED)), abs_tol=1e-12)
         assert comp(r, "s", "mean_queue") == 0.0
     check(f"{name} utilization", per_rep(name, lambda r: comp(r, "s", "utilization")),
           LOSS_LAM * LOSS_S * (1.0 - theory) / LOSS_C, 0.02)

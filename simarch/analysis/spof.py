@@ -36,6 +36,7 @@ from ..kinds import kind
 from ..model.architecture import Architecture, call_edges, entry_of
 from ..model.architecture import load as load_arch
 from ..model.spec import CallSpec
+from ..model.status import Status
 from ..model.units import parse_duration, parse_multiplier
 from ..results.text import fmt, table
 from ..run.simulate import simulate
@@ -163,8 +164,8 @@ def static_spof(arch: Architecture) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _window_stats(r, start: float, end: float) -> tuple[float, float, int]:
     m = (r.start >= start) & (r.start < end)
     st = r.status[m]
-    lat = r.latency[m][st == 0]
-    avail = float((st == 0).mean()) if len(st) else math.nan
+    lat = r.latency[m][st == Status.OK]
+    avail = float((st == Status.OK).mean()) if len(st) else math.nan
     p99 = float(np.percentile(lat, 99) * 1e3) if len(lat) else math.nan
     return avail, p99, int(len(st))
 
