@@ -24,6 +24,7 @@ from ..model.units import parse_duration
 from .binning import bin_requests, window_edges
 from .io import atomic_write
 from .slo import judge
+from .stability import Growth, Stuck, backlog_growth, stuck_requests, unanswered_after
 from .text import format_result
 
 
@@ -54,6 +55,11 @@ class Result:
     in_system_start: int  # requests in the system when the window opened
     in_system_end: int  # ... and when it closed
     slo_spec: dict[str, float] | None
+    pending_start: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # arrival
+    # time (s) of each request that arrived in the window and was still in flight at its end
+    pending_cls: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16), repr=False)
+    late_end: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # completion
+    # times in the window of requests that arrived in the warm-up
     fault_windows: list[dict[str, Any]] = field(default_factory=list)
     call_stats: list[dict[str, Any]] = field(default_factory=list)
     event_log: list[dict[str, Any]] = field(default_factory=list)
@@ -81,22 +87,25 @@ class Result:
             })
         return self._requests
 
-    def _summary_row(self, mask: np.ndarray | None, arrivals: int) -> dict[str, Any]:
+    def _summary_row(self, cls: int | None, arrivals: int) -> dict[str, Any]:
+        mask = None if cls is None else self.cls == cls
         status = self.status if mask is None else self.status[mask]
         lat = self.latency if mask is None else self.latency[mask]
         ok = status == Status.OK
         finished = int(len(status))
         n_ok = int(ok.sum())
+        unanswered = self._unanswered(cls)
         row: dict[str, Any] = {
             "requests": int(arrivals),
             "completed": finished,
             "in_flight": int(arrivals - finished),
             "ok": n_ok,
             "throughput_rps": n_ok / self.duration,
-            "availability": _ratio(n_ok, finished),
+            "availability": _ratio(n_ok, finished + unanswered),
         }
         for i, name in enumerate(ERROR_NAMES, start=1):
             row[name] = int((status == i).sum())
+        row["unanswered"] = unanswered
         stats = latency_stats_ms(lat[ok])
         row.update({f"{k}_ms": v for k, v in stats.items()})
         return row
@@ -104,13 +113,15 @@ class Result:
     def summary(self) -> pd.DataFrame:
         """End-to-end figures, one row for all requests (``all``) and one per request class.
 
-        Availability is successful over finished requests; latency is of successful ones (ms);
-        throughput is successful requests per second of the window.
+        Availability is successful requests over finished and unanswered ones (requests still
+        in flight at the end after longer than :attr:`unanswered_after`, see
+        :mod:`simarch.results.stability`); latency is of successful ones (ms); throughput is
+        successful requests per second of the window.
         """
         rows = {"all": self._summary_row(None, sum(self.arrivals))}
         if len(self.classes) > 1:
             for i, name in enumerate(self.classes):
-                rows[name] = self._summary_row(self.cls == i, self.arrivals[i])
+                rows[name] = self._summary_row(i, self.arrivals[i])
         df = pd.DataFrame.from_dict(rows, orient="index")
         df.index.name = "class"
         return df
@@ -166,7 +177,7 @@ class Result:
         if not self.slo_spec:
             return None
         s = self.summary().loc["all"]
-        rows = [{"target": "stability", "objective": "keeps up (no growing backlog)",
+        rows = [{"target": "stability", "objective": "keeps up (no growing backlog, none stuck)",
                  "actual": self.backlog_share, "met": self.stable, "error_budget_used": math.nan}]
         # (actual: share of the window's arrivals still in flight at its end)
         rows += judge(self.slo_spec, s)
@@ -179,13 +190,47 @@ class Result:
         return (n - len(self.status)) / n if n else 0.0
 
     @property
+    def window(self) -> tuple[float, float]:
+        """The measurement window ``(start, end)`` in simulated seconds."""
+        return self.warmup, self.warmup + self.duration
+
+    @property
+    def unanswered_after(self) -> float:
+        """Seconds after which a request still in flight at the end counts as unanswered:
+        the SLO's largest latency target, else ten times the window's p99."""
+        ok = self.latency[self.status == Status.OK]
+        p99 = float(np.percentile(ok, 99)) if len(ok) else math.nan
+        return unanswered_after(self.slo_spec, p99)
+
+    def _unanswered(self, cls: int | None = None) -> int:
+        ages = self.window[1] - self.pending_start
+        late = ages > self.unanswered_after
+        if cls is not None:
+            late &= self.pending_cls == cls
+        return int(late.sum())
+
+    def growth(self) -> Growth:
+        """The backlog-growth test of the window (see :mod:`simarch.results.stability`)."""
+        done = np.concatenate([self.end, self.late_end])
+        return backlog_growth(self.window, self.in_system_start, self.start_all, done)
+
+    @property
+    def start_all(self) -> np.ndarray:
+        """Arrival times of every request that arrived in the window, finished or not."""
+        return np.concatenate([self.start, self.pending_start])
+
+    def stuck(self) -> Stuck:
+        """Requests in flight at the end for longer than :attr:`unanswered_after`."""
+        from_warmup = self.in_system_end - len(self.pending_start)
+        return stuck_requests(self.unanswered_after, self.window, self.pending_start, from_warmup,
+                              self.latency, sum(self.arrivals))
+
+    @property
     def stable(self) -> bool:
-        """False when the design did not keep up: the number of requests in the system grew
-        over the window by more than 2% of the arrivals (and by more than 10). Arrivals minus
-        departures equals that growth exactly; in a stable system it stays of the order of
-        the mean number in the system, far below 2% of the arrivals of a meaningful window."""
-        growth = self.in_system_end - self.in_system_start
-        return growth <= max(0.02 * sum(self.arrivals), 10)
+        """False when the design did not keep up: its backlog grew significantly over the
+        window, or more requests were stuck at the end than its latency tail explains (see
+        :mod:`simarch.results.stability`; this works for open and closed loops)."""
+        return not (self.growth().significant or self.stuck().significant)
 
     @property
     def slo_met(self) -> bool | None:
@@ -194,16 +239,40 @@ class Result:
         return None if v is None else bool(v["met"].all())
 
     def all_warnings(self) -> list[str]:
-        """What a reader of these figures should know: an unstable run, faults outside the
-        window, caches still cold at the start of the window."""
-        out = list(self.warnings)
-        if not self.stable:
-            growth = self.in_system_end - self.in_system_start
-            out.insert(0, f"the backlog grew by {growth:,} requests over the window and "
-                          f"{self.backlog_share:.1%} of the arrivals were still in flight at the end: "
-                          "the design is not keeping up with this load (latency and availability "
-                          "cover finished requests only)")
-        return out
+        """What a reader of these figures should know: an unstable run, stuck requests, no
+        traffic, faults outside the window, caches still cold at the start of the window."""
+        out = []
+        n = sum(self.arrivals)
+        if n == 0:
+            out.append("no request arrived in the measured window: there are no figures to judge "
+                       "(check the workload rate, the warm-up and stuck requests)")
+        g = self.growth()
+        if g.significant:
+            out.append(f"the backlog grew by {g.end - g.start:,} requests over the window "
+                       f"({g.per_s:,.3g} per second, t = {g.t:.1f}, p = {g.p:.1g}) and "
+                       f"{self.backlog_share:.1%} of the arrivals were still in flight at the end: "
+                       "the design is not keeping up with this load")
+        st = self.stuck()
+        if st.count:
+            parts = []
+            if st.in_window:
+                parts.append(f"{st.in_window:,} that arrived in the window (counted as failed)")
+            if st.from_warmup:
+                parts.append(f"{st.from_warmup:,} that arrived in the warm-up")
+            after = (f"after more than {st.after * 1e3:,.4g} ms" if st.after > 0
+                     else "(no request succeeded in the window)")
+            out.append(f"{st.count:,} request(s) were still unanswered at the end {after}: "
+                       f"{' and '.join(parts)}"
+                       + (f" - far more than its latency tail explains ({st.expected:.2g} expected): "
+                          "the design was not keeping up at the end of the window (a backlog, a "
+                          "hang without a timeout, a deadlock)" if st.significant else ""))
+        return out + list(self.warnings)
+
+    def _stability_dict(self) -> dict[str, Any]:
+        g, st = self.growth(), self.stuck()
+        return {"backlog_start": g.start, "backlog_end": g.end, "growth_per_s": _num(g.per_s),
+                "t": _num(g.t), "p": _num(g.p), "unanswered_after_s": _num(st.after),
+                "stuck": st.count, "stuck_expected": _num(st.expected), "stuck_p": _num(st.p)}
 
     def littles_law(self) -> dict[str, float]:
         """L (time-average requests in the system) against lambda * W over the window."""
@@ -224,7 +293,7 @@ class Result:
                 "throughput_rps": _num(row["throughput_rps"]),
                 "availability": _num(row["availability"]),
                 "latency_ms": {k: _num(row[f"{k}_ms"]) for k in LATENCY_KEYS},
-                "errors": {k: int(row[k]) for k in ERROR_NAMES},
+                "errors": {k: int(row[k]) for k in (*ERROR_NAMES, "unanswered")},
             }
 
         slo = self.slo()
@@ -246,6 +315,7 @@ class Result:
                 if "error_budget_used" in slo else None,
             },
             "stable": self.stable,
+            "stability": self._stability_dict(),
             "warnings": self.all_warnings(),
             "faults": self.fault_windows,
             "calls": self.call_stats,

@@ -116,6 +116,28 @@ def _warnings(sim: Any, t_end: float) -> list[str]:
     return warnings
 
 
+def _pending(arrived: np.ndarray, arrived_cls: np.ndarray, done: np.ndarray, done_cls: np.ndarray,
+             n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival times and classes of the window's requests still in flight at the end: the
+    multiset difference of its arrivals and its completions, class by class."""
+    starts, classes = [np.zeros(0)], [np.zeros(0, np.int16)]
+    for c in range(n_classes):
+        a = np.sort(arrived[arrived_cls == c])
+        if not len(a):
+            continue
+        b = np.sort(done[done_cls == c])
+        times, counts = np.unique(a, return_counts=True)
+        counts -= np.searchsorted(b, times, side="right") - np.searchsorted(b, times, side="left")
+        left = np.repeat(times, counts)
+        starts.append(left)
+        classes.append(np.full(len(left), c, dtype=np.int16))
+    return np.concatenate(starts), np.concatenate(classes)
+
+
+def _floats(buf) -> np.ndarray:
+    return np.frombuffer(buf, dtype=float).copy() if len(buf) else np.zeros(0)
+
+
 def collect(sim: Any) -> Result:
     """The :class:`Result` of a finished run (``sim`` is a :class:`~simarch.run.simulation.Simulation`)."""
     t_end = sim.env.now
@@ -123,6 +145,11 @@ def collect(sim: Any) -> Result:
     code = np.frombuffer(sim.code, dtype=np.uint16) if len(sim.code) else np.zeros(0, np.uint16)
     comp_stats, inst_stats, tables = _component_rows(sim, t_end)
     calls, events = _calls_and_events(sim)
+    start, end = _floats(sim.t_start), _floats(sim.t_end)
+    cls = (code // N_STATUS).astype(np.int16)
+    pending_start, pending_cls = _pending(
+        _floats(sim.a_start), np.frombuffer(sim.a_cls, dtype=np.uint16) if len(sim.a_cls) else np.zeros(0, np.uint16),
+        start, cls, len(sim.classes))
     slo = None
     if sim.spec.slo is not None:
         slo = {k: v for k, v in sim.spec.slo.model_dump().items() if v is not None}
@@ -133,9 +160,9 @@ def collect(sim: Any) -> Result:
         warmup=sim.warmup,
         seed=sim.seed,
         classes=list(sim.classes),
-        start=np.frombuffer(sim.t_start, dtype=float).copy() if len(sim.t_start) else np.zeros(0),
-        end=np.frombuffer(sim.t_end, dtype=float).copy() if len(sim.t_end) else np.zeros(0),
-        cls=(code // N_STATUS).astype(np.int16),
+        start=start,
+        end=end,
+        cls=cls,
         status=(code % N_STATUS).astype(np.int8),
         arrivals=list(sim.arrivals),
         component_stats=comp_stats,
@@ -144,6 +171,9 @@ def collect(sim: Any) -> Result:
         mean_in_system=(sim.sys_area(t_end) - sim.warm_sys) / T,
         in_system_start=sim.warm_in_system,
         in_system_end=sim.sys_n,
+        pending_start=pending_start,
+        pending_cls=pending_cls,
+        late_end=_floats(sim.late_end),
         slo_spec=slo,
         fault_windows=[{"fault": n, "kind": k, "target": tg, "start_s": a, "end_s": min(b, t_end)}
                        for n, k, tg, a, b in sim.fault_log],

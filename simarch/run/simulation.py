@@ -56,6 +56,11 @@ class Simulation:
         self.t_start = array("d")
         self.t_end = array("d")
         self.code = array("H")  # class * N_STATUS + status
+        # arrivals in the window (so that requests still in flight at the end are known), and
+        # completions in the window of requests that arrived in the warm-up
+        self.a_start = array("d")
+        self.a_cls = array("H")
+        self.late_end = array("d")
         self.arrivals = [0] * len(self.classes)
         # time-weighted number in the system (Little's law)
         self.sys_n = 0
@@ -118,6 +123,9 @@ class Simulation:
         t0 = env._now
         self.sys_n += 1
         self.sys_start += t0
+        if t0 >= self.warmup:
+            self.a_start.append(t0)
+            self.a_cls.append(cls)
         inst = pick()
         if inst is None:
             status = FAILED  # no entry instance in rotation
@@ -130,6 +138,8 @@ class Simulation:
             self.t_start.append(t0)
             self.t_end.append(now)
             self.code.append(cls * N_STATUS + status)
+        elif now >= self.warmup:
+            self.late_end.append(now)
 
     def _open_source(self, rate: float, profile):
         env = self.env

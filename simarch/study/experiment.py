@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import SimarchError
 from ..model.architecture import Architecture
+from ..model.stats import t_quantile
 from ..run.simulate import simulate
 
 METRICS = ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "throughput_rps",
@@ -32,41 +33,6 @@ METRICS = ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "throug
 
 
 # ---------------------------------------------------------------------------- statistics
-
-
-def _t_two_sided_mass(t: float, df: int) -> float:
-    """P(|T| < t) for Student's t with integer ``df`` (Abramowitz & Stegun 26.7.3-4)."""
-    theta = math.atan(t / math.sqrt(df))
-    s, c = math.sin(theta), math.cos(theta)
-    if df % 2 == 1:
-        total, term = 0.0, c
-        for k in range(1, (df - 1) // 2 + 1):
-            if k > 1:
-                term *= c * c * (2 * k - 2) / (2 * k - 1)
-            total += term
-        return (2 / math.pi) * (theta + (s * total if df > 1 else 0.0))
-    total, term = 1.0, 1.0
-    for k in range(1, (df - 2) // 2 + 1):
-        term *= c * c * (2 * k - 1) / (2 * k)
-        total += term
-    return s * total
-
-
-def t_quantile(q: float, df: int) -> float:
-    """The ``q`` quantile (0.5 < q < 1) of Student's t with ``df`` degrees of freedom."""
-    if not 0.5 < q < 1 or df < 1:
-        raise ValueError("t_quantile needs 0.5 < q < 1 and df >= 1")
-    mass = 2 * q - 1
-    lo, hi = 0.0, 1.0
-    while _t_two_sided_mass(hi, df) < mass:
-        hi *= 2
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _t_two_sided_mass(mid, df) < mass:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
