@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
+from typing import Any
+
+MAX_MESSAGE = 600  # characters of one error line, at most
+
+_repr = reprlib.Repr()
+_repr.maxstring = 40
+_repr.maxother = 40
+_repr.maxlong = 40
+_repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 4
+_repr.maxlevel = 2
+
+
+def excerpt(value: Any, limit: int = 40, quote: bool = True) -> str:
+    """A short, safe rendering of a user's value for an error message: at most about
+    ``limit`` characters, whatever its size or depth (never the whole of a huge value)."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value) if quote else value
+        head = value[:limit]
+        return (repr(head)[:-1] + "...'" if quote else head + "...") + f" ({len(value):,} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a {len(str(value)) if value.bit_length() < 14000 else 'many'}-digit integer"
+    try:
+        text = _repr.repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is still reported
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 2 * limit else text[: 2 * limit] + "..."
 
 
 class SimarchError(Exception):
@@ -18,6 +46,8 @@ class SpecError(SimarchError, ValueError):
     """
 
     def __init__(self, message: str, path: Sequence[str | int] = (), source: str | None = None):
+        if len(message) > MAX_MESSAGE:  # a last guard: one readable line, never a whole value
+            message = message[: MAX_MESSAGE - 30] + f"... ({len(message):,} characters)"
         self.message = message
         self.path = tuple(path)
         self.source = source

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import excerpt
+from .files import open_text
 from .units import DURATION_UNITS, format_duration, parse_duration, parse_rate
 
 __all__ = [
@@ -850,11 +852,9 @@ def _read_csv_column(path: pathlib.Path, column: str, factor: float) -> tuple[fl
     """The durations in ``column`` of the CSV file: bare numbers are scaled by ``factor``,
     cells with their own unit ('4ms') are parsed as durations."""
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ValueError(f"empirical: CSV file not found: {path}") from None
-    except OSError as err:
-        raise ValueError(f"empirical: cannot read CSV file {path}: {err.strerror}") from None
+        handle = open_text(path, "CSV")
+    except ValueError as e:
+        raise ValueError(f"empirical: {e}") from None
     with handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
@@ -873,10 +873,10 @@ def _read_csv_column(path: pathlib.Path, column: str, factor: float) -> tuple[fl
                     value = parse_duration(cell)
                 except ValueError:
                     raise ValueError(
-                        f"{where}: expected a non-negative number or a duration such as '4ms', got {cell!r}"
+                        f"{where}: expected a non-negative number or a duration such as '4ms', got {excerpt(cell)}"
                     ) from None
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{where}: expected a finite non-negative number, got {cell!r}")
+                raise ValueError(f"{where}: expected a finite non-negative number, got {excerpt(cell)}")
             values.append(value)
     if not values:
         raise ValueError(f"empirical: {path}, column {column!r} has no values")

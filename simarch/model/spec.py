@@ -16,10 +16,9 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from ..errors import SpecError
+from ..errors import SpecError, excerpt
 from .components import COMPONENT_MODELS, KINDS, ComponentBase, ComponentSpec
 from .dists import Distribution
 from .fields import (
@@ -33,6 +32,7 @@ from .fields import (
     ServiceTime,
     _Model,
 )
+from .yamlio import read_yaml, yaml_load  # noqa: F401 - part of this module's API
 
 # --------------------------------------------------------------------------- calls
 
@@ -434,7 +434,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 def _check_names(names: Any, what: str) -> None:
     for n in names:
         if not isinstance(n, str) or not NAME_RE.match(n):
-            raise ValueError(f"{what} name {n!r} is not allowed: use letters, digits, '_' and '-'")
+            raise ValueError(f"{what} name {excerpt(n)} is not allowed: use letters, digits, '_' and '-'")
 
 
 class Spec(_Model):
@@ -548,20 +548,20 @@ def _message(err: dict) -> str:
         if typ == "union_tag_invalid":
             close = difflib.get_close_matches(str(ctx.get("tag")), kinds.split(", "), n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            return f"unknown kind {ctx.get('tag')!r} ({hint}allowed: {kinds})"
+            return f"unknown kind {excerpt(ctx.get('tag'))} ({hint}allowed: {kinds})"
         return f"missing 'kind' (allowed: {kinds})"
     if typ == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         close = difflib.get_close_matches(str(given), allowed, n=1) if isinstance(given, str) else []
         hint = f"did you mean '{close[0]}'? " if close else ""
-        return f"{given!r} is not allowed ({hint}allowed: {ctx.get('expected')})"
+        return f"{excerpt(given)} is not allowed ({hint}allowed: {ctx.get('expected')})"
     if typ in _BOUNDS:
         op, key = _BOUNDS[typ]
-        return f"must be {op} {ctx.get(key)} (got {given!r})"
+        return f"must be {op} {ctx.get(key)} (got {excerpt(given)})"
     if typ.endswith("_type") or typ.endswith("_parsing"):
-        return f"{msg[0].lower()}{msg[1:]} (got {given!r})"
+        return f"{msg[0].lower()}{msg[1:]} (got {excerpt(given)})"
     if typ == "int_from_float":
-        return f"must be a whole number (got {given!r})"
+        return f"must be a whole number (got {excerpt(given)})"
     if typ == "too_short":
         return "must not be empty"
     if msg.startswith("Value error, "):
@@ -588,54 +588,6 @@ def spec_error_from_validation(exc: ValidationError, source: str | None = None,
 # --------------------------------------------------------------------------- loading
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """A safe loader with YAML 1.2 booleans: only true/false, so ``on: miss`` stays a key."""
-
-
-_SpecLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def yaml_load(text: str) -> Any:
-    """Parse YAML text with the spec loader (safe, YAML 1.2 booleans)."""
-    return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def read_yaml(path: str | Path) -> dict:
-    """Read a YAML spec file safely; a missing file or broken YAML is a :class:`SpecError`."""
-    p = Path(path)
-    if not p.exists():
-        raise SpecError("file does not exist", (), str(path))
-    if p.is_dir():
-        raise SpecError("is a directory, expected a YAML spec file", (), str(path))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read the file ({e})", (), str(path)) from None
-    try:
-        data = yaml_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"broken YAML: {where}{problem}", (), str(path)) from None
-    if data is None:
-        raise SpecError("the file is empty: a spec is a YAML mapping with 'workload' and 'components'",
-                        (), str(path))
-    if not isinstance(data, dict):
-        raise SpecError(
-            f"a spec is a YAML mapping with 'workload' and 'components', got {type(data).__name__}",
-            (), str(path))
-    return data
-
-
 def parse_spec(data: dict, source: str | None = None, base_dir: Path | None = None) -> Spec:
     """Validate a spec mapping into a :class:`Spec`; raises :class:`SpecError`."""
     if not isinstance(data, dict):
@@ -648,9 +600,11 @@ def parse_spec(data: dict, source: str | None = None, base_dir: Path | None = No
 
 def parse_component(name: str, data: dict, base_dir: Path | None = None) -> ComponentBase:
     """Validate one component mapping (used by the Python builder)."""
+    if not isinstance(data, dict):
+        raise SpecError(f"a component is a mapping of fields, got {excerpt(data)}", ("components", name))
     kind = data.get("kind")
-    if kind not in COMPONENT_MODELS:
-        raise SpecError(f"unknown kind {kind!r} (allowed: {', '.join(KINDS)})",
+    if not isinstance(kind, str) or kind not in COMPONENT_MODELS:
+        raise SpecError(f"unknown kind {excerpt(kind)} (allowed: {', '.join(KINDS)})",
                         ("components", name, "kind"))
     try:
         return COMPONENT_MODELS[kind].model_validate(data, context={"base_dir": base_dir})

@@ -12,6 +12,8 @@ import numbers
 import re
 from types import MappingProxyType
 
+from ..errors import excerpt
+
 __all__ = [
     "DURATION_UNITS",
     "format_duration",
@@ -33,6 +35,8 @@ _QUANTITY = re.compile(
     r"\s*(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>\S*)\s*"
 )
 
+_MAX_TEXT = 64  # a quantity written as text is short; a longer string is refused unread
+
 _DURATION_HINT = "a duration such as '4ms' or '1.5s' (units: us, ms, s, m, h)"
 _RATE_HINT = "a rate such as '1200', '1200/s', '1200 rps', '300/m' or '10/h'"
 _FRACTION_HINT = "a fraction between 0 and 1 such as 0.999 or '99.9%'"
@@ -46,16 +50,19 @@ def _split(
     if isinstance(value, bool):
         raise ValueError(f"expected {hint}, got {value!r}")
     if isinstance(value, numbers.Real):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"expected {hint}, got {excerpt(value)} (too large)") from None
     elif isinstance(value, str):
-        match = _QUANTITY.fullmatch(value)
+        match = _QUANTITY.fullmatch(value) if len(value) <= _MAX_TEXT else None
         if match is None or match["unit"] not in units:
-            raise ValueError(f"expected {hint}, got {value!r}")
+            raise ValueError(f"expected {hint}, got {excerpt(value)}")
         number = float(match["num"]) * units[match["unit"]]
     else:
-        raise ValueError(f"expected {hint}, got {value!r}")
+        raise ValueError(f"expected {hint}, got {excerpt(value)}")
     if not math.isfinite(number):
-        raise ValueError(f"expected {hint}, got {value!r} (must be finite)")
+        raise ValueError(f"expected {hint}, got {excerpt(value)} (must be finite)")
     return number
 
 
@@ -69,9 +76,9 @@ def parse_duration(value: object, *, allow_zero: bool = True) -> float:
     """
     seconds = _split(value, {"": 1.0, **DURATION_UNITS}, _DURATION_HINT)
     if seconds < 0:
-        raise ValueError(f"duration must not be negative, got {value!r}")
+        raise ValueError(f"duration must not be negative, got {excerpt(value)}")
     if seconds == 0 and not allow_zero:
-        raise ValueError(f"duration must be > 0, got {value!r}")
+        raise ValueError(f"duration must be > 0, got {excerpt(value)}")
     return seconds
 
 
@@ -79,7 +86,7 @@ def parse_rate(value: object) -> float:
     """Parse a rate and return it per second: a number, or ``'1200/s'``, ``'1200 rps'``, ``'300/m'``, ``'10/h'``."""
     rate = _split(value, _RATE_UNITS, _RATE_HINT)
     if rate < 0:
-        raise ValueError(f"rate must not be negative, got {value!r}")
+        raise ValueError(f"rate must not be negative, got {excerpt(value)}")
     return rate
 
 
@@ -87,7 +94,7 @@ def parse_fraction(value: object) -> float:
     """Parse a fraction in [0, 1]: a number, or a percentage string (``'99.9%'`` -> 0.999)."""
     fraction = _split(value, {"": 1.0, "%": 0.01}, _FRACTION_HINT)
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be between 0 and 1 (0% to 100%), got {value!r}")
+        raise ValueError(f"fraction must be between 0 and 1 (0% to 100%), got {excerpt(value)}")
     return fraction
 
 
@@ -95,7 +102,7 @@ def parse_multiplier(value: object) -> float:
     """Parse a factor > 0: a number, ``'10x'``, ``'0.5x'``, ``'10'`` or a percentage (``'150%'`` -> 1.5)."""
     factor = _split(value, {"": 1.0, "x": 1.0, "%": 0.01}, _MULTIPLIER_HINT)
     if factor <= 0:
-        raise ValueError(f"multiplier must be > 0, got {value!r}")
+        raise ValueError(f"multiplier must be > 0, got {excerpt(value)}")
     return factor
 
 

@@ -8,21 +8,25 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import SpecError, excerpt
+from .files import open_text
 from .spec import WorkloadSpec
 
 
 def read_trace(path: Path) -> tuple[list[float], list[float]]:
     """A rate trace: CSV with a header, columns ``second`` and ``rate`` (requests per second)."""
-    if not path.exists():
-        raise SpecError(f"trace file '{path}' does not exist", ("workload", "profile", "trace", "file"))
+    where = ("workload", "profile", "trace", "file")
+    try:
+        f = open_text(path, "trace")
+    except ValueError as e:
+        raise SpecError(str(e), where) from None
     times: list[float] = []
     rates: list[float] = []
-    with path.open(newline="") as f:
+    with f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         if "second" not in cols or "rate" not in cols:
-            raise SpecError(f"trace '{path}' needs columns 'second' and 'rate' (has: {', '.join(cols)})",
+            raise SpecError(f"trace '{path}' needs columns 'second' and 'rate' (has: {excerpt(', '.join(cols), 80, quote=False)})",
                             ("workload", "profile", "trace", "file"))
         for line, row in enumerate(reader, start=2):
             try:
@@ -30,8 +34,8 @@ def read_trace(path: Path) -> tuple[list[float], list[float]]:
             except (TypeError, ValueError):
                 raise SpecError(f"trace '{path}' line {line}: 'second' and 'rate' must be numbers",
                                 ("workload", "profile", "trace", "file")) from None
-            if r < 0 or not math.isfinite(r) or (times and t <= times[-1]):
-                raise SpecError(f"trace '{path}' line {line}: rates must be >= 0 and seconds increasing",
+            if r < 0 or not math.isfinite(r) or not math.isfinite(t) or (times and t <= times[-1]):
+                raise SpecError(f"trace '{path}' line {line}: rates must be finite and >= 0, seconds finite and increasing",
                                 ("workload", "profile", "trace", "file"))
             times.append(t)
             rates.append(r)

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..model.status import ERROR_NAMES, OK
 from ..model.metrics import ratio
+from ..model.status import ERROR_NAMES, OK
 
 
 def window_edges(start: float, end: float, width: float) -> np.ndarray:
