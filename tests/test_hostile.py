@@ -89,3 +89,47 @@ def test_error_messages_never_echo_a_whole_value():
     with pytest.raises(SpecError) as err:
         simarch.load({"workload": {"rate": 10}, "components": {"a": {"kind": "service", "workers": 10**400}}})
     assert "401-digit integer" in str(err.value) and len(str(err.value)) < 300
+
+
+def _err(data: dict) -> SpecError:
+    with pytest.raises(SpecError) as err:
+        simarch.load(data)
+    return err.value
+
+
+def _one(comp: dict, **extra) -> dict:
+    return {"workload": {"rate": 10}, "components": {"a": {"kind": "service", **comp}}, **extra}
+
+
+def test_booleans_and_non_finite_numbers_are_not_numbers():
+    e = _err(_one({"workers": True}))
+    assert e.path == ("components", "a", "workers") and "got true" in e.message
+    e = _err({"workload": {"rate": 10, "requests": {"r": {"keys": {"zipf": float("inf"), "n": 10}}}},
+              "components": {"a": {"kind": "service"}}})
+    assert e.path == ("workload", "requests", "r", "keys", "zipf") and "finite" in e.message
+    e = _err({"workload": {"rate": 10, "profile": {"ramp": {"to": float("inf"), "over": "1s"}}},
+              "components": {"a": {"kind": "service"}}})
+    assert e.path == ("workload", "profile", "ramp", "to")
+
+
+def test_bounds_on_what_has_no_meaning_past_them():
+    two = {"workload": {"rate": 10},
+           "components": {"a": {"kind": "service"}, "b": {"kind": "service"}}}
+    e = _err({**two, "calls": [{"from": "a", "to": "b", "retries": {"attempts": 10**9, "backoff": "none"}}]})
+    assert e.path == ("calls", 0, "retries", "attempts") and "<= 100" in e.message
+    e = _err(_one({"workers": 1_000_000}))
+    assert e.path == ("components", "a", "workers")
+    t0 = time.perf_counter()
+    e = _err({"workload": {"rate": 10}, "components": {"db": {"kind": "datastore", "shards": 1000, "vnodes": 10000}}})
+    assert e.path == ("components", "db", "vnodes") and time.perf_counter() - t0 < 5
+
+
+def test_backoff_never_overflows():
+    from simarch.model.spec import RetrySpec
+    from simarch.runtime.resilience import Resilience
+
+    r = Resilience.__new__(Resilience)
+    r.retries = RetrySpec(attempts=100, backoff="exponential", base=0.0, cap=1.0)
+    assert r.backoff(2000, 0.0) == 0.0
+    r.retries = RetrySpec(attempts=100, backoff="exponential", base=0.01, cap=1.0)
+    assert r.backoff(2000, 0.0) == 1.0

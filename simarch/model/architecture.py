@@ -331,6 +331,7 @@ def check_graph(spec: Spec) -> None:
     # per-class service times and keys where needed
     reach = classes_reaching(g, entry, classes)
     for name, comp in comps.items():
+        comp.check(name, spec)
         st = comp.service_time
         for key in st.by_name:
             if key not in classes and key not in ("read", "write"):

@@ -21,12 +21,15 @@ from .fields import (
     MAX_KEYS,
     MAX_QUEUE,
     MAX_REPLICAS,
+    MAX_RING_POINTS,
     MAX_WORKERS,
     Fraction,
     Policy,
     PositiveDuration,
     Rate,
+    Real,
     ServiceTime,
+    Whole,
     _Model,
     _zero_service_time,
 )
@@ -48,15 +51,15 @@ class HealthCheckSpec(_Model):
     """Active health checks a load balancer runs against each instance behind it."""
 
     interval: PositiveDuration = 5.0
-    unhealthy_after: int = Field(2, ge=1, description="failed checks in a row to take it out")
-    healthy_after: int = Field(2, ge=1, description="passed checks in a row to put it back")
+    unhealthy_after: Whole = Field(2, ge=1, description="failed checks in a row to take it out")
+    healthy_after: Whole = Field(2, ge=1, description="passed checks in a row to put it back")
 
 
 class RateLimitSpec(_Model):
     """Admission control: a token bucket per component; requests without a token are rejected."""
 
     rate: Rate
-    burst: float = Field(1.0, ge=1)
+    burst: Real = Field(1.0, ge=1)
 
 
 class ComponentBase(_Model):
@@ -77,7 +80,7 @@ class ComponentBase(_Model):
     description: str | None = None
     zone: str | Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="availability zone, or a list: instances spread over them in turn")
-    instances: int = Field(1, ge=1, le=MAX_INSTANCES)
+    instances: Whole = Field(1, ge=1, le=MAX_INSTANCES)
     service_time: ServiceTime = Field(default_factory=_zero_service_time)
     policy: Policy = Field(
         "round_robin",
@@ -101,6 +104,9 @@ class ComponentBase(_Model):
         return getattr(self, "workers", None)
 
     # -- graph rules (raise SpecError with the path of the offending field)
+    def check(self, name: str, spec: Spec) -> None:
+        """Rules for the component as a whole, once the spec is parsed."""
+
     def check_call_from(self, name: str, call: CallSpec, i: int, spec: Spec) -> None:
         """Rules for a call this component makes."""
         if call.on == "miss":
@@ -133,8 +139,8 @@ class ServiceSpec(ComponentBase):
     """A tier of identical instances, each a pool of ``workers`` with a bounded wait queue."""
 
     kind: Literal["service"]
-    workers: int = Field(1, ge=1, le=MAX_WORKERS)
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
+    workers: Whole = Field(1, ge=1, le=MAX_WORKERS)
+    queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     rate_limit: RateLimitSpec | None = None
 
 
@@ -143,8 +149,8 @@ class LoadBalancerSpec(ComponentBase):
     """A load balancer: its own instances, latency and connection limit; routes by ``policy``."""
 
     kind: Literal["load_balancer"]
-    connections: int | None = Field(None, ge=1, le=MAX_WORKERS)
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
+    connections: Whole | None = Field(None, ge=1, le=MAX_WORKERS)
+    queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     health_check: HealthCheckSpec | None = None
 
     @property
@@ -163,11 +169,11 @@ class CacheSpec(ComponentBase):
     """An LRU cache over request keys (``capacity``), or a fixed ``hit_ratio``."""
 
     kind: Literal["cache"]
-    capacity: int | None = Field(None, ge=1, le=MAX_KEYS)
+    capacity: Whole | None = Field(None, ge=1, le=MAX_KEYS)
     hit_ratio: Fraction | None = None
     ttl: PositiveDuration | None = None
-    workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE)
+    workers: Whole | None = Field(None, ge=1, le=MAX_WORKERS)
+    queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
 
     @model_validator(mode="after")
     def _one_of(self) -> CacheSpec:
@@ -202,13 +208,13 @@ class DatastoreSpec(ComponentBase):
     """A sharded, replicated datastore: keys hash to shards, each shard has ``replicas`` copies."""
 
     kind: Literal["datastore"]
-    shards: int = Field(1, ge=1, le=MAX_INSTANCES)
-    replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="copies per shard, the primary included")
-    workers: int = Field(1, ge=1, le=MAX_WORKERS, description="workers per replica")
-    queue: int | None = Field(None, ge=0, le=MAX_QUEUE, description="wait-queue bound per replica")
+    shards: Whole = Field(1, ge=1, le=MAX_INSTANCES)
+    replicas: Whole = Field(1, ge=1, le=MAX_REPLICAS, description="copies per shard, the primary included")
+    workers: Whole = Field(1, ge=1, le=MAX_WORKERS, description="workers per replica")
+    queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE, description="wait-queue bound per replica")
     replication: Literal["async", "sync"] = "async"
     read_from: Literal["any", "primary"] = "any"
-    vnodes: int = Field(100, ge=1, le=10_000, description="virtual nodes per shard on the hash ring")
+    vnodes: Whole = Field(100, ge=1, le=10_000, description="virtual nodes per shard on the hash ring")
     failover: PositiveDuration | None = Field(
         10.0, description="time to promote a replica when a primary dies; null: never")
 
@@ -217,6 +223,12 @@ class DatastoreSpec(ComponentBase):
         if self.instances != 1:
             raise ValueError("a datastore scales by 'shards' and 'replicas', not 'instances'")
         return self
+
+    def check(self, name: str, spec: Spec) -> None:
+        if self.shards > 1 and self.shards * self.vnodes > MAX_RING_POINTS:
+            raise SpecError(f"vnodes x shards is at most {MAX_RING_POINTS:,} points on the hash ring "
+                            f"(got {self.vnodes:,} x {self.shards:,}): lower 'vnodes'",
+                            ("components", name, "vnodes"))
 
     @property
     def boxes(self) -> int:
@@ -243,7 +255,7 @@ class QueueSpec(ComponentBase):
     """A bounded message broker: producers return once a message is enqueued."""
 
     kind: Literal["queue"]
-    capacity: int | None = Field(None, ge=1, le=MAX_QUEUE, description="messages held at most")
+    capacity: Whole | None = Field(None, ge=1, le=MAX_QUEUE, description="messages held at most")
 
     @model_validator(mode="after")
     def _one_instance(self) -> QueueSpec:

@@ -3,6 +3,7 @@ base model and the per-class service time."""
 
 from __future__ import annotations
 
+import math
 import typing
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,22 @@ def _dist(v: Any, info: ValidationInfo) -> Distribution:
     return parse_distribution(v, base_dir=base)
 
 
+def _whole(v: Any) -> Any:
+    if isinstance(v, bool):  # YAML's true is not the number 1
+        raise ValueError(f"expected a whole number, got {str(v).lower()}")
+    return v
+
+
+def _real(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError(f"expected a number, got {str(v).lower()}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"expected a finite number, got {v}")
+    return v
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]  # an int field: booleans refused
+Real = Annotated[float, BeforeValidator(_real)]  # a float field: booleans, inf and nan refused
 Duration = Annotated[float, BeforeValidator(_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
@@ -45,10 +62,12 @@ Dist = Annotated[Distribution, BeforeValidator(_dist)]
 # Sizes are held in memory (a pool per instance or replica, an entry per key): bound them.
 MAX_INSTANCES = 10_000  # instances per component, shards per datastore
 MAX_REPLICAS = 100
-MAX_WORKERS = 1_000_000
+MAX_WORKERS = 100_000
 MAX_QUEUE = 1_000_000_000
 MAX_USERS = 1_000_000
 MAX_KEYS = 10_000_000
+MAX_ATTEMPTS = 100  # retries past this many attempts have no meaning
+MAX_RING_POINTS = 200_000  # shards x vnodes on a datastore's hash ring
 
 Policy = Literal["round_robin", "random", "least_connections", "power_of_two_choices"]
 POLICIES: tuple[str, ...] = typing.get_args(Policy)

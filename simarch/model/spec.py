@@ -22,6 +22,7 @@ from ..errors import SpecError, excerpt
 from .components import COMPONENT_MODELS, KINDS, ComponentBase, ComponentSpec
 from .dists import Distribution
 from .fields import (
+    MAX_ATTEMPTS,
     MAX_KEYS,
     MAX_USERS,
     Dist,
@@ -29,7 +30,9 @@ from .fields import (
     Fraction,
     PositiveDuration,
     Rate,
+    Real,
     ServiceTime,
+    Whole,
     _Model,
 )
 from .yamlio import read_yaml, yaml_load  # noqa: F401 - part of this module's API
@@ -41,8 +44,8 @@ class RetryBudgetSpec(_Model):
     """A token bucket shared by all calls on the edge: each first attempt deposits ``ratio``
     tokens (up to ``burst``), each retry spends one; with no token, no retry."""
 
-    ratio: float = Field(0.1, ge=0)
-    burst: float = Field(10.0, ge=1)
+    ratio: Real = Field(0.1, ge=0)
+    burst: Real = Field(10.0, ge=1)
 
 
 BACKOFFS = ("none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter")
@@ -51,7 +54,7 @@ BACKOFFS = ("none", "exponential", "full_jitter", "equal_jitter", "decorrelated_
 class RetrySpec(_Model):
     """Retries of a failed call, with backoff between attempts."""
 
-    attempts: int = Field(3, ge=1, description="attempts in all, the first included")
+    attempts: Whole = Field(3, ge=1, le=MAX_ATTEMPTS, description="attempts in all, the first included")
     backoff: Literal["none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter"] = "exponential"
     base: Duration = 0.01
     cap: Duration = 1.0
@@ -64,16 +67,16 @@ class BreakerSpec(_Model):
     """A circuit breaker on a call: opens after ``failures`` consecutive failures, fails calls
     fast for ``open_for``, then lets ``probes`` trial calls through (half open)."""
 
-    failures: int = Field(5, ge=1)
+    failures: Whole = Field(5, ge=1)
     open_for: PositiveDuration = 5.0
-    probes: int = Field(1, ge=1)
+    probes: Whole = Field(1, ge=1)
 
 
 class HedgeSpec(_Model):
     """Hedged requests: if no answer after ``after``, send another attempt; first success wins."""
 
     after: PositiveDuration
-    max: int = Field(1, ge=1, description="extra attempts at most")
+    max: Whole = Field(1, ge=1, le=MAX_ATTEMPTS, description="extra attempts at most")
 
 
 class CallSpec(_Model):
@@ -135,9 +138,9 @@ def _plain(value: Any) -> Any:
 class KeysSpec(_Model):
     """The key a request touches: ``{zipf: s, n: N}`` or ``{uniform: N}``, keys 0..N-1."""
 
-    zipf: float | None = Field(None, ge=0)
-    n: int | None = Field(None, ge=1, le=MAX_KEYS)
-    uniform: int | None = Field(None, ge=1, le=MAX_KEYS)
+    zipf: Real | None = Field(None, ge=0)
+    n: Whole | None = Field(None, ge=1, le=MAX_KEYS)
+    uniform: Whole | None = Field(None, ge=1, le=MAX_KEYS)
 
     @model_validator(mode="after")
     def _shape(self) -> KeysSpec:
@@ -161,7 +164,7 @@ _WRITE_NAMES = ("write", "put", "post", "update", "insert", "delete", "set")
 
 
 class RequestClassSpec(_Model):
-    weight: float = Field(1.0, gt=0, le=1e9, allow_inf_nan=False)
+    weight: Real = Field(1.0, gt=0, le=1e9, allow_inf_nan=False)
     keys: KeysSpec | None = None
     op: Literal["read", "write"] | None = Field(
         None, description="datastore operation; default 'write' for write-like class names"
@@ -179,15 +182,15 @@ def default_op(name: str) -> str:
 
 
 class RampSpec(_Model):
-    start: float = Field(0.0, ge=0, alias="from")
-    end: float = Field(1.0, ge=0, alias="to")
+    start: Real = Field(0.0, ge=0, alias="from")
+    end: Real = Field(1.0, ge=0, alias="to")
     over: PositiveDuration
     at: Duration = 0.0
 
 
 class StepSpec(_Model):
     at: Duration
-    to: float = Field(ge=0)
+    to: Real = Field(ge=0)
     until: Duration | None = None
 
     @model_validator(mode="after")
@@ -199,7 +202,7 @@ class StepSpec(_Model):
 
 class DiurnalSpec(_Model):
     period: PositiveDuration = 86400.0
-    amplitude: float = Field(0.5, ge=0, le=1)
+    amplitude: Real = Field(0.5, ge=0, le=1)
     peak: Duration = 0.0
 
 
@@ -246,7 +249,7 @@ class WorkloadSpec(_Model):
     """Open-loop Poisson arrivals at ``rate``, or ``users`` in a closed loop with ``think_time``."""
 
     rate: Rate | None = None
-    users: int | None = Field(None, ge=1, le=MAX_USERS)
+    users: Whole | None = Field(None, ge=1, le=MAX_USERS)
     think_time: Dist | None = None
     entry: str | None = None
     requests: dict[str, RequestClassSpec] = Field(
@@ -300,9 +303,9 @@ class CrashFault(_FaultBase):
     kind: Literal["crash"]
     target: str | None = None
     zone: str | None = None
-    instances: int | None = Field(None, ge=1, description="how many instances (default all)")
-    shard: int | None = Field(None, ge=0)
-    replica: int | None = Field(None, ge=0)
+    instances: Whole | None = Field(None, ge=1, description="how many instances (default all)")
+    shard: Whole | None = Field(None, ge=0)
+    replica: Whole | None = Field(None, ge=0)
     behaviour: Literal["fail", "hang"] = Field(
         "fail", description="calls to a dead instance fail fast (refused) or hang (until timeout)")
 
@@ -333,7 +336,7 @@ class SlowFault(_FaultBase):
 
     kind: Literal["slow"]
     target: str
-    factor: float = Field(1.0, ge=0)
+    factor: Real = Field(1.0, ge=0)
     add: Dist | None = None
 
 
@@ -425,7 +428,7 @@ class SimulationSpec(_Model):
 
     duration: PositiveDuration = 300.0
     warmup: Duration = 30.0
-    seed: int = Field(1, ge=0)
+    seed: Whole = Field(1, ge=0)
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")

@@ -139,7 +139,7 @@ class Resilience:
         kind = r.backoff
         if kind == "none":
             return 0.0
-        exp = min(r.cap, r.base * 2.0 ** (n - 1))
+        exp = min(r.cap, r.base * 2.0 ** min(n - 1, 1000))  # (2.0 ** 1024 would overflow)
         if kind == "exponential":
             return exp
         if kind == "full_jitter":
