@@ -25,9 +25,10 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: defaults in [brackets] are text, flags show no value
 )
 
-SpecArg = Annotated[Path, typer.Argument(help="Spec file (YAML).", show_default=False)]
+SpecArg = Annotated[Path, typer.Argument(help="Spec file (YAML).", show_default=False, metavar="SPEC")]
 LoadOpt = Annotated[str, typer.Option("--load", "-l", help="Load multiplier, e.g. 1x, 2.5x, 10x.")]
 
 
@@ -61,20 +62,34 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write records and tables (Parquet), result.json and the resolved spec here.")] = None,
     fault: Annotated[list[str] | None, typer.Option(
-        "--fault", help="Add a fault for a what-if, e.g. 'crash:db,at=60s,duration=30s' or a YAML "
+        "--fault", metavar="FAULT", help="Add a fault for a what-if, e.g. 'crash:db,at=60s,duration=30s' or a YAML "
         "mapping '{kind: slow, target: db, factor: 3}'. Repeatable.")] = None,
+    max_events: Annotated[float | None, typer.Option(
+        "--max-events", help="Refuse a run estimated to need more events. [default: spec's simulation.max_events, 2e8]")] = None,
+    fail_on_slo: Annotated[bool, typer.Option(
+        "--fail-on-slo", help="Exit with code 3 when the design misses its SLO (for CI pipelines).")] = False,
 ) -> None:
-    """Simulate SPEC and print end-to-end, per-class and per-component figures and the SLO verdict."""
+    """Simulate SPEC and print end-to-end, per-class and per-component figures and the SLO verdict.
+
+    Exit codes: 0 done; 2 bad input (one error line); 3 the SLO was missed (with
+    --fail-on-slo); 130 interrupted.
+    """
+    from .results.io import check_output_dir
     from .run.simulate import simulate
 
     try:
+        if out is not None:
+            check_output_dir(out, "run")
         arch = load_arch(spec)
         if fault:
             arch = _with_faults(arch, fault)
-        result = simulate(arch, load=load, duration=duration, warmup=warmup, seed=seed)
+        result = simulate(arch, load=load, duration=duration, warmup=warmup, seed=seed,
+                          max_events=max_events)
     except SpecError as e:
-        if not e.source and e.path and e.path[0] in ("load", "duration", "warmup", "seed"):
-            _fail(f"--{e.path[0]}: {e.message}")
+        if not e.source and e.path and e.path[0] in ("load", "duration", "warmup", "seed", "max_events"):
+            _fail(f"--{e.path[0].replace('_', '-')}: {e.message}")
+        if not e.source and e.path and str(e.path[0]).startswith("--"):
+            _fail(e)
         _fail(e if e.source else e.with_context(source=str(spec)))
         return
     if as_json:
@@ -82,8 +97,24 @@ def run(
     else:
         typer.echo(result.report())
     if out is not None:
+        _save_run(result, out, as_json)
+    if fail_on_slo and result.slo_met is False:
+        raise typer.Exit(code=3)
+
+
+def _save_run(result, out: Path, as_json: bool) -> None:
+    """Save a finished run; if that fails, save it elsewhere and say where (never lose it)."""
+    import tempfile
+
+    try:
         path = result.save(out)
-        typer.echo(f"wrote {path}/", err=as_json)
+    except OSError as e:
+        fallback = Path(tempfile.mkdtemp(prefix="simarch-run-"))
+        path = result.save(fallback)
+        typer.echo(f"error: --out: cannot write to '{out}' ({e.strerror or e}); the results are "
+                   f"saved in {path}/ instead", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"wrote {path}/", err=as_json)
 
 
 def parse_fault(text: str) -> dict:
@@ -240,7 +271,7 @@ def _save_comparison(cmp, out: Path) -> None:
 @app.command("sweep")
 def sweep_cmd(
     spec: SpecArg,
-    set_: Annotated[list[str], typer.Option("--set", help="PATH=V1,V2,... e.g. api.instances=2,4,8 (repeat for a factorial).")],
+    set_: Annotated[list[str], typer.Option("--set", metavar="PATH=V1,V2", help="PATH=V1,V2,... e.g. api.instances=2,4,8 (repeat for a factorial).")],
     out: Annotated[Path, typer.Option(help="Parquet dataset folder; an interrupted sweep resumes from it.")],
     loads: Annotated[str, typer.Option(help="Load multipliers, comma-separated.")] = "1x",
     replications: Annotated[int, typer.Option(min=1, help="Runs per point.")] = 1,
@@ -305,36 +336,68 @@ def validate(
     except SpecError as e:
         _fail(e)
         return
-    typer.echo(str(capacity_report(arch, mult)))
+    from .model.architecture import hints
+    from .run.budget import estimate
+
+    rep = capacity_report(arch, mult)
+    typer.echo(str(rep))
+    sim = arch.spec.simulation
+    work = estimate(arch, mult, sim.duration, sim.warmup)
+    typer.echo(f"\nOne run ({sim.warmup:g} s warm-up + {sim.duration:g} s at {mult:g}x): {work.describe()}"
+               + ("" if work.events <= sim.max_events else
+                  f" - over the budget of {sim.max_events:.3g} events: 'simarch run' will refuse it"))
+    for h in hints(arch):
+        typer.echo(f"note: {h}")
+    if rep.warnings:
+        typer.echo(f"warning: at {mult:g}x this design cannot keep up: see the saturated "
+                   "component(s) above", err=True)
+
+
+#: what to tell the user when Ctrl-C stops the running command (set by the command)
+_on_interrupt = ["nothing was saved"]
 
 
 def main() -> None:
-    """Console entry point: usage errors become one ``error:`` line and exit code 2."""
+    """Console entry point. Exit codes: 0 done, 2 bad input or usage (one ``error:`` line),
+    3 an SLO missed with ``--fail-on-slo``, 130 interrupted (with what was saved)."""
+    no_args, usage, click_error = _click_errors()
     try:
         code = app(standalone_mode=False)  # an Exit raised by a command comes back as its code
         if isinstance(code, int) and code:
             sys.exit(code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo(f"interrupted: {_on_interrupt[0]}", err=True)
         sys.exit(130)
     except SpecError as e:  # pragma: no cover - commands catch their own
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except Exception as e:
-        # the CLI framework's usage errors (bad option value, unknown command, missing
-        # argument) carry a user-facing message and exit code 2; anything else is a bug
-        if getattr(e, "exit_code", None) != 2 or not hasattr(e, "format_message"):
-            raise
-        if type(e).__name__ == "NoArgsIsHelpError":
-            ctx = getattr(e, "ctx", None)
-            typer.echo(ctx.get_help() if ctx is not None else e.format_message())
-            sys.exit(0)
-        ctx = getattr(e, "ctx", None)
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    except no_args as e:
+        typer.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        sys.exit(0)
+    except usage as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         typer.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(2)
+    except click_error as e:
+        typer.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+
+
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """The command-line library's error classes: click's, and those of the click copy that
+    newer typer releases carry inside them (``typer._click``), whichever are present."""
+    import importlib
+
+    mods = []
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    pick = lambda attr: tuple(getattr(m, attr) for m in mods if hasattr(m, attr))  # noqa: E731
+    return pick("NoArgsIsHelpError"), pick("UsageError"), pick("ClickException")
 
 
 if __name__ == "__main__":

@@ -262,6 +262,10 @@ def designs(draw: st.DrawFn) -> dict:
                 modes = ["call", "forward", "async"] if forward_ok else ["call", "async"]
                 call["mode"] = draw(st.sampled_from(modes))
             calls.append(call)
+    for nm, k in zip(names, kinds, strict=True):  # a queue needs a consumer (else it is an error)
+        if k == "queue" and not any(c["from"] == nm for c in calls):
+            comps[f"{nm}-consumer"] = draw(components("service", classes, with_keys))
+            calls.append({"from": nm, "to": f"{nm}-consumer"})
 
     wl = draw(workloads(classes, with_keys))
     if n > 1 or draw(st.booleans()):

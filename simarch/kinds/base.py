@@ -52,6 +52,7 @@ class Kind(Component):
     colour: ClassVar[str] = "0.85"  # node colour in architecture drawings (no utilisation known)
     request_waits_for_calls: ClassVar[bool] = True  # False: the calls run after the request (a queue)
     routes_internally: ClassVar[bool] = False  # True: callers hand over, the kind picks the copy
+    count_fields: ClassVar[tuple[str, ...]] = ("instances",)  # spec fields counting its copies (drawings)
 
     # ------------------------------------------------------------------ wiring
     def wire(self, call: Any, target: Kind) -> None:
@@ -80,6 +81,17 @@ class Kind(Component):
     def events(self) -> list[dict[str, Any]]:
         """Timed events of this component (``time_s, what, where, from, to``)."""
         return []
+
+    # ------------------------------------------------------------------ work estimate
+    @classmethod
+    def work_per_visit(cls, spec: Any) -> float:
+        """Visits of the kind's boxes per visit to the component (for the work estimate)."""
+        return 1.0
+
+    @classmethod
+    def processes(cls, name: str, spec: Any, design: Any) -> int:
+        """SimPy processes the component keeps for the whole run (for the work estimate)."""
+        return 0
 
     # ------------------------------------------------------------------ static capacity model
     @classmethod

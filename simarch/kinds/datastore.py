@@ -28,6 +28,7 @@ class Datastore(Kind):
     label = "datastore"
     colour = "#dcefdc"
     routes_internally = True
+    count_fields = ("shards", "replicas")
 
     def __init__(self, sim: Any, name: str, spec: Any):
         super().__init__(sim, name, spec)
@@ -162,7 +163,11 @@ class Datastore(Kind):
         return [{"time_s": t, "what": "failover", "where": f"{self.name}.shard{shard}",
                  "from": old, "to": new} for t, shard, old, new in self.failovers]
 
-    # -- static capacity model
+    # -- work estimate and static capacity model
+    @classmethod
+    def work_per_visit(cls, spec: Any) -> float:
+        return float(spec.replicas)  # a write is copied to every replica
+
     @classmethod
     def extra_hold(cls, spec: Any, op: str, own: float) -> float:
         # a synchronous write waits for the copies too (as long again, in parallel)

@@ -172,7 +172,17 @@ class Queue(Kind):
         row["mean_busy"] = math.nan
         return {}
 
-    # -- static capacity model and SPOF analysis
+    # -- work estimate, static capacity model and SPOF analysis
+    @classmethod
+    def processes(cls, name: str, spec: Any, design: Any) -> int:
+        """One consumer process per worker of each consumer service."""
+        total = 0
+        for c in design.calls:
+            if c.source == name:
+                target = design.components[c.to]
+                total += target.instances * (target.worker_limit or 0)
+        return total
+
     @classmethod
     def utilization(cls, spec, name, flows, busy, classes, workload):
         return None, math.nan, "broker; see its consumers"

@@ -374,6 +374,9 @@ def check_faults(spec: Spec) -> None:
                     raise SpecError(f"unknown component '{n}' (components: {names})", ("faults", i, "between", j))
             if frozenset(between) not in linked:
                 raise SpecError(f"no call between '{between[0]}' and '{between[1]}'", ("faults", i, "between"))
+            a, b = between
+            comps[a].check_link(a, b, f, i, spec)
+            comps[b].check_link(b, a, f, i, spec)
         if f.kind == "crash" and target is not None:
             comps[target].check_crash(target, f, i)
         if f.kind == "cache_flush":
@@ -391,6 +394,28 @@ def classes_reaching(g: nx.DiGraph, entry: str, classes: list[str]) -> dict[str,
         view = nx.subgraph_view(g, filter_edge=edge_ok)
         for n in nx.descendants(view, entry) | {entry}:
             out[n].add(cls)
+    return out
+
+
+def hints(arch: Architecture) -> list[str]:
+    """Things in a valid spec that are probably not what was meant: a bare number of seconds
+    that looks like milliseconds, a routing policy that nothing uses."""
+    out = []
+    raw = arch.to_dict().get("components", {})
+    for name, data in raw.items():
+        st = data.get("service_time") if isinstance(data, dict) else None
+        bare = st if isinstance(st, (int, float)) and not isinstance(st, bool) else None
+        if bare is not None and bare >= 1:
+            out.append(f"components.{name}.service_time: {bare:g} is read as {bare:g} seconds (a bare "
+                       f"number is seconds; write '{bare:g}ms' for milliseconds)")
+    g = arch.graph
+    for name in arch.spec.components:
+        if "policy" not in (raw.get(name) or {}):
+            continue
+        callers = [u for u, _, d in g.in_edges(name, data=True) if d["calls"]]
+        if callers and all(g.nodes[u]["spec"].routes_callees for u in callers):
+            out.append(f"components.{name}.policy: unused - every caller of '{name}' is a load "
+                       "balancer, which routes by its own policy")
     return out
 
 

@@ -11,7 +11,7 @@ Each model also carries the graph rules that concern its kind (``check_*`` metho
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, model_validator
 
@@ -64,6 +64,8 @@ class RateLimitSpec(_Model):
 
 class ComponentBase(_Model):
     """Fields every component kind has, and the graph rules a kind may add to."""
+
+    routes_callees: ClassVar[bool] = False  # True: picks its callees' instances by its own policy
 
     def zone_of(self, instance: int) -> str | None:
         """The zone of instance ``instance`` (zones in a list are dealt out in turn)."""
@@ -128,6 +130,9 @@ class ComponentBase(_Model):
             raise SpecError(f"'{name}' has {self.boxes} instances, cannot crash {fault.instances}",
                             ("faults", i, "instances"))
 
+    def check_link(self, name: str, other: str, fault, i: int, spec: Spec) -> None:
+        """Rules for a partition or loss fault between this component and ``other``."""
+
     def check_flush(self, name: str, fault, i: int) -> None:
         """Rules for a cache_flush fault aimed at this component."""
         raise SpecError(f"cache_flush needs an LRU cache (with 'capacity'); '{name}' is a {self.kind}",
@@ -152,6 +157,7 @@ class LoadBalancerSpec(ComponentBase):
     connections: Whole | None = Field(None, ge=1, le=MAX_WORKERS)
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     health_check: HealthCheckSpec | None = None
+    routes_callees: ClassVar[bool] = True
 
     @property
     def worker_limit(self) -> int | None:
@@ -280,6 +286,18 @@ class QueueSpec(ComponentBase):
         if call.mode == "forward":
             raise SpecError("a queue is called with mode 'call' or 'async', not 'forward'",
                             ("calls", i, "mode"))
+
+    def check(self, name: str, spec: Spec) -> None:
+        if not any(c.source == name for c in spec.calls):
+            raise SpecError(f"the queue '{name}' has no consumers, so every message would be dropped: "
+                            f"add a call from '{name}' to the service that consumes it",
+                            ("components", name))
+
+    def check_link(self, name: str, other: str, fault, i: int, spec: Spec) -> None:
+        if any(c.source == name and c.to == other for c in spec.calls):
+            raise SpecError(f"'{other}' consumes from the queue '{name}' by pulling messages; a "
+                            f"{fault.kind} fault between them has no effect in the model: aim it at the "
+                            "producer's call, or crash or slow the consumer", ("faults", i, "between"))
 
 
 

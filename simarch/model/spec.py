@@ -429,6 +429,7 @@ class SimulationSpec(_Model):
     duration: PositiveDuration = 300.0
     warmup: Duration = 30.0
     seed: Whole = Field(1, ge=0)
+    max_events: Real = Field(2e8, gt=0, description="refuse a run estimated to need more events")
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")

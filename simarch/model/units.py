@@ -35,6 +35,7 @@ _QUANTITY = re.compile(
     r"\s*(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>\S*)\s*"
 )
 
+MIN_MULTIPLIER, MAX_MULTIPLIER = 1e-6, 1e6  # a load multiplier outside these means nothing
 _MAX_TEXT = 64  # a quantity written as text is short; a longer string is refused unread
 
 _DURATION_HINT = "a duration such as '4ms' or '1.5s' (units: us, ms, s, m, h)"
@@ -103,6 +104,9 @@ def parse_multiplier(value: object) -> float:
     factor = _split(value, {"": 1.0, "x": 1.0, "%": 0.01}, _MULTIPLIER_HINT)
     if factor <= 0:
         raise ValueError(f"multiplier must be > 0, got {excerpt(value)}")
+    if not MIN_MULTIPLIER <= factor <= MAX_MULTIPLIER:
+        raise ValueError(f"multiplier must be between {MIN_MULTIPLIER:g} and {MAX_MULTIPLIER:g}, "
+                         f"got {excerpt(value)}")
     return factor
 
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, excerpt
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.units import parse_duration, parse_multiplier
 from ..results.result import Result
+from .budget import check_budget
 from .simulation import Simulation
 
 
@@ -22,6 +23,7 @@ def simulate(
     duration: float | str | None = None,
     warmup: float | str | None = None,
     seed: int | np.random.SeedSequence | None = None,
+    max_events: float | None = None,
 ) -> Result:
     """Simulate a design and return its :class:`~simarch.results.result.Result`.
 
@@ -30,6 +32,10 @@ def simulate(
     that is simulated and discarded (both durations: ``"300s"``, ``"5m"`` or seconds); they
     default to the spec's ``simulation`` section (300 s and 30 s). The same design, load and
     ``seed`` always give identical numbers.
+
+    A run estimated to need more than ``max_events`` events (default: the spec's
+    ``simulation.max_events``, 2e8, a few minutes) or more than 4 GiB is refused at once with
+    a :class:`SpecError` that gives the estimate (see :mod:`simarch.run.budget`).
     """
     arch = load_arch(arch)
     sim_defaults = arch.spec.simulation
@@ -49,7 +55,11 @@ def simulate(
         seed = sim_defaults.seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer, np.random.SeedSequence)) or (
             not isinstance(seed, np.random.SeedSequence) and seed < 0):
-        raise SpecError(f"a seed is a whole number >= 0, got {seed!r}", ("seed",))
+        raise SpecError(f"a seed is a whole number >= 0, got {excerpt(seed)}", ("seed",))
     if not isinstance(seed, np.random.SeedSequence):
         seed = int(seed)
+    if max_events is not None and (isinstance(max_events, bool) or not isinstance(max_events, (int, float))
+                                   or not max_events > 0):
+        raise SpecError(f"max_events is a number of events > 0, got {excerpt(max_events)}", ("max_events",))
+    check_budget(arch, mult, dur, warm, max_events)
     return Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed).run()
