@@ -18,6 +18,7 @@ saturation; the simulation gives the real numbers.
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 
@@ -30,11 +31,13 @@ from ..kinds.cache import che_hit_ratio
 from ..model.architecture import Architecture, call_edges, call_graph, entry_of
 from ..model.keys import key_probabilities
 from ..model.workload import rate_profile
-from ..results.text import fmt, table
+from ..results.text import fmt, html_table, table
 
 __all__ = ["CapacityReport", "capacity_report", "che_hit_ratio"]
 
 WARN_UTILIZATION = 1.0
+TABLE_FORMATS = {"kind": "str", "arrival_rps": "num", "mean_hold_ms": "ms", "busy_workers": "num",
+                 "workers": "int", "utilization": "util", "saturates_at": "x", "note": "str"}
 
 
 @dataclass
@@ -51,6 +54,15 @@ class CapacityReport:
 
     def __str__(self) -> str:
         return format_capacity(self)
+
+    def _repr_html_(self) -> str:
+        """The analysis in a notebook: the table per component and the bottleneck."""
+        parts = [html_table(self.table, TABLE_FORMATS, "component",
+                            caption=f"{self.design}: static capacity at {self.load:g}x load "
+                                    "(no queueing; estimates)"),
+                 f"<p>{html.escape(_bottleneck_line(self))}</p>"]
+        parts += [f"<p>warning: {html.escape(w)}</p>" for w in self.warnings]
+        return "<div>\n" + "\n".join(parts) + "\n</div>"
 
 
 def _class_rates(arch: Architecture, load: float, entry_response: float) -> dict[str, float]:
@@ -188,16 +200,15 @@ def format_capacity(rep: CapacityReport) -> str:
     """The static capacity analysis ``simarch validate`` prints."""
     lines = [f"design {rep.design!r}: spec is valid", "",
              f"Static capacity analysis at {rep.load:g}x load (no queueing; estimates)"]
-    lines.append(table(rep.table, {
-        "kind": "str", "arrival_rps": "num", "mean_hold_ms": "ms", "busy_workers": "num",
-        "workers": "int", "utilization": "util", "saturates_at": "x", "note": "str"}, "component"))
+    lines.append(table(rep.table, TABLE_FORMATS, "component"))
     lines.append("")
-    if rep.bottleneck is None:
-        lines.append("Bottleneck: none (no component has a worker limit)")
-    else:
-        lines.append(f"Bottleneck: {rep.bottleneck}, saturates at {fmt(rep.saturation_load, 'x')} load")
+    lines.append(_bottleneck_line(rep))
     for w in rep.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
 
 
+def _bottleneck_line(rep: CapacityReport) -> str:
+    if rep.bottleneck is None:
+        return "Bottleneck: none (no component has a worker limit)"
+    return f"Bottleneck: {rep.bottleneck}, saturates at {fmt(rep.saturation_load, 'x')} load"

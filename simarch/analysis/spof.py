@@ -25,6 +25,7 @@ half window after the fault shows whether the design recovers.
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ from ..model.architecture import load as load_arch
 from ..model.spec import CallSpec
 from ..model.status import Status
 from ..model.units import parse_duration, parse_multiplier
-from ..results.text import fmt, table
+from ..results.text import fmt, html_table, table
 from ..run.simulate import simulate
 
 
@@ -126,6 +127,14 @@ class SpofReport:
 
     def __str__(self) -> str:
         return format_spof(self)
+
+    def _repr_html_(self) -> str:
+        """The analysis in a notebook: its tables and the single points of failure."""
+        parts = [html_table(df, formats, index_name, caption=title)
+                 for title, df, formats, index_name in _sections(self)]
+        parts.append(f"<p><strong>{html.escape(_verdict_line(self))}</strong></p>")
+        return f"<div>\n<p>{html.escape(self.design)}: single points of failure</p>\n" + \
+            "\n".join(parts) + "\n</div>"
 
 
 def static_spof(arch: Architecture) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -215,28 +224,35 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
     return rep
 
 
-def format_spof(rep) -> str:
-    """The single-point-of-failure report ``simarch spof`` prints."""
-    lines = [f"design {rep.design!r}: single points of failure", ""]
-    lines.append("Static analysis (cut vertices of each request class's dependency graph, "
-                 "with redundancy)")
-    lines.append(table(rep.static, {"kind": "str", "copies": "int", "critical_for": "str",
-                                     "spof": "str", "reason": "str"}, "component"))
+def _sections(rep: SpofReport) -> list[tuple[str, pd.DataFrame, dict[str, str], str]]:
+    """(title, table, formats, index name) of each table of the report."""
+    out = [("Static analysis (cut vertices of each request class's dependency graph, "
+            "with redundancy)", rep.static, {"kind": "str", "copies": "int", "critical_for": "str",
+                                             "spof": "str", "reason": "str"}, "component")]
     if len(rep.zones):
-        lines += ["", "Zones"]
-        lines.append(table(rep.zones, {"critical_for": "str", "spof": "str", "reason": "str"}, "zone"))
+        out.append(("Zones", rep.zones, {"critical_for": "str", "spof": "str", "reason": "str"}, "zone"))
     if rep.dynamic is not None:
         b = rep.baseline
-        lines += ["", "Dynamic analysis: each component / zone down for the window "
-                  f"(baseline availability {fmt(b.get('availability'), 'pct')}, "
-                  f"p99 {fmt(b.get('p99_ms'), 'ms')} ms)"]
         df = rep.dynamic.copy()
         flags = set(rep.spofs) | set(rep.zone_spofs)
         df["spof"] = ["SPOF" if n in flags else "" for n in df.index]
-        lines.append(table(df, {"killed": "str", "availability_during": "pct", "p99_during_ms": "ms",
-                                 "availability_after": "pct", "spof": "str"}, "down"))
+        out.append(("Dynamic analysis: each component / zone down for the window "
+                    f"(baseline availability {fmt(b.get('availability'), 'pct')}, "
+                    f"p99 {fmt(b.get('p99_ms'), 'ms')} ms)", df,
+                    {"killed": "str", "availability_during": "pct", "p99_during_ms": "ms",
+                     "availability_after": "pct", "spof": "str"}, "down"))
+    return out
+
+
+def _verdict_line(rep: SpofReport) -> str:
     spofs = rep.spofs + [f"zone {z}" for z in rep.zone_spofs]
-    lines += ["", f"Single points of failure: {', '.join(spofs) if spofs else 'none'}"]
+    return f"Single points of failure: {', '.join(spofs) if spofs else 'none'}"
+
+
+def format_spof(rep) -> str:
+    """The single-point-of-failure report ``simarch spof`` prints."""
+    lines = [f"design {rep.design!r}: single points of failure"]
+    for title, df, formats, index_name in _sections(rep):
+        lines += ["", title, table(df, formats, index_name)]
+    lines += ["", _verdict_line(rep)]
     return "\n".join(lines)
-
-

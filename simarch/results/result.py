@@ -25,7 +25,7 @@ from .binning import bin_requests, window_edges
 from .io import atomic_write
 from .slo import judge
 from .stability import Growth, Stuck, backlog_growth, stuck_requests, unanswered_after
-from .text import format_result
+from .text import format_result, result_html
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Result:
 
     ``requests`` (DataFrame), ``summary()``, ``components()``, ``instances()``, ``shards()``,
     ``timeseries(window)`` and ``slo()`` give the numbers; ``to_dict()`` the JSON document;
-    ``save(dir)`` writes Parquet tables and the resolved spec.
+    ``save(dir)`` writes Parquet tables and the resolved spec; a notebook shows it as tables.
     """
 
     design: str
@@ -362,6 +362,10 @@ class Result:
     def report(self) -> str:
         """The readable text report ``simarch run`` prints."""
         return format_result(self)
+
+    def _repr_html_(self) -> str:
+        """The run in a notebook: its SLO verdict, end-to-end and component tables."""
+        return result_html(self)
 
 
 def _num(v: Any) -> Any:

@@ -1,44 +1,101 @@
-"""Readable text: number formatting shared by every text report, and the report of one run
-(what ``simarch run`` prints). The analyses and studies format their own reports with
-:func:`fmt` and :func:`table`."""
+"""Readable text: number formatting shared by every text and HTML report, and the report of
+one run (what ``simarch run`` prints). The analyses and studies format their own reports with
+:func:`fmt` and :func:`table`, and their notebook tables (``_repr_html_``) with
+:func:`html_table`; the HTML report formats its cells with :func:`fmt` too."""
 
 from __future__ import annotations
 
+import html
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
     from .result import Result
 
 
+def missing(v: Any) -> bool:
+    """Whether ``v`` is a missing value (None, NaN, ``pd.NA``, ``pd.NaT``)."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, (float, np.floating)) and math.isnan(v)
+
+
 def fmt(v: Any, kind: str = "num") -> str:
-    """One value for a text table: ``pct``, ``util``, ``ms``, ``int``, ``x`` (a load
-    multiplier) or ``num``; ``-`` when missing."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    """One value for a table: ``pct``, ``util``, ``ms``, ``int``, ``x`` (a computed load
+    multiplier, 2 decimals), ``load`` (a load multiplier as given: ``2x``), ``s`` (seconds),
+    ``met`` (an SLO verdict: ``met`` or ``MISSED``), ``str`` (as is) or ``num``; ``-`` when
+    missing."""
+    if missing(v):
         return "-"
+    if kind == "str":
+        return str(v)
+    if kind == "met":
+        return "met" if bool(v) else "MISSED"
     if kind == "pct":
         return f"{v:.2%}" if v < 0.9999 or v == 1.0 else f"{v:.4%}"
     if kind == "util":
         return f"{v:.1%}"
     if kind == "ms":
-        return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"
     if kind == "int":
         return f"{int(v):,}"
     if kind == "x":
-        return "never" if math.isinf(v) else f"{v:.2f}x"
+        return "never" if math.isinf(v) else f"{v:.2f}x" if v >= 0.01 else f"{v:.2g}x"
+    if kind == "load":
+        return f"{float(v):g}x"
+    if kind == "s":
+        return f"{float(v):g} s"
     if isinstance(v, float):
         return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
 
 
-def table(df: pd.DataFrame, formats: dict[str, str], index_name: str) -> str:
-    """The columns of ``df`` named in ``formats``, formatted, as aligned text."""
+def formatted(df: pd.DataFrame, formats: dict[str, str], index_name: str | None = None) -> pd.DataFrame:
+    """The columns of ``df`` named in ``formats`` (those it has), each value as text."""
     cols = [c for c in formats if c in df.columns]
     body = pd.DataFrame({c: [fmt(v, formats[c]) for v in df[c]] for c in cols}, index=df.index)
-    body.index.name = index_name
-    return body.to_string()
+    if index_name is not None:
+        body.index.name = index_name
+    return body
+
+
+def table(df: pd.DataFrame, formats: dict[str, str], index_name: str) -> str:
+    """The columns of ``df`` named in ``formats``, formatted, as aligned text."""
+    return formatted(df, formats, index_name).to_string()
+
+
+def html_table(df: pd.DataFrame, formats: dict[str, str], index_name: str | None = None,
+               caption: str | None = None) -> str:
+    """The same table as :func:`table`, as escaped HTML, for the ``_repr_html_`` of results
+    in a notebook; without ``index_name`` the index is left out."""
+    return styled_html(formatted(df, formats, index_name), index=index_name is not None,
+                       caption=caption)
+
+
+def styled_html(body: pd.DataFrame, *, index: bool = True, caption: str | None = None) -> str:
+    """A table of text (already formatted) as HTML through a pandas ``Styler``, every cell,
+    header and the caption escaped."""
+    styler = (body.style.format(escape="html").format_index(escape="html", axis="index")
+              .format_index(escape="html", axis="columns"))
+    if not index:
+        styler = styler.hide(axis="index")
+    if caption:
+        styler = styler.set_caption(html.escape(caption))
+    return styler.to_html()
+
+
+SUMMARY_FORMATS = {
+    "requests": "int", "in_flight": "int", "throughput_rps": "num", "availability": "pct",
+    "rejected": "int",
+    "timeout": "int", "failed": "int", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
+    "p99_ms": "ms", "p999_ms": "ms", "max_ms": "ms"}
+COMPONENT_FORMATS = {
+    "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "util",
+    "mean_queue": "num", "max_queue": "int", "mean_wait_ms": "ms", "mean_latency_ms": "ms",
+    "p99_latency_ms": "ms", "rejected": "int", "hit_ratio": "pct"}
 
 
 def format_result(r: Result) -> str:
@@ -49,17 +106,10 @@ def format_result(r: Result) -> str:
         "End to end (latency of successful requests, ms)",
     ]
     summ = r.summary()
-    lines.append(table(summ, {
-        "requests": "int", "in_flight": "int", "throughput_rps": "num", "availability": "pct",
-        "rejected": "int",
-        "timeout": "int", "failed": "int", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
-        "p99_ms": "ms", "p999_ms": "ms", "max_ms": "ms"}, "class"))
+    lines.append(table(summ, SUMMARY_FORMATS, "class"))
     lines += ["", "Components (time-weighted queue; latency = time in the component, ms)"]
     comps = r.components()
-    lines.append(table(comps, {
-        "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "util",
-        "mean_queue": "num", "max_queue": "int", "mean_wait_ms": "ms", "mean_latency_ms": "ms",
-        "p99_latency_ms": "ms", "rejected": "int", "hit_ratio": "pct"}, "component"))
+    lines.append(table(comps, COMPONENT_FORMATS, "component"))
     shards = r.shards()
     if len(shards):
         lines += ["", "Datastore shards"]
@@ -95,3 +145,19 @@ def format_result(r: Result) -> str:
     for w in r.all_warnings():
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def result_html(r: Result) -> str:
+    """The run as a notebook shows it (``Result._repr_html_``): one line on the run and its
+    SLO verdict, the end-to-end and the components tables, the warnings."""
+    met = r.slo_met
+    verdict = "no SLO" if met is None else ("SLO met" if met else "SLO missed")
+    parts = [f"<p><strong>{html.escape(r.design)}</strong> at {r.load:g}x, window {r.duration:g} s "
+             f"after {r.warmup:g} s warm-up, seed {html.escape(str(r.seed))}: "
+             f"<strong>{verdict}</strong></p>",
+             html_table(r.summary(), SUMMARY_FORMATS, "class",
+                        caption="End to end (latency of successful requests, ms)"),
+             html_table(r.components(), COMPONENT_FORMATS, "component",
+                        caption="Components (time-weighted queue; latency = time in the component, ms)")]
+    parts += [f"<p>warning: {html.escape(w)}</p>" for w in r.all_warnings()]
+    return "<div>\n" + "\n".join(parts) + "\n</div>"
