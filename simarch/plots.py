@@ -8,13 +8,19 @@ matplotlib's global settings, so they work in notebooks, scripts and under the A
     ax = plots.latency_cdf({"before": r1, "after": r2})
     ax.figure.savefig("cdf.png")
 
+They take live objects (a :class:`~simarch.results.result.Result`) or the DataFrames those
+expose and save as Parquet (``requests``, ``timeseries``, ``components``, ``faults``, a
+comparison's ``table`` and ``knee``, a sweep dataset), so a saved results folder can be drawn
+without simulating again (the HTML report draws with these functions):
+
 * :func:`latency_cdf`: empirical CDF of end-to-end latency, percentiles marked.
 * :func:`percentiles_vs_load`, :func:`availability_vs_load`: a metric against the load
-  multiplier per design, with its confidence band (the "hockey stick").
+  multiplier per design, with its confidence band (the "hockey stick") and the knee.
 * :func:`timeline`: throughput, latency and availability over simulated time, faults shaded.
 * :func:`utilization`: utilisation per component or per instance.
-* :func:`architecture`: the call graph, coloured by utilisation, single points of failure
-  marked.
+* :func:`architecture`: the call graph with the copies and zones of each component, coloured
+  by utilisation, single points of failure marked.
+* :func:`sweep_results`: metrics of a parameter sweep against load or a parameter.
 
 matplotlib is imported inside the functions, so ``import simarch`` stays light.
 """
@@ -31,10 +37,13 @@ import pandas as pd
 
 from .analysis.capacity import CapacityReport, capacity_report
 from .analysis.spof import SpofReport, static_spof
+from .errors import SimarchError
 from .kinds import kind as kind_of
 from .model.architecture import Architecture
 from .model.architecture import load as load_arch
-from .model.units import parse_multiplier
+from .model.status import OK, STATUS_NAMES
+from .model.units import parse_duration, parse_multiplier
+from .results.binning import bin_requests, nice_width, window_edges
 from .results.result import Result
 
 if TYPE_CHECKING:
@@ -47,16 +56,17 @@ __all__ = [
     "timeline",
     "utilization",
     "architecture",
+    "architecture_size",
+    "sweep_results",
 ]
 
 UTIL_CMAP = "RdYlGn_r"  # green (idle) -> yellow -> red (saturated), shared by bars and nodes
 SLO_COLOR = "crimson"
 FAULT_COLORS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
                 "tab:cyan", "tab:gray")
-NEUTRAL_NODE = "#e6edf5"
-NO_LIMIT_NODE = "#d9d9d9"
 LINE_STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+KNEE_STYLE = (0, (1, 1.5))
 _ECDF_POINTS = 2000  # above about twice this many requests a CDF is drawn from a subsample
 
 
@@ -80,7 +90,8 @@ def _percent_formatter(xmax: float = 1.0, decimals: int | None = None):
 
 def _plain_log_ticks(axis: Any) -> None:
     """Label a log axis with plain numbers (``200``, not ``2 x 10^2``); when it spans less
-    than a factor of 20, the 2, 3 and 5 minor ticks are labelled too."""
+    than a factor of 20, the 2, 3 and 5 minor ticks are labelled too, and every minor tick
+    when it spans less than a factor of 4."""
     from matplotlib.ticker import FuncFormatter
 
     def major(v: float, _: Any) -> str:
@@ -91,7 +102,7 @@ def _plain_log_ticks(axis: Any) -> None:
         if not (lo > 0 and hi / lo <= 20 and v > 0):
             return ""
         mantissa = v / 10 ** math.floor(math.log10(v) + 1e-9)
-        return f"{v:g}" if round(mantissa) in (2, 3, 5) else ""
+        return f"{v:g}" if hi / lo <= 4 or round(mantissa) in (2, 3, 5) else ""
 
     axis.set_major_formatter(FuncFormatter(major))
     axis.set_minor_formatter(FuncFormatter(minor))
@@ -150,35 +161,100 @@ def _fmt_load(load: float) -> str:
     return f"{load:g}x"
 
 
+def _kind_label(name: Any) -> str:
+    """How plots name a component kind: its kind module's ``label``."""
+    try:
+        return kind_of(str(name)).label
+    except SimarchError:
+        return str(name).replace("_", " ")
+
+
+# --------------------------------------------------------------------------- request frames
+
+
+def _status_codes(requests: pd.DataFrame) -> np.ndarray:
+    """Status codes (0 ok, 1 rejected, ...) of a requests frame, whose ``status`` column
+    holds the names (``Result.requests``, ``requests.parquet``) or the codes; a frame without
+    it is all successful requests."""
+    if "status" not in requests.columns:
+        return np.full(len(requests), int(OK))
+    st = requests["status"]
+    if pd.api.types.is_numeric_dtype(st):
+        return st.to_numpy(dtype=int)
+    codes = {name: i for i, name in enumerate(STATUS_NAMES)}
+    return st.astype(str).map(codes).fillna(-1).to_numpy(dtype=int)
+
+
+def _check_requests(requests: pd.DataFrame, *needed: str) -> pd.DataFrame:
+    missing = [c for c in ("latency_ms", *needed) if c not in requests.columns]
+    if missing:
+        raise ValueError(f"the requests frame lacks column(s) {', '.join(missing)} (expected "
+                         "the columns of Result.requests: class, start_s, end_s, latency_ms, status)")
+    return requests
+
+
+def _ok_latency_ms(data: Result | pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """Latency (ms) of the successful requests of a Result or a requests frame, and the
+    same per request class."""
+    if isinstance(data, Result):
+        ok = data.status == OK
+        return data.latency[ok] * 1e3, [(c, data.latency[ok & (data.cls == i)] * 1e3)
+                                        for i, c in enumerate(data.classes)]
+    df = _check_requests(data)
+    ok = _status_codes(df) == OK
+    ms = df["latency_ms"].to_numpy(dtype=float)
+    per_class: list[tuple[str, np.ndarray]] = []
+    if "class" in df.columns:
+        cls = df["class"]
+        names = ([str(c) for c in cls.cat.categories] if isinstance(cls.dtype, pd.CategoricalDtype)
+                 else sorted({str(c) for c in cls}))
+        text = cls.astype(str).to_numpy()
+        per_class = [(c, ms[ok & (text == c)]) for c in names]
+    return ms[ok], per_class
+
+
 # --------------------------------------------------------------------------- latency CDF
 
 
-def _labelled_results(results: Any) -> list[tuple[str, Result]]:
-
-    if isinstance(results, Result):
+def _labelled_results(results: Any) -> list[tuple[str, Result | pd.DataFrame]]:
+    if isinstance(results, (Result, pd.DataFrame)):
         items: list[tuple[str | None, Any]] = [(None, results)]
     elif isinstance(results, Mapping):
         items = [(str(k), v) for k, v in results.items()]
     elif isinstance(results, Sequence) or hasattr(results, "__iter__"):
         items = [(None, r) for r in results]
     else:
-        raise TypeError(f"expected a Result, a list of Results or a dict of them, got {type(results).__name__}")
+        raise TypeError("expected a Result or a requests DataFrame, a list of them or a dict of "
+                        f"them, got {type(results).__name__}")
     if not items:
         raise ValueError("no results to plot")
     for label, r in items:
-        if not isinstance(r, Result):
-            raise TypeError(f"expected Result objects, got {type(r).__name__}"
+        if not isinstance(r, (Result, pd.DataFrame)):
+            raise TypeError(f"expected Result objects or requests DataFrames, got {type(r).__name__}"
                             + (f" for '{label}'" if label else ""))
     if all(label is not None for label, _ in items):
         return [(str(label), r) for label, r in items]
-    rs = [r for _, r in items]
-    labels = [r.design for r in rs]
+
+    def name(r: Any, detail: int) -> str:
+        if not isinstance(r, Result):
+            return "requests"
+        return (r.design, f"{r.design} @ {_fmt_load(r.load)}",
+                f"{r.design} @ {_fmt_load(r.load)}, seed {r.seed}")[detail]
+
+    for detail in range(3):
+        labels = [name(r, detail) for _, r in items]
+        if len(set(labels)) == len(labels):
+            break
     if len(set(labels)) < len(labels):
-        labels = [f"{r.design} @ {_fmt_load(r.load)}" for r in rs]
-    if len(set(labels)) < len(labels):
-        labels = [f"{lab}, seed {r.seed}" for lab, r in zip(labels, rs, strict=True)]
+        labels = [f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
     return [(lab if given is None else str(given), r)
             for lab, (given, r) in zip(labels, items, strict=True)]
+
+
+def _slo_of_results(items: Sequence[tuple[str, Any]]) -> dict[str, float]:
+    """The SLO the Results share (latency targets in seconds), or none."""
+    slos = [r.slo_spec or {} for _, r in items if isinstance(r, Result)]
+    return dict(slos[0]) if slos and all(s == slos[0] for s in slos) else {}
 
 
 def _ecdf(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,22 +271,40 @@ def _ecdf(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[x[0]], x]), np.concatenate([[0.0], y])
 
 
+def _latency_targets_ms(slo: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    """(name, percentile, target in ms) of each latency target of an SLO mapping (targets in
+    seconds, as in ``Result.slo_spec``); ``mean`` has no percentile (NaN)."""
+    out = []
+    for key, value in slo.items():
+        m = re.fullmatch(r"p(\d+)", str(key))
+        if value is None or not (m or key == "mean"):
+            continue
+        q = math.nan if key == "mean" else float(_metric_parts(f"{key}_ms")[0].split()[0][1:])
+        out.append((str(key), q, float(value) * 1e3))
+    return out
+
+
 def latency_cdf(
-    results: Result | Sequence[Result] | Mapping[str, Result],
+    results: Result | pd.DataFrame | Sequence[Result | pd.DataFrame] | Mapping[str, Any],
     ax: Axes | None = None,
     *,
     by_class: bool = False,
     log: bool = True,
     marks: Sequence[float] | None = (50, 99, 99.9),
+    slo: Mapping[str, float] | bool = False,
 ) -> Axes:
     """Empirical CDF of the end-to-end latency (ms) of successful requests.
 
-    ``results`` is one :class:`~simarch.result.Result`, a list of them, or a mapping
-    ``label -> Result``; without labels each curve is named after its design (and its load,
-    and seed, when designs repeat). ``by_class`` draws one curve per request class of a single
-    result, plus the overall curve. ``log`` puts the latency axis on a log scale. The
-    percentiles in ``marks`` are shown on every curve as small circles, and for the first
-    curve (the overall one with ``by_class``) as dotted lines with their values.
+    ``results`` is one :class:`~simarch.results.result.Result` or requests frame
+    (``Result.requests``, or ``requests.parquet`` of a saved run: columns ``latency_ms``,
+    ``status`` and, for ``by_class``, ``class``), a list of them, or a mapping ``label ->``
+    either; without labels each curve is named after its design (and its load, and seed,
+    when designs repeat). ``by_class`` draws one curve per request class of a single result,
+    plus the overall curve. ``log`` puts the latency axis on a log scale. The percentiles in
+    ``marks`` are shown on every curve as small circles, and for the first curve (the overall
+    one with ``by_class``) as dotted lines with their values. ``slo`` draws each latency
+    target as a dashed vertical line: a mapping like ``Result.slo_spec`` (targets in seconds,
+    ``{"p99": 0.05}``), or ``True`` for the SLO the Results share.
     """
     import matplotlib.transforms as mtransforms
 
@@ -221,17 +315,20 @@ def latency_cdf(
         if len(items) != 1:
             raise ValueError(f"by_class=True needs a single Result, got {len(items)}")
         label, r = items[0]
-        ok = r.status == 0
-        for i, cls in enumerate(r.classes):
-            curves.append((cls, r.latency[ok & (r.cls == i)] * 1e3, {}))
-        if len(r.classes) > 1:
-            curves.append(("all classes", r.latency[ok] * 1e3, {"color": "black", "ls": "--", "lw": 1.2}))
+        everything, per_class = _ok_latency_ms(r)
+        for cls, ms in per_class:
+            curves.append((cls, ms, {}))
+        if len(per_class) > 1:
+            curves.append(("all classes", everything, {"color": "black", "ls": "--", "lw": 1.2}))
             annotate = len(curves) - 1
+        elif not per_class:
+            curves.append((label, everything, {}))
         title = f"Latency CDF per request class: {label}"
     else:
         for label, r in items:
-            curves.append((label, r.latency[r.status == 0] * 1e3, {}))
+            curves.append((label, _ok_latency_ms(r)[0], {}))
         title = "Latency CDF" + (f": {items[0][0]}" if len(items) == 1 else "")
+    targets = _latency_targets_ms(_slo_of_results(items) if slo is True else (slo or {}))
 
     ax = _new_axes(ax, (7.5, 4.5))
     text_tf = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
@@ -257,6 +354,13 @@ def latency_cdf(
             for q, v in zip(marks, qv, strict=True):
                 ax.plot([v, v], [0, q / 100], ls=":", lw=0.9, color=color, alpha=0.8)
             annotations = (color, list(zip(marks, qv, strict=True)))
+    for key, q, target in targets:
+        # the curve must pass left of the target at its percentile
+        ax.axvline(target, color=SLO_COLOR, ls=(0, (4, 3)), lw=1.1, zorder=1.5,
+                   label=f"SLO {_quantile_name(q) if q == q else key} {target:g} ms")
+        if q == q:
+            ax.plot([target], [q / 100], ls="none", marker="x", ms=6, mew=1.5, color=SLO_COLOR,
+                    zorder=3.5)
     if log and positive:
         ax.set_xscale("log")
         _plain_log_ticks(ax.xaxis)
@@ -309,8 +413,60 @@ def _as_loads(values: pd.Series) -> np.ndarray:
     return num.to_numpy(dtype=float)
 
 
+def _as_x(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
+    """Positions for an x column that is not a load: its values when they are all numbers,
+    else the rank of each value among the distinct ones (sorted as text), with their names."""
+    num = pd.to_numeric(values, errors="coerce")
+    if num.notna().all():
+        return num.to_numpy(dtype=float), None
+    names = sorted({str(v) for v in values})
+    return values.astype(str).map({c: i for i, c in enumerate(names)}).to_numpy(dtype=float), names
+
+
+def _number(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def _draw_knee(ax: Axes, knee: pd.DataFrame, colors: Mapping[str, str]) -> bool:
+    """Mark the knee of each drawn design (rows of ``Comparison.knee``) with a dotted
+    vertical line in the design's colour and its confidence interval shaded; a censored knee
+    (the SLO held up to the search limit) is written as a lower bound. Whether one was drawn."""
+    import matplotlib.transforms as mtransforms
+
+    if isinstance(knee, pd.DataFrame) and knee.empty:
+        return False  # not searched for
+    if not isinstance(knee, pd.DataFrame) or not {"design", "knee"} <= set(knee.columns):
+        raise ValueError("knee is a DataFrame with columns design and knee (optionally ci_low, "
+                         "ci_high, censored), as Comparison.knee")
+    text_tf = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+    drew = False
+    for _, row in knee.iterrows():
+        design, k = str(row["design"]), _number(row["knee"])
+        if design not in colors or not math.isfinite(k):
+            continue
+        color = colors[design]
+        lo, hi = _number(row.get("ci_low")), _number(row.get("ci_high"))
+        if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+            ax.axvspan(lo, hi, color=color, alpha=0.1, lw=0, zorder=0.4).set_gid(f"knee-ci:{design}")
+        ax.axvline(k, color=color, ls=KNEE_STYLE, lw=1.6, zorder=1.4).set_gid(f"knee:{design}")
+        censored = isinstance(row.get("censored"), (bool, np.bool_)) and bool(row["censored"])
+        ax.annotate(f"knee {'≥ ' if censored else ''}{k:.3g}x", xy=(k, 0.98), xycoords=text_tf,
+                    xytext=(-3, 0), textcoords="offset points", rotation=90, ha="right",
+                    va="top", fontsize=8, color=color, zorder=5)
+        drew = True
+    return drew
+
+
 def _metric_vs_load(table: pd.DataFrame, ax: Axes | None, metrics: list[str], slo: float | None,
-                    percent: bool, title: str | None) -> Axes:
+                    percent: bool, title: str | None, *, knee: pd.DataFrame | None = None,
+                    x_name: str | None = None, legend: bool = True) -> Axes:
+    """The lines of :func:`percentiles_vs_load`. ``x_name`` names what the ``load`` column
+    holds when it is not a load multiplier (a sweep parameter); ``legend=False`` leaves the
+    legend to the caller (panels of one figure)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
@@ -327,14 +483,19 @@ def _metric_vs_load(table: pd.DataFrame, ax: Axes | None, metrics: list[str], sl
     if unknown:
         raise ValueError(f"metric(s) {', '.join(unknown)} not in the table (metrics: {', '.join(known)})")
     data = table[table["metric"].isin(metrics)].copy()
-    data["_load"] = _as_loads(data["load"])
+    ticks = None
+    if x_name is None:
+        data["_load"] = _as_loads(data["load"])
+    else:
+        data["_load"], ticks = _as_x(data["load"])
     has_ci = {"ci_low", "ci_high"} <= set(data.columns)
     designs = list(dict.fromkeys(data["design"].astype(str)))
+    colors = {design: f"C{i % 10}" for i, design in enumerate(designs)}
 
     ax = _new_axes(ax, (7.5, 4.5))
     drew_band = False
     for i, design in enumerate(designs):
-        color = f"C{i % 10}"
+        color = colors[design]
         for j, metric in enumerate(metrics):
             d = data[(data["design"].astype(str) == design) & (data["metric"] == metric)].sort_values("_load")
             if d.empty:
@@ -361,14 +522,23 @@ def _metric_vs_load(table: pd.DataFrame, ax: Axes | None, metrics: list[str], sl
         label = _slo_label(metrics[0], slo) if len(metrics) == 1 else (
             f"SLO {slo:g} ms" if all(_is_latency(m) for m in metrics) else f"SLO {slo:g}")
         ax.axhline(slo, color=SLO_COLOR, ls=(0, (4, 3)), lw=1.2, label=label, zorder=1.5)
+    drew_knee = knee is not None and _draw_knee(ax, knee, colors)
 
     latency = all(_is_latency(m) for m in metrics)
     values = data[["mean"] + (["ci_low", "ci_high"] if has_ci else [])].to_numpy(dtype=float)
     if latency and (values[np.isfinite(values)] > 0).any():
         ax.set_yscale("log")
         _plain_log_ticks(ax.yaxis)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.set_xlabel("load (multiple of the design's workload)")
+    if x_name is None:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.set_xlabel("load (multiple of the design's workload)")
+    else:
+        values = sorted(set(data["_load"]))
+        if ticks is not None:
+            ax.set_xticks(range(len(ticks)), ticks)
+        elif len(values) <= 12:  # a parameter's values, not a scale
+            ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.set_xlabel(x_name)
     if percent:
         ax.yaxis.set_major_formatter(_percent_formatter())
         ax.set_ylabel("availability (%)")
@@ -381,9 +551,9 @@ def _metric_vs_load(table: pd.DataFrame, ax: Axes | None, metrics: list[str], sl
                       + (f" ({units.pop()})" if len(units) == 1 and "" not in units else ""))
     if title is None:
         if latency and len(metrics) > 1:
-            title = "Latency percentiles vs load"
+            title = "Latency percentiles vs " + (x_name or "load")
         else:
-            title = ", ".join(_metric_parts(m)[0] for m in metrics) + " vs load"
+            title = ", ".join(_metric_parts(m)[0] for m in metrics) + " vs " + (x_name or "load")
             title = title[0].upper() + title[1:] if not re.match(r"p\d", title) else title
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
@@ -398,6 +568,11 @@ def _metric_vs_load(table: pd.DataFrame, ax: Axes | None, metrics: list[str], sl
         for j, metric in enumerate(metrics):
             handles.append(Line2D([], [], color="0.35", ls=LINE_STYLES[j % len(LINE_STYLES)]))
             labels.append(_metric_parts(metric)[0])
+    if drew_knee:
+        handles.append(Line2D([], [], color="0.35", ls=KNEE_STYLE, lw=1.6))
+        labels.append("knee (highest load meeting the SLO)")
+    if not legend:
+        return ax
     if len(handles) > 5:  # a long legend would hide the lines: put it beside the plot
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
                   frameon=False, borderaxespad=0.0)
@@ -412,6 +587,7 @@ def percentiles_vs_load(
     *,
     metric: str | Sequence[str] = "p99_ms",
     slo: float | None = None,
+    knee: pd.DataFrame | None = None,
 ) -> Axes:
     """A metric against load, one line per design: the latency "hockey stick".
 
@@ -420,13 +596,16 @@ def percentiles_vs_load(
     ``throughput_rps``, ``availability``...), ``mean`` and optionally ``ci_low`` and
     ``ci_high``, drawn as a shaded band. ``metric`` is one name or a list (one line style per
     metric, one colour per design). Latency metrics get a log y axis. ``slo`` draws a
-    horizontal line at that value, in the metric's units (ms for latency).
+    horizontal line at that value, in the metric's units (ms for latency). ``knee`` (the
+    ``knee`` table of a :class:`~simarch.study.compare.Comparison`: ``design``, ``knee`` and
+    optionally ``ci_low``, ``ci_high``, ``censored``) marks each design's knee with a dotted
+    vertical line in its colour, its interval shaded.
     """
     metrics = [metric] if isinstance(metric, str) else list(metric)
     if not metrics:
         raise ValueError("give at least one metric")
     percent = metrics == ["availability"]
-    return _metric_vs_load(table, ax, metrics, slo, percent, None)
+    return _metric_vs_load(table, ax, metrics, slo, percent, None, knee=knee)
 
 
 def availability_vs_load(
@@ -434,25 +613,31 @@ def availability_vs_load(
     ax: Axes | None = None,
     *,
     slo: float | None = None,
+    knee: pd.DataFrame | None = None,
 ) -> Axes:
     """Availability (successful over finished requests) against load, one line per design.
 
     ``table`` is the tidy table :func:`percentiles_vs_load` takes; its ``availability`` rows
     are drawn, the y axis in percent. ``slo`` is the target as a fraction (``0.999``); a
-    value above 1 is read as a percentage (``99.9``).
+    value above 1 is read as a percentage (``99.9``). ``knee`` marks the knees as in
+    :func:`percentiles_vs_load`.
     """
     if slo is not None and slo > 1:
         slo = slo / 100.0
-    ax = _metric_vs_load(table, ax, ["availability"], slo, True, "Availability vs load")
-    # nothing is above 100%: the axis ends just above it and starts below the lowest value
-    rows = table[table["metric"] == "availability"]
+    ax = _metric_vs_load(table, ax, ["availability"], slo, True, "Availability vs load", knee=knee)
+    _availability_ylim(ax, table[table["metric"] == "availability"], slo)
+    return ax
+
+
+def _availability_ylim(ax: Axes, rows: pd.DataFrame, slo: float | None) -> None:
+    """Nothing is above 100%: the axis ends just above it and starts below the lowest value
+    (of ``mean`` and ``ci_low``) and the target."""
     cols = [c for c in ("mean", "ci_low") if c in rows.columns]
     values = rows[cols].to_numpy(dtype=float).ravel()
     values = values[np.isfinite(values)]
     lo = min([*values.tolist(), *([slo] if slo is not None else []), 1.0])
     span = max(1.0 - lo, 1e-3)
     ax.set_ylim(1.0 - 1.12 * span, 1.0 + 0.04 * span)
-    return ax
 
 
 # --------------------------------------------------------------------------- timeline
@@ -468,8 +653,19 @@ def _as_axes_array(axes: Any, n: int) -> np.ndarray:
         arr = np.empty(len(np.ravel(np.asarray(axes, dtype=object))), dtype=object)
         arr[:] = list(np.ravel(np.asarray(axes, dtype=object)))
     if len(arr) != n:
-        raise ValueError(f"timeline draws one panel per metric: {n} metric(s) but {len(arr)} Axes given")
+        raise ValueError(f"one panel per metric: {n} metric(s) but {len(arr)} Axes given")
     return arr
+
+
+def _panels(axes: Any, n: int, figsize: tuple[float, float]) -> np.ndarray:
+    """The caller's Axes, one per panel, or ``n`` new ones stacked on a shared x axis."""
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axs = plt.subplots(n, 1, sharex=True, squeeze=False, layout="constrained",
+                              figsize=figsize)
+        axes = axs[:, 0]
+    return _as_axes_array(axes, n)
 
 
 def _fault_groups(faults: pd.DataFrame) -> list[tuple[str, str, list[tuple[float, float]]]]:
@@ -495,43 +691,82 @@ def _fault_groups(faults: pd.DataFrame) -> list[tuple[str, str, list[tuple[float
     return out
 
 
+def _timeline_data(data: Result | pd.DataFrame, window: str | float | None,
+                   span: tuple[float, float] | None
+                   ) -> tuple[pd.DataFrame, float, float, str | None]:
+    """(time series, start, end, what it is of) for :func:`timeline`: a Result's
+    ``timeseries(window)``; a requests frame binned by completion time over ``span``; a
+    time-series frame as it is."""
+    if isinstance(data, Result):
+        x0, x1 = float(data.warmup), float(data.warmup + data.duration)
+        w = nice_width(x1 - x0) if window is None else window
+        return data.timeseries(w), x0, x1, f"{data.design} at {_fmt_load(data.load)}"
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError("expected a Result, a requests frame or a time-series frame, got "
+                        f"{type(data).__name__}")
+    if "latency_ms" in data.columns:
+        req = _check_requests(data, "end_s")
+        if span is None:
+            start = req["start_s"] if "start_s" in req.columns else req["end_s"]
+            span = (float(start.min()), float(req["end_s"].max())) if len(req) else (0.0, 1.0)
+        x0, x1 = float(span[0]), float(span[1])
+        if not x1 > x0:
+            raise ValueError(f"span must end after it starts, got {span}")
+        w = nice_width(x1 - x0) if window is None else parse_duration(window, allow_zero=False)
+        edges = window_edges(x0, x1, w)
+        rows = bin_requests(req["end_s"].to_numpy(dtype=float), _status_codes(req),
+                            req["latency_ms"].to_numpy(dtype=float) / 1e3, edges)
+        return pd.DataFrame(rows), x0, x1, None
+    if not {"start_s", "end_s"} <= set(data.columns) or not len(data):
+        raise ValueError("a time-series frame needs rows with start_s and end_s (as "
+                         "Result.timeseries); a requests frame needs latency_ms")
+    x0, x1 = span if span is not None else (float(data["start_s"].iloc[0]),
+                                            float(data["end_s"].iloc[-1]))
+    return data, float(x0), float(x1), None
+
+
 def timeline(
-    result: Result,
-    window: str | float = "5s",
+    result: Result | pd.DataFrame,
+    window: str | float | None = "5s",
     axes: Any = None,
     *,
     metrics: Sequence[str] = ("throughput_rps", "p99_ms", "availability"),
+    faults: pd.DataFrame | None = None,
+    slo: Mapping[str, float] | None = None,
+    span: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """One panel per metric of ``result.timeseries(window)`` against simulated time.
 
-    Every fault window of ``result.faults()`` is shaded on every panel, an instant fault (a
-    cache flush) drawn as a vertical line; each fault is named once in the legend. SLO targets
-    of the design are drawn on the matching panels. ``axes`` (optional) holds one Axes per
-    metric. Returns the array of Axes.
+    ``result`` is a :class:`~simarch.results.result.Result`, or a frame of a saved run: its
+    requests (``requests.parquet``, binned by completion time into windows of ``window``
+    over ``span``, by default from the first arrival to the last completion) or its time
+    series (``timeseries.parquet``, drawn as it is). ``window=None`` picks a round width
+    giving at most 60 windows. Every fault window (``result.faults()``, or the ``faults``
+    frame with columns fault, kind, target, start_s, end_s) is shaded on every panel, an
+    instant fault (a cache flush) drawn as a vertical line; each fault is named once in the
+    legend. SLO targets of the design (``result.slo_spec``, or ``slo`` in the same form:
+    latency in seconds, availability a fraction) are drawn on the matching panels. ``axes``
+    (optional) holds one Axes per metric. Returns the array of Axes.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if not metrics:
         raise ValueError("give at least one metric")
-    ts = result.timeseries(window)
+    ts, x0, x1, subject = _timeline_data(result, window, span)
+    if isinstance(result, Result):
+        faults = result.faults() if faults is None else faults
+        slo = result.slo_spec if slo is None else slo
     unknown = [m for m in metrics if m not in ts.columns]
     if unknown:
         cols = [c for c in ts.columns if c not in ("start_s", "end_s", "faults", "fault_active")]
         raise ValueError(f"unknown time-series column(s) {', '.join(unknown)} (columns: {', '.join(cols)})")
     own = axes is None
-    if own:
-        _, axs = plt.subplots(len(metrics), 1, sharex=True, squeeze=False, layout="constrained",
-                              figsize=(9, 1.1 + 1.9 * len(metrics)))
-        axes = axs[:, 0]
-    axes = _as_axes_array(axes, len(metrics))
+    axes = _panels(axes, len(metrics), (9, 1.1 + 1.9 * len(metrics)))
 
-    x0 = float(result.warmup)
-    x1 = float(result.warmup + result.duration)
     x = np.append(ts["start_s"].to_numpy(dtype=float), ts["end_s"].to_numpy(dtype=float)[-1:])
-    slo = result.slo_spec or {}
+    slo = slo or {}
     slo_handle = None
     for ax, metric in zip(axes, metrics, strict=True):
         y = ts[metric].to_numpy(dtype=float)
@@ -567,8 +802,8 @@ def timeline(
     # faults: one colour and one legend entry per fault name
     handles: list[Any] = []
     labels: list[str] = []
-    faults = result.faults()
-    for k, (_, label, windows) in enumerate(_fault_groups(faults)):
+    no_faults = faults is None or not len(faults)
+    for k, (_, label, windows) in enumerate([] if no_faults else _fault_groups(faults)):
         color = FAULT_COLORS[k % len(FAULT_COLORS)]
         shown = [(a, b) for a, b in windows if a <= x1 and max(a, b) >= x0]
         if not shown:
@@ -591,8 +826,10 @@ def timeline(
         if ax is axes[-1] or not ax.get_shared_x_axes().joined(ax, axes[-1]):
             ax.set_xlabel("simulated time (s)")
     w = ts["end_s"].iloc[0] - ts["start_s"].iloc[0]
-    axes[0].set_title(f"{result.design} at {_fmt_load(result.load)}, per {w:g} s window")
-    if handles and own:  # beside the top panel, where it hides no data
+    axes[0].set_title(f"{subject}, per {w:g} s window" if subject else
+                      f"Per {w:g} s window of completion time")
+    alone = set(axes[0].figure.axes) == set(axes)  # the panels are the whole figure
+    if handles and (own or alone):  # beside the top panel, where it hides no data
         axes[0].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                        frameon=False, borderaxespad=0.0)
     elif handles:  # the caller's layout: stay inside the Axes
@@ -603,23 +840,42 @@ def timeline(
 # --------------------------------------------------------------------------- utilisation
 
 
-def utilization(result: Result, ax: Axes | None = None, *, by_instance: bool = False) -> Axes:
+def _components_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A components table indexed by component: ``Result.components()`` as it is, or
+    ``components.parquet`` (with a ``component`` column)."""
+    if "component" in frame.columns:
+        frame = frame.set_index("component")
+    if "utilization" not in frame.columns:
+        raise ValueError("the components frame lacks a 'utilization' column (expected "
+                         "Result.components() or components.parquet)")
+    return frame
+
+
+def utilization(result: Result | pd.DataFrame, ax: Axes | None = None, *,
+                by_instance: bool = False) -> Axes:
     """Horizontal bars of utilisation (% of workers busy) per component, or per instance.
 
-    A dashed line marks 100% (saturated); bars are coloured green to red as in
-    :func:`architecture`. Components with no worker limit (load balancers
+    ``result`` is a :class:`~simarch.results.result.Result`, or a frame of a saved run: its
+    components (``components.parquet``) or, with ``by_instance``, its instances
+    (``instances.parquet``). A dashed line marks 100% (saturated); bars are coloured green
+    to red as in :func:`architecture`. Components with no worker limit (load balancers
     without connections, caches, queues) have no utilisation: they are shown as "no limit".
     """
     import matplotlib as mpl
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
+    live = isinstance(result, Result)
+    if not live and not isinstance(result, pd.DataFrame):
+        raise TypeError(f"expected a Result or a components frame, got {type(result).__name__}")
     if by_instance:
-        df = result.instances()
+        df = result.instances() if live else result
         names = df["instance"].astype(str).tolist() if len(df) else []
         what = "instance"
     else:
-        df = result.components()
-        names = [f"{n} ({k.replace('_', ' ')})" for n, k in zip(df.index, df["kind"], strict=True)]
+        df = result.components() if live else _components_frame(result)
+        kinds = df["kind"] if "kind" in df.columns else [None] * len(df)
+        names = [f"{n} ({_kind_label(k)})" if k is not None else str(n)
+                 for n, k in zip(df.index, kinds, strict=True)]
         what = "component"
     util = pd.to_numeric(df["utilization"], errors="coerce").to_numpy(dtype=float) if len(df) else np.zeros(0)
     n = len(names)
@@ -648,7 +904,8 @@ def utilization(result: Result, ax: Axes | None = None, *, by_instance: bool = F
         lambda v, _: f"{v:.0f}%" + ("\nsaturated" if abs(v - 100) < 1e-9 else "")))
     ax.set_xlabel("utilisation (% of workers busy)")
     ax.set_ylabel(what)
-    ax.set_title(f"Utilisation per {what}: {result.design} at {_fmt_load(result.load)}")
+    ax.set_title(f"Utilisation per {what}" + (f": {result.design} at {_fmt_load(result.load)}"
+                                              if live else ""))
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     return ax
@@ -738,16 +995,17 @@ def _edge_text(calls: Sequence[Any], from_queue: bool = False) -> str:
     return "; ".join(parts)
 
 
-def _node_utilization(arch: Architecture, result: Result | None,
+def _node_utilization(arch: Architecture, result: Result | pd.DataFrame | None,
                       capacity: Any) -> tuple[dict[str, float] | None, dict[str, float], str]:
     """(utilisation per component or None, cache hit ratios, where the numbers come from)."""
     hits: dict[str, float] = {}
     if result is not None:
-        comps = result.components()
+        live = isinstance(result, Result)
+        comps = result.components() if live else _components_frame(result)
         util = pd.to_numeric(comps["utilization"], errors="coerce").to_dict()
         if "hit_ratio" in comps:
             hits = {n: float(h) for n, h in comps["hit_ratio"].items() if pd.notna(h)}
-        return util, hits, f"simulated at {_fmt_load(result.load)}"
+        return util, hits, "simulated" + (f" at {_fmt_load(result.load)}" if live else "")
     if capacity is None or capacity is False:
         return None, hits, ""
 
@@ -814,27 +1072,80 @@ def _fit_fontsize(ax: Axes, pos: Mapping[str, tuple[float, float]], labels: Mapp
     return max(smallest, best)
 
 
+def _node_text(name: str, comp: Any) -> list[str]:
+    """The lines of a node: its name; its kind's label with ``xN`` for N instances; the
+    other counts of its copies (``4 shards, 2 replicas``), from the kind's ``count_fields``;
+    its zone(s)."""
+    k = kind_of(comp.kind)
+    counts = {f: int(getattr(comp, f)) for f in k.count_fields}
+    head = k.label + (f" x{counts['instances']}" if counts.get("instances", 1) > 1 else "")
+    lines = [str(name), head]
+    more = [f"{n} {f}" for f, n in counts.items() if f != "instances" and n > 1]
+    if more:
+        lines.append(", ".join(more))
+    if comp.zones:
+        lines.append(("zones " if len(comp.zones) > 1 else "zone ") + ", ".join(comp.zones))
+    return lines
+
+
 def _luminance(rgba: Sequence[float]) -> float:
     r, g, b = rgba[:3]
     return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _fallback_edges(arch: Architecture) -> list[tuple[str, str]]:
+    return [(c.source, c.fallback) for c in arch.spec.calls if c.fallback is not None]
+
+
+def _arch_positions(arch: Architecture, layout: str | Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Node positions of the call graph with its fallback edges."""
+    import networkx as nx
+
+    lg = nx.DiGraph()
+    lg.add_nodes_from(arch.graph.nodes)
+    lg.add_edges_from(arch.graph.edges)
+    lg.add_edges_from(_fallback_edges(arch))
+    return _positions(lg, arch.entry, layout)
+
+
+def _figsize(pos: Mapping[str, tuple[float, float]], layout: Any, *, colorbar: bool) -> tuple[float, float]:
+    if layout != "layered":
+        return (8.0, 6.0)
+    xs = np.array([p[0] for p in pos.values()])
+    ys = np.array([p[1] for p in pos.values()])
+    return (max(6.0, 2.1 * (np.ptp(xs) + 1) + (1.6 if colorbar else 0.6)),
+            max(3.2, 1.25 * (np.ptp(ys) + 1) + 1.6))
+
+
+def architecture_size(arch: Architecture | Any, *, layout: str | Mapping[str, Any] = "layered",
+                      colorbar: bool = False) -> tuple[float, float]:
+    """The size (inches) of the figure :func:`architecture` makes for ``arch`` when it is
+    given no Axes (``colorbar``: with a utilisation colour bar), for a caller that makes
+    the figure itself."""
+    if not isinstance(arch, Architecture):
+        arch = load_arch(arch)
+    return _figsize(_arch_positions(arch, layout), layout, colorbar=colorbar)
 
 
 def architecture(
     arch: Architecture | Any,
     ax: Axes | None = None,
     *,
-    result: Result | None = None,
+    result: Result | pd.DataFrame | None = None,
     capacity: CapacityReport | pd.DataFrame | bool | None = None,
     spof: SpofReport | Sequence[str] | bool | None = None,
     layout: str | Mapping[str, Any] = "layered",
 ) -> Axes:
     """Draw the call graph of a design.
 
-    Nodes are labelled ``name / kind`` and coloured by utilisation, 0-100% on a colour bar:
-    measured, from ``result.components()``, or else estimated, from ``capacity`` (a
-    :class:`~simarch.capacity.CapacityReport`, its table, or ``True`` to compute it); with
-    neither the nodes are neutral. Components without a worker limit say "no limit" (caches
-    their hit ratio when known). ``spof`` (a :class:`~simarch.spof.SpofReport`, a list of
+    Each node shows the component's name, its kind (the kind's ``label``) with ``xN`` for N
+    instances, the shards and replicas of a datastore, and its zone(s). Nodes are coloured
+    by utilisation, 0-100% on a colour bar: measured, from ``result.components()`` (or a
+    saved run's components frame), or else estimated, from ``capacity`` (a
+    :class:`~simarch.analysis.capacity.CapacityReport`, its table, or ``True`` to compute
+    it). A node without a utilisation (no worker limit, or neither source given) is filled
+    with its kind's ``colour``; with a utilisation source it says "no limit" (caches their
+    hit ratio when known). ``spof`` (a :class:`~simarch.analysis.spof.SpofReport`, a list of
     component names, or ``True`` for the static analysis) marks single points of failure
     with a thick red outline and the word SPOF. Edges name the request classes a filtered
     call carries, "miss" for a cache's on-miss calls and the share of probabilistic calls;
@@ -844,7 +1155,6 @@ def architecture(
     ``name -> (x, y)``.
     """
     import matplotlib as mpl
-    import networkx as nx
     from matplotlib.colors import Normalize
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch, Patch
@@ -855,24 +1165,15 @@ def architecture(
         arch = load_arch(arch)
     g = arch.graph
     spec = arch.spec
-    fallbacks = [(c.source, c.fallback) for c in spec.calls if c.fallback is not None]
-    lg = nx.DiGraph()
-    lg.add_nodes_from(g.nodes)
-    lg.add_edges_from(g.edges)
-    lg.add_edges_from(fallbacks)
-    pos = _positions(lg, arch.entry, layout)
+    fallbacks = _fallback_edges(arch)
+    pos = _arch_positions(arch, layout)
     util, hits, source = _node_utilization(arch, result, capacity)
     spofs, zone_spofs = _spof_names(arch, spof)
 
     xs = np.array([p[0] for p in pos.values()])
     ys = np.array([p[1] for p in pos.values()])
     if ax is None:
-        if layout == "layered":
-            width = max(6.0, 2.1 * (np.ptp(xs) + 1) + (1.6 if util is not None else 0.6))
-            height = max(3.2, 1.25 * (np.ptp(ys) + 1) + 1.6)
-        else:
-            width, height = (8.0, 6.0)
-        ax = _new_axes(None, (width, height))
+        ax = _new_axes(None, _figsize(pos, layout, colorbar=util is not None))
 
     pad_x, pad_y = 0.6, 0.75
     xlim = (xs.min() - pad_x, xs.max() + pad_x)
@@ -881,16 +1182,15 @@ def architecture(
     node_lines: dict[str, list[str]] = {}
     node_fc: dict[str, Any] = {}
     for n in g.nodes:
-        kind = g.nodes[n]["kind"]
-        lines = [str(n), kind.replace("_", " ")]
-        fc: Any = NEUTRAL_NODE
+        comp = spec.components[n]
+        lines = _node_text(n, comp)
+        fc: Any = kind_of(comp.kind).colour
         if util is not None:
             u = util.get(n, math.nan)
             if u is not None and not (isinstance(u, float) and math.isnan(u)):
                 fc = cmap(min(max(float(u), 0.0), 1.0))
                 lines.append(f"{100 * float(u):.0f}% busy")
             else:
-                fc = NO_LIMIT_NODE
                 lines.append(f"hit {hits[n]:.0%}" if n in hits else "no limit")
         node_lines[n] = lines
         node_fc[n] = mpl.colors.to_rgba(fc)
@@ -975,3 +1275,89 @@ def architecture(
         cb.set_label("utilisation (% of workers busy)")
         cb.ax.yaxis.set_major_formatter(_percent_formatter(100))
     return ax
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _sort_key(s: pd.Series) -> pd.Series:
+    num = pd.to_numeric(s, errors="coerce")
+    return num if num.notna().all() else s.astype(str)
+
+
+def _point_label(columns: Sequence[str], values: Sequence[Any]) -> str:
+    return ", ".join(f"load={_fmt_load(float(v))}" if c == "load" else f"{c.removeprefix('param.')}={v}"
+                     for c, v in zip(columns, values, strict=True)) or "all points"
+
+
+def sweep_results(
+    dataset: pd.DataFrame,
+    axes: Any = None,
+    *,
+    metrics: Sequence[str] = ("p99_ms", "availability"),
+    x: str | None = None,
+) -> np.ndarray:
+    """The points of a parameter sweep: one panel per metric, one line per combination of
+    the other parameters, the mean over replications.
+
+    ``dataset`` is what :func:`simarch.sweep` returns (or ``read_dataset`` of its folder):
+    one row per point with ``param.*`` columns, ``load``, the metric columns and ``error``;
+    failed points are left out. ``x`` is the column along the x axis: ``"load"`` (the
+    default when the sweep has several loads, or no parameters) or a parameter
+    (``"api.instances"`` or ``"param.api.instances"``; by default the first one). Panels are
+    drawn as by :func:`percentiles_vs_load` (latency on a log axis, availability in percent).
+    ``axes`` (optional) holds one Axes per metric. Returns the array of Axes.
+    """
+
+    if not isinstance(dataset, pd.DataFrame):
+        raise TypeError(f"expected a sweep dataset (a DataFrame), got {type(dataset).__name__}")
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown = [m for m in metrics if m not in dataset.columns]
+    if not metrics or unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'} (the dataset "
+                         f"has {', '.join(c for c in dataset.columns if c.endswith(('_ms', '_rps')) or c == 'availability')})")
+    pcols = [c for c in dataset.columns if c.startswith("param.")]
+    ok = dataset[dataset["error"].isna()] if "error" in dataset.columns else dataset
+    ok = ok[ok[metrics].notna().any(axis=1)]
+    if not len(ok):
+        raise ValueError("the sweep has no successful point to plot")
+    loads = ok["load"].nunique() if "load" in ok.columns else 0
+    if x is None:
+        x = "load" if loads > 1 or not pcols else pcols[0]
+    elif x != "load" and not x.startswith("param."):
+        x = f"param.{x}"
+    if x not in ok.columns:
+        raise ValueError(f"no column {x!r} in the dataset (parameters: "
+                         f"{', '.join(c.removeprefix('param.') for c in pcols) or 'none'})")
+    lines = [c for c in pcols if c != x] + (["load"] if x != "load" and loads > 1 else [])
+    if lines:
+        ok = ok.sort_values(lines, key=_sort_key, kind="mergesort")
+    keys = ok[lines].itertuples(index=False, name=None) if lines else [()] * len(ok)
+    ok = ok.assign(_line=[_point_label(lines, k) for k in keys], _x=ok[x])
+    means = ok.groupby(["_line", "_x"], sort=False, dropna=False)[metrics].mean().reset_index()
+    tidy = means.melt(id_vars=["_line", "_x"], value_vars=metrics, var_name="metric",
+                      value_name="mean").rename(columns={"_line": "design", "_x": "load"})
+
+    own = axes is None
+    axes = _panels(axes, len(metrics), (8, 1.2 + 2.6 * len(metrics)))
+    x_name = None if x == "load" else x.removeprefix("param.")
+    for ax, metric in zip(axes, metrics, strict=True):
+        percent = metric == "availability"
+        _metric_vs_load(tidy, ax, [metric], None, percent, "", x_name=x_name, legend=False)
+        if percent:
+            _availability_ylim(ax, tidy[tidy["metric"] == metric], None)
+        if ax is not axes[-1] and ax.get_shared_x_axes().joined(ax, axes[-1]):
+            ax.set_xlabel("")
+    names = [_metric_parts(m)[0] for m in metrics]
+    where = f" at {_fmt_load(float(ok['load'].iloc[0]))}" if x != "load" and loads == 1 else ""
+    axes[0].set_title(f"{', '.join(names[:-1]) + ' and ' if len(names) > 1 else ''}{names[-1]} "
+                      f"vs {x_name or 'load'}{where}")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if lines:
+        alone = set(axes[0].figure.axes) == set(axes)
+        if own or alone or len(handles) > 5:
+            axes[0].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                           fontsize=8, frameon=False, borderaxespad=0.0)
+        else:
+            axes[0].legend(handles, labels, loc="best", fontsize=8)
+    return axes

@@ -1,6 +1,7 @@
 """The plotting functions: each returns what it drew into, draws something labelled, uses
-the Axes it is given without opening a figure, never calls ``plt.show`` and copes with faults
-and with every example design."""
+the Axes it is given without opening a figure, never calls ``plt.show``, copes with faults
+and with every example design, and draws the same from the saved DataFrames of a run as from
+the live Result."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from matplotlib.axes import Axes  # noqa: E402
 
 import simarch  # noqa: E402
 from simarch import Architecture, plots  # noqa: E402
+from simarch.kinds import kind  # noqa: E402
+from simarch.study.compare import Comparison  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "architectures").glob("*.yaml"))
@@ -429,3 +432,203 @@ def test_plots_leave_global_settings_alone(faulty, faulty_arch, table):
     plots.architecture(faulty_arch, result=faulty)
     assert dict(matplotlib.rcParams) == before
     assert matplotlib.get_backend() == backend
+
+
+# ------------------------------------------------------------------ saved frames
+
+
+def test_latency_cdf_from_the_requests_frame(faulty, tmp_path):
+    live = plots.latency_cdf(faulty, by_class=True)
+    faulty.requests.to_parquet(tmp_path / "requests.parquet")
+    saved = plots.latency_cdf({"faulty": pd.read_parquet(tmp_path / "requests.parquet")}, by_class=True)
+    assert [t.get_text() for t in saved.get_legend().get_texts()] == \
+        [t.get_text() for t in live.get_legend().get_texts()]
+    for a, b in zip(live.lines, saved.lines, strict=True):
+        assert np.allclose(a.get_xdata(), b.get_xdata()) and np.allclose(a.get_ydata(), b.get_ydata())
+    # status as codes works too; failed requests are left out
+    coded = faulty.requests.assign(status=faulty.status)
+    ax = plots.latency_cdf(coded, marks=None)
+    assert len(ax.lines[0].get_xdata()) == int((faulty.status == 0).sum()) + 1
+    with pytest.raises(ValueError, match="latency_ms"):
+        plots.latency_cdf(pd.DataFrame({"x": [1]}))
+
+
+def test_latency_cdf_draws_the_slo(faulty):
+    ax = plots.latency_cdf(faulty, slo=True)
+    assert any(np.allclose(ln.get_xdata(), 50.0) and len(ln.get_xdata()) == 2 for ln in ax.lines)
+    assert "SLO p99 50 ms" in [t.get_text() for t in ax.get_legend().get_texts()]
+    ax = plots.latency_cdf(faulty.requests, slo={"p999": 0.2})
+    assert "SLO p99.9 200 ms" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_timeline_from_saved_frames_matches_the_result(faulty):
+    live = plots.timeline(faulty, window="0.5s")
+    from_requests = plots.timeline(faulty.requests, "0.5s", faults=faulty.faults(),
+                                   slo=faulty.slo_spec, span=(2.0, 10.0))
+    from_series = plots.timeline(faulty.timeseries("0.5s"), faults=faulty.faults(),
+                                 slo=faulty.slo_spec)
+    for axes in (from_requests, from_series):
+        for a, b in zip(live, axes, strict=True):
+            assert a.get_xlim() == pytest.approx(b.get_xlim())
+            assert np.allclose(a.lines[0].get_ydata(), b.lines[0].get_ydata(), equal_nan=True)
+            assert len(a.patches) == len(b.patches)  # the fault windows
+        assert [t.get_text() for t in axes[0].get_legend().get_texts()] == \
+            [t.get_text() for t in live[0].get_legend().get_texts()]
+    # no window given: a round width of at most 60 windows (binning.nice_width)
+    axes = plots.timeline(faulty.requests, None, span=(2.0, 10.0))
+    assert "per 0.2 s window" in axes[0].get_title().lower()
+    render(axes)
+
+
+def test_utilization_and_architecture_from_the_components_frame(faulty, faulty_arch):
+    saved = faulty.components().reset_index()  # as components.parquet holds it
+    live_ax, saved_ax = plots.utilization(faulty), plots.utilization(saved)
+    assert [p.get_width() for p in saved_ax.patches] == [p.get_width() for p in live_ax.patches]
+    assert [t.get_text() for t in saved_ax.get_yticklabels()] == \
+        [t.get_text() for t in live_ax.get_yticklabels()]
+    assert saved_ax.get_yticklabels()[0].get_text() == f"api ({kind('service').label})"
+    a = plots.architecture(faulty_arch, result=faulty)
+    b = plots.architecture(faulty_arch, result=saved)
+    assert node_texts(a) == node_texts(b)
+    assert b.get_title() == "faulty: utilisation simulated"
+
+
+# ------------------------------------------------------------------ the design on each node
+
+
+def test_architecture_shows_copies_and_zones():
+    single = node_texts(plots.architecture(simarch.load(ROOT / "architectures" / "spof_single.yaml")))
+    redundant = node_texts(plots.architecture(simarch.load(ROOT / "architectures" / "spof_redundant.yaml")))
+    assert single["lb"] == "lb\nload balancer\nzone a"
+    assert single["api"] == "api\nservice x3\nzone a"
+    assert single["db"] == "db\ndatastore\nzone a"
+    assert redundant["lb"] == "lb\nload balancer x2\nzones a, b"
+    assert redundant["api"] == "api\nservice x4\nzones a, b"
+    assert redundant["db"] == "db\ndatastore\n2 replicas\nzones a, b"
+    sharded = node_texts(plots.architecture(simarch.load(ROOT / "architectures" / "cached_sharded.yaml")))
+    assert "4 shards, 2 replicas" in sharded["db"].split("\n")
+
+
+def test_architecture_fills_nodes_with_their_kind_colour(faulty_arch, faulty):
+    import matplotlib.colors as mcolors
+
+    def fills(ax):
+        return {t.get_gid()[5:]: t.get_bbox_patch().get_facecolor() for t in ax.texts
+                if (t.get_gid() or "").startswith("node:")}
+
+    neutral = fills(plots.architecture(faulty_arch))
+    for name, comp in faulty_arch.spec.components.items():
+        assert neutral[name] == pytest.approx(mcolors.to_rgba(kind(comp.kind).colour))
+    measured = fills(plots.architecture(faulty_arch, result=faulty))
+    # the cache has no worker limit: its kind's colour; the others the utilisation colour map
+    assert measured["cache"] == pytest.approx(mcolors.to_rgba(kind("cache").colour))
+    assert measured["api"] != pytest.approx(mcolors.to_rgba(kind("service").colour))
+
+
+def test_architecture_size_is_the_size_of_its_own_figure(faulty_arch, faulty):
+    ax = plots.architecture(faulty_arch, result=faulty)
+    assert tuple(ax.figure.get_size_inches()) == pytest.approx(
+        plots.architecture_size(faulty_arch, colorbar=True))
+
+
+# ------------------------------------------------------------------ the knee
+
+
+@pytest.fixture(scope="module")
+def knee() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"design": "single-server", "knee": 3.2, "ci_low": 2.9, "ci_high": 3.5, "censored": False},
+        {"design": "scaled-service", "knee": 4.0, "ci_low": 4.0, "ci_high": 4.0, "censored": True},
+        {"design": "not drawn", "knee": 1.5, "ci_low": 1.0, "ci_high": 2.0, "censored": False},
+    ])
+
+
+def knee_lines(ax):
+    return {ln.get_gid()[5:]: ln for ln in ax.lines if (ln.get_gid() or "").startswith("knee:")}
+
+
+def test_percentiles_vs_load_marks_the_knee(table, knee):
+    ax = plots.percentiles_vs_load(table, knee=knee)
+    lines = knee_lines(ax)
+    assert set(lines) == {"single-server", "scaled-service"}  # designs of the table only
+    assert list(lines["single-server"].get_xdata()) == [3.2, 3.2]
+    assert list(lines["scaled-service"].get_xdata()) == [4.0, 4.0]
+    # each in its design's colour
+    colors = {ln.get_label(): ln.get_color() for ln in ax.lines if len(ln.get_xdata()) == 3}
+    assert lines["single-server"].get_color() == colors["single-server"]
+    # the interval is shaded where it is known, a censored knee is a lower bound
+    spans = {p.get_gid()[8:]: p for p in ax.patches if (p.get_gid() or "").startswith("knee-ci:")}
+    assert set(spans) == {"single-server"}
+    band = spans["single-server"]
+    assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx((2.9, 3.5))
+    texts = [t.get_text() for t in ax.texts]
+    assert "knee 3.2x" in texts and "knee ≥ 4x" in texts
+    assert any("knee" in t.get_text() for t in ax.get_legend().get_texts())
+    render(ax)
+    # without a knee, or with an empty one (not searched for), nothing is marked
+    for k in (None, knee.iloc[:0]):
+        ax = plots.percentiles_vs_load(table, knee=k)
+        assert not knee_lines(ax)
+        assert not any("knee" in t.get_text() for t in ax.get_legend().get_texts())
+    with pytest.raises(ValueError, match="knee"):
+        plots.percentiles_vs_load(table, knee=pd.DataFrame({"x": [1]}))
+
+
+def test_comparison_plots_pass_the_knee(table, knee):
+    empty = pd.DataFrame()
+    cmp = Comparison(["single-server", "scaled-service"], [1, 2, 4], 2, 1, 0.95, empty, table,
+                     empty, empty, knee, slos={"single-server": {"p99": 0.2}, "scaled-service": {"p99": 0.2}})
+    ax = cmp.plot_latency()
+    assert set(knee_lines(ax)) == {"single-server", "scaled-service"}
+    assert any(np.allclose(ln.get_ydata(), 200) for ln in ax.lines)  # the shared SLO
+    assert set(knee_lines(cmp.plot_availability())) == {"single-server", "scaled-service"}
+
+
+# ------------------------------------------------------------------ sweeps
+
+
+@pytest.fixture(scope="module")
+def dataset() -> pd.DataFrame:
+    rows = []
+    for inst in (1, 2, 4):
+        for policy in ("round_robin", "least_loaded"):
+            for load in (1.0, 2.0):
+                for rep in (0, 1):
+                    rows.append({"param.api.instances": inst, "param.api.policy": policy,
+                                 "load": load, "replication": rep,
+                                 "p99_ms": 10.0 * load / inst + rep, "availability": 1 - 0.01 * rep,
+                                 "error": None})
+    rows.append({"param.api.instances": 0, "param.api.policy": "round_robin", "load": 1.0,
+                 "replication": 0, "p99_ms": None, "availability": None, "error": "must be >= 1"})
+    return pd.DataFrame(rows)
+
+
+def test_sweep_results_against_load(dataset):
+    axes = plots.sweep_results(dataset)
+    assert axes.shape == (2,)
+    assert axes[0].get_yscale() == "log" and "%" in axes[1].get_ylabel()
+    assert "load" in axes[-1].get_xlabel() and not axes[0].get_xlabel()
+    # a line per combination of the parameters (the failed point is left out), mean of the
+    # replications at each load
+    lines = [ln for ln in axes[0].lines if len(ln.get_xdata()) == 2]
+    assert len(lines) == 6
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert labels[0] == "api.instances=1, api.policy=least_loaded"
+    assert np.allclose(lines[0].get_ydata(), [10.5, 20.5])
+    render(axes)
+
+
+def test_sweep_results_against_a_parameter(dataset):
+    one_load = dataset[dataset["load"] == 2.0]
+    axes = plots.sweep_results(one_load, metrics="p99_ms")
+    assert axes[0].get_xlabel() == "api.instances" and "at 2x" in axes[0].get_title()
+    assert sorted({float(x) for ln in axes[0].lines for x in ln.get_xdata()}) == [1, 2, 4]
+    # a parameter that is not a number is placed by name
+    fig, axs = plt.subplots(2, 1)
+    out = plots.sweep_results(one_load, axs, x="api.policy")
+    assert list(out) == list(axs)
+    assert [t.get_text() for t in axs[1].get_xticklabels()] == ["least_loaded", "round_robin"]
+    with pytest.raises(ValueError, match="nope"):
+        plots.sweep_results(dataset, x="nope")
+    with pytest.raises(ValueError, match="no successful point"):
+        plots.sweep_results(dataset[dataset["error"].notna()])

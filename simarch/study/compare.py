@@ -4,6 +4,7 @@ with common random numbers, and the knee (the highest load that still meets the 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Sequence
@@ -14,13 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import plots
 from .._version import __version__
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.units import parse_duration, parse_multiplier
-from ..plots import availability_vs_load, percentiles_vs_load
 from ..results.io import atomic_write
 from ..results.slo import meets
+from ..results.text import html_table, styled_html
 from .experiment import METRICS, Task, mean_ci, run_tasks
 
 TABLE_METRICS = ("p50_ms", "p99_ms", "p999_ms", "throughput_rps", "availability")
@@ -81,17 +83,20 @@ class Comparison:
             axis=1).sort_index(axis=1)
 
     def plot_latency(self, metric: str | Sequence[str] = "p99_ms", ax=None):
-        """Latency percentile(s) against load, every design on one set of axes."""
+        """Latency percentile(s) against load, every design on one set of axes, with the
+        SLO target the designs share and each design's knee (when it was searched for)."""
         names = [metric] if isinstance(metric, str) else list(metric)
         # the SLO line of the first metric that has a target (p99 before p50 if both do)
         slo = next((v for v in (self._slo_value(m.removesuffix("_ms")) for m in names) if v is not None),
                    None)
-        return percentiles_vs_load(self.table, ax=ax, metric=metric,
-                                   slo=None if slo is None else slo * 1e3)
+        return plots.percentiles_vs_load(self.table, ax=ax, metric=metric,
+                                         slo=None if slo is None else slo * 1e3, knee=self.knee)
 
     def plot_availability(self, ax=None):
-        """Availability against load, every design on one set of axes."""
-        return availability_vs_load(self.table, ax=ax, slo=self._slo_value("availability"))
+        """Availability against load, every design on one set of axes, with the SLO target
+        the designs share and each design's knee."""
+        return plots.availability_vs_load(self.table, ax=ax, slo=self._slo_value("availability"),
+                                          knee=self.knee)
 
     def _slo_value(self, key: str) -> float | None:
         vals = {s.get(key) for s in self.slos.values() if s and s.get(key) is not None}
@@ -99,6 +104,18 @@ class Comparison:
 
     def __str__(self) -> str:
         return format_comparison(self)
+
+    def _repr_html_(self) -> str:
+        """The comparison in a notebook: mean [CI] per design and load, and the knee."""
+        pct = int(round(self.confidence * 100))
+        parts = [f"<p><strong>Comparison</strong> of {html.escape(', '.join(self.designs))}: "
+                 f"{self.replications} replications per point, {pct}% t-intervals</p>",
+                 styled_html(summary_table(self), index=False)]
+        if len(self.knee):
+            parts.append(html_table(self.knee.set_index("design"), KNEE_FORMATS, "design",
+                                    caption="Knee: the highest load multiplier that still meets the SLO"))
+        parts += [f"<p>warning: {html.escape(w)}</p>" for w in self.warnings]
+        return "<div>\n" + "\n".join(parts) + "\n</div>"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,7 +132,8 @@ class Comparison:
         }
 
     def save(self, directory: str | Path) -> Path:
-        """Write the tables as Parquet, a manifest and the two plots (atomically)."""
+        """Write the tables as Parquet and a manifest (atomically); ``simarch compare
+        --out`` adds the two plots as PNG images."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         for name in ("runs", "table", "diff", "slo", "knee"):
@@ -294,12 +312,12 @@ def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, con
     return sorted(rows, key=lambda r: order[r["design"]])
 
 
-def format_comparison(cmp) -> str:
-    """The report ``simarch compare`` prints: per design and load, mean [CI] of each metric,
-    the SLO verdict, the paired differences and the knee."""
-    pct = int(round(cmp.confidence * 100))
-    lines = [f"Comparison of {', '.join(cmp.designs)}: {cmp.replications} replications per point, "
-             f"{pct}% t-intervals, common random numbers (seed {cmp.seed})", ""]
+KNEE_FORMATS = {"knee": "x", "ci_low": "x", "ci_high": "x", "resolution": "x", "censored": "str",
+                "note": "str"}
+
+
+def summary_table(cmp) -> pd.DataFrame:
+    """Per design and load, mean [CI] of each main metric and the SLO verdict, as text."""
     t = cmp.table
 
     def cell(row, kind):
@@ -320,7 +338,16 @@ def format_comparison(cmp) -> str:
             "availability": cell(g.loc["availability"], "pct"),
             "SLO": "-" if met is None else ("met" if met else "MISSED"),
         })
-    lines.append(pd.DataFrame(rows).to_string(index=False))
+    return pd.DataFrame(rows)
+
+
+def format_comparison(cmp) -> str:
+    """The report ``simarch compare`` prints: per design and load, mean [CI] of each metric,
+    the SLO verdict, the paired differences and the knee."""
+    pct = int(round(cmp.confidence * 100))
+    lines = [f"Comparison of {', '.join(cmp.designs)}: {cmp.replications} replications per point, "
+             f"{pct}% t-intervals, common random numbers (seed {cmp.seed})", ""]
+    lines.append(summary_table(cmp).to_string(index=False))
     if len(cmp.diff):
         lines += ["", f"Differences against {cmp.designs[0]} (paired by replication), mean [{pct}% CI]"]
         d = cmp.diff[cmp.diff.metric.isin(["p99_ms", "throughput_rps", "availability"])]
