@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from ._version import __version__
-from .errors import SpecError
+from .errors import SpecError, excerpt
 from .model.architecture import load as load_arch
 
 app = typer.Typer(
@@ -35,6 +35,17 @@ LoadOpt = Annotated[str, typer.Option("--load", "-l", help="Load multiplier, e.g
 def _fail(err: SpecError | str) -> None:
     typer.echo(f"error: {err}", err=True)
     raise typer.Exit(code=2)
+
+
+def _fail_for(e: SpecError, spec: Path | None, options: tuple[str, ...]) -> None:
+    """One error line: a bad option value names the option (``--window: ...``); an error in
+    the spec names the file."""
+    if not e.source and e.path and str(e.path[0]) in options:
+        rest = ".".join(str(p) for p in e.path[1:])
+        _fail(f"--{str(e.path[0]).replace('_', '-')}: {rest + ': ' if rest else ''}{e.message}")
+    if not e.source and e.path and str(e.path[0]).startswith("--"):
+        _fail(e)
+    _fail(e if e.source or spec is None else e.with_context(source=str(spec)))
 
 
 def _version(value: bool) -> None:
@@ -86,11 +97,7 @@ def run(
         result = simulate(arch, load=load, duration=duration, warmup=warmup, seed=seed,
                           max_events=max_events)
     except SpecError as e:
-        if not e.source and e.path and e.path[0] in ("load", "duration", "warmup", "seed", "max_events"):
-            _fail(f"--{e.path[0].replace('_', '-')}: {e.message}")
-        if not e.source and e.path and str(e.path[0]).startswith("--"):
-            _fail(e)
-        _fail(e if e.source else e.with_context(source=str(spec)))
+        _fail_for(e, spec, ("load", "duration", "warmup", "seed", "max_events"))
         return
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -128,8 +135,8 @@ def parse_fault(text: str) -> dict:
     if text.startswith("{"):
         try:
             data = yaml_load(text)
-        except Exception as e:  # noqa: BLE001 - any YAML problem is the user's input
-            raise SpecError(f"not a YAML mapping: {e}", ("--fault",)) from None
+        except SpecError as e:
+            raise SpecError(f"not a YAML mapping: {e.message}", ("--fault",)) from None
         if not isinstance(data, dict):
             raise SpecError("expected a mapping like '{kind: crash, target: db}'", ("--fault",))
         return data
@@ -146,9 +153,12 @@ def parse_fault(text: str) -> dict:
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")
         if not eq:
-            raise SpecError(f"expected key=value, got {part!r} (e.g. 'crash:db,at=60s,duration=30s')",
+            raise SpecError(f"expected key=value, got {excerpt(part)} (e.g. 'crash:db,at=60s,duration=30s')",
                             ("--fault",))
-        out[key.strip()] = yaml_load(value.strip())
+        try:
+            out[key.strip()] = yaml_load(value.strip())
+        except SpecError as e:
+            raise SpecError(f"{key.strip()}: {e.message}", (f"--fault {excerpt(text)}",)) from None
     return out
 
 
@@ -189,10 +199,7 @@ def spof_cmd(
         arch = load_arch(spec)
         rep = spof(arch, dynamic=not static, window=window, warmup=warmup, load=load, seed=seed)
     except SpecError as e:
-        _fail(e if e.source else e.with_context(source=str(spec)))
-        return
-    except ValueError as e:
-        _fail(str(e))
+        _fail_for(e, spec, ("window", "warmup", "load", "seed"))
         return
     if as_json:
         typer.echo(rep.to_frame().reset_index().to_json(orient="records", indent=2))
@@ -231,15 +238,21 @@ def compare_cmd(
 ) -> None:
     """Compare designs as load grows: mean and 95% interval of p50/p99/p99.9, throughput and
     availability per design and load, paired differences, SLO verdicts and the knee."""
+    from .results.io import check_output_dir
     from .study.compare import compare
 
+    _on_interrupt[0] = "nothing was saved (a comparison is saved when it completes)"
     try:
+        if out is not None:
+            check_output_dir(out, "comparison")
         archs = [load_arch(p) for p in specs]
         cmp = compare(archs, loads=_loads(loads), replications=replications, seed=seed,
                       duration=duration, warmup=warmup, knee=knee,
                       executor=_executor(scheduler, serial))
     except SpecError as e:
-        _fail(e)
+        if not e.source and e.path and e.path[0] == "executor":
+            _fail(f"--scheduler: {e.message}")
+        _fail_for(e, None, ("loads", "replications", "duration", "warmup", "seed"))
         return
     if as_json:
         doc = {**cmp.to_dict(), **{n: json.loads(getattr(cmp, n).to_json(orient="records"))
@@ -284,13 +297,17 @@ def sweep_cmd(
     """Run a factorial sweep of SPEC's parameters and append every point to a Parquet dataset."""
     from .study.sweep import parse_set, sweep
 
+    _on_interrupt[0] = (f"the points finished so far are saved in {out}/; run the same command "
+                        "again to resume")
     try:
         arch = load_arch(spec)
         params = dict(parse_set(s) for s in set_)
         df = sweep(arch, params, out, loads=_loads(loads), replications=replications, seed=seed,
                    duration=duration, warmup=warmup, executor=_executor(scheduler, serial))
     except SpecError as e:
-        _fail(e if e.source or (e.path and str(e.path[0]).startswith("--")) else e.with_context(source=str(spec)))
+        if not e.source and e.path and e.path[0] == "executor":
+            _fail(f"--scheduler: {e.message}")
+        _fail_for(e, spec, ("loads", "replications", "duration", "warmup", "seed", "params"))
         return
     cols = [c for c in df.columns if c.startswith("param.")] + ["load", "replication"]
     show = [c for c in ("p50_ms", "p99_ms", "throughput_rps", "availability", "error") if c in df.columns]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 MAX_MESSAGE = 600  # characters of one error line, at most
@@ -72,3 +73,15 @@ class SpecError(SimarchError, ValueError):
 
     def __str__(self) -> str:  # keep str() in sync if attributes are changed after init
         return self.format()
+
+
+@contextmanager
+def argument(name: str) -> Iterator[None]:
+    """Read the argument ``name`` of an API call: a ``ValueError`` raised inside (by a unit
+    parser, say) becomes a :class:`SpecError` whose path is ``(name,)``."""
+    try:
+        yield
+    except SpecError:
+        raise
+    except ValueError as e:
+        raise SpecError(str(e), (name,)) from None

@@ -25,11 +25,14 @@ from dataclasses import dataclass, field
 import networkx as nx
 import pandas as pd
 
+from ..errors import argument
 from ..kinds import kind
 from ..kinds.base import Flow
 from ..kinds.cache import che_hit_ratio
 from ..model.architecture import Architecture, call_edges, call_graph, entry_of
+from ..model.architecture import load as load_arch
 from ..model.keys import key_probabilities
+from ..model.units import parse_multiplier
 from ..model.workload import rate_profile
 from ..results.text import fmt, html_table, table
 
@@ -82,8 +85,11 @@ def _class_rates(arch: Architecture, load: float, entry_response: float) -> dict
     return {c: total * w / total_w for c, w in weights.items()}
 
 
-def capacity_report(arch: Architecture, load: float = 1.0) -> CapacityReport:
+def capacity_report(arch: Architecture, load: float | str = 1.0) -> CapacityReport:
     """Estimate utilisation per component and the load at which the design saturates."""
+    arch = load_arch(arch)
+    with argument("load"):
+        load = parse_multiplier(load)
     spec = arch.spec
     comps = spec.components
     kinds = {n: kind(c.kind) for n, c in comps.items()}

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import argument
 from ..kinds import kind
 from ..model.architecture import Architecture, call_edges, entry_of
 from ..model.architecture import load as load_arch
@@ -192,9 +193,12 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
     rep = SpofReport(arch.name, static, zones)
     if not dynamic:
         return rep
-    w = parse_duration(window, allow_zero=False)
-    warm = parse_duration(warmup)
-    mult = parse_multiplier(load)
+    with argument("window"):
+        w = parse_duration(window, allow_zero=False)
+    with argument("warmup"):
+        warm = parse_duration(warmup)
+    with argument("load"):
+        mult = parse_multiplier(load)
     start, end = warm, warm + w  # the fault window, right after the warm-up
     clean = Architecture.from_dict({**arch.to_dict(), "faults": []}, source=arch.source,
                                    base_dir=arch.base_dir)

@@ -23,7 +23,7 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from ..errors import SpecError
+from ..errors import SpecError, excerpt
 from .dists import DISTRIBUTION_NAMES
 from .spec import (
     CallSpec,
@@ -49,6 +49,11 @@ class Architecture:
         simulation: Mapping[str, Any] | None = None,
         description: str | None = None,
     ):
+        for field, value in (("workload", workload), ("slo", slo), ("simulation", simulation)):
+            if value is not None and not isinstance(value, Mapping):
+                raise SpecError(f"a mapping of fields, got {excerpt(value)}", (field,))
+        if not isinstance(name, str):
+            raise SpecError(f"a design's name is a string, got {excerpt(name)}", ("name",))
         self._data: dict[str, Any] = {"name": name, "components": {}, "calls": []}
         if description is not None:
             self._data["description"] = description
@@ -122,27 +127,35 @@ class Architecture:
 
         A first path segment that names a component is looked up under ``components``.
         """
+        if not isinstance(changes, Mapping):
+            raise SpecError(f"changes are a mapping of dotted paths to values, got {excerpt(changes)}")
         data = copy.deepcopy(self._data)
         for path, value in changes.items():
-            parts = path.split(".")
+            if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
+                raise SpecError(f"a change's path is a dotted string such as 'api.workers', got {excerpt(path)}")
+            parts: list[Any] = path.split(".")
             if parts[0] in data.get("components", {}):
                 parts = ["components", *parts]
             node: Any = data
-            for i, part in enumerate(parts[:-1]):
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1
+                here = (*parts[:i], int(part) if str(part).lstrip("-").isdigit() else part)
                 if isinstance(node, list):
-                    node = node[int(part)]
-                    continue
-                if part not in node or not isinstance(node[part], (dict, list)):
-                    if part not in node:
-                        node[part] = {}
-                    else:
-                        raise SpecError(f"cannot set '{path}': '{'.'.join(parts[: i + 1])}' is not a section",
-                                        tuple(parts[: i + 1]), self.source)
-                node = node[part]
-            if isinstance(node, list):
-                node[int(parts[-1])] = value
-            else:
-                node[parts[-1]] = value
+                    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                        raise SpecError(f"cannot set '{path}': '{'.'.join(map(str, parts[:i]))}' is a list "
+                                        f"of {len(node)}; '{excerpt(part, quote=False)}' is not an index in it",
+                                        here, self.source)
+                    parts[i] = part = int(part)
+                elif not isinstance(node, dict):
+                    raise SpecError(f"cannot set '{path}': '{'.'.join(map(str, parts[:i]))}' is not a section",
+                                    tuple(parts[:i]), self.source)
+                if last:
+                    node[part] = value
+                elif isinstance(node, dict) and part not in node:
+                    node[part] = {}
+                    node = node[part]
+                else:
+                    node = node[part]
         return Architecture.from_dict(data, source=self.source, base_dir=self.base_dir)
 
     # ------------------------------------------------------------------ views

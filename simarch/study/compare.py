@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +17,14 @@ import pandas as pd
 
 from .. import plots
 from .._version import __version__
+from ..errors import SimarchError, SpecError, argument
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
-from ..model.units import parse_duration, parse_multiplier
+from ..model.units import parse_duration
 from ..results.io import atomic_write
 from ..results.slo import meets
 from ..results.text import html_table, styled_html
-from .experiment import METRICS, Task, mean_ci, run_tasks
+from .experiment import METRICS, Task, mean_ci, parse_loads, positive_int, run_tasks
 
 TABLE_METRICS = ("p50_ms", "p99_ms", "p999_ms", "throughput_rps", "availability")
 
@@ -177,13 +178,16 @@ def compare(
     highest load that still meets the design's SLO (``knee_steps`` halvings of the bracket
     found on the ``loads`` grid).
     """
+    if isinstance(designs, (str, Path, Mapping, Architecture)) or not designs:
+        raise SpecError("compare takes a list of one or more designs", ("designs",))
     archs = [load_arch(d) for d in designs]
     labels = _labels(archs)
-    mults = sorted(parse_multiplier(x) for x in loads)
-    if replications < 1:
-        raise ValueError("replications must be >= 1")
-    dur = None if duration is None else parse_duration(duration, allow_zero=False)
-    warm = None if warmup is None else parse_duration(warmup)
+    mults = parse_loads(loads)
+    replications = positive_int(replications, "replications")
+    with argument("duration"):
+        dur = None if duration is None else parse_duration(duration, allow_zero=False)
+    with argument("warmup"):
+        warm = None if warmup is None else parse_duration(warmup)
 
     def task(i: int, load: float, rep: int, **tags: Any) -> Task:
         a = archs[i]
@@ -197,7 +201,7 @@ def compare(
     errors = runs[runs["error"].notna()]
     if len(errors):
         first = errors.iloc[0]
-        raise RuntimeError(f"{len(errors)} run(s) failed, e.g. {first['design']} at {first['load']}x: "
+        raise SimarchError(f"{len(errors)} run(s) failed, e.g. {first['design']} at {first['load']}x: "
                            f"{first['error']}")
     runs["slo_met"] = [_meets(slos[d], row) for d, (_, row) in zip(runs["design"], runs.iterrows(), strict=True)]
 

@@ -11,9 +11,11 @@ share a workload see the same arrivals (common random numbers).
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
-import traceback
+import signal
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -23,9 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SimarchError
+from ..errors import SimarchError, SpecError, argument, excerpt
 from ..model.architecture import Architecture
 from ..model.stats import t_quantile
+from ..model.units import parse_multiplier
 from ..run.simulate import simulate
 
 METRICS = ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "throughput_rps",
@@ -54,6 +57,27 @@ def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> t
 
 
 # ---------------------------------------------------------------------------- tasks
+
+
+def parse_loads(loads: Any) -> list[float]:
+    """A non-empty list of load multipliers, sorted; a :class:`SpecError` on ``loads`` else."""
+    if isinstance(loads, (str, int, float)):
+        loads = [loads]
+    try:
+        values = list(loads)
+    except TypeError:
+        raise SpecError(f"a list of load multipliers, got {excerpt(loads)}", ("loads",)) from None
+    if not values:
+        raise SpecError("give at least one load multiplier", ("loads",))
+    with argument("loads"):
+        return sorted(parse_multiplier(x) for x in values)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """A whole number >= 1, else a :class:`SpecError` on ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SpecError(f"a whole number >= 1, got {excerpt(value)}", (name,))
+    return int(value)
 
 
 def replication_seed(seed: int, replication: int) -> np.random.SeedSequence:
@@ -88,11 +112,8 @@ def run_task(task: Task) -> dict[str, Any]:
         arch = Architecture.from_dict(task.spec, base_dir=Path(task.base_dir) if task.base_dir else None)
         r = simulate(arch, load=task.load, duration=task.duration, warmup=task.warmup,
                      seed=replication_seed(task.seed, task.replication))
-    except SimarchError as e:
+    except SimarchError as e:  # a user's mistake at this point: recorded, the study goes on
         row["error"] = str(e)
-        return row
-    except Exception as e:  # noqa: BLE001 - a broken point is recorded, the study goes on
-        row["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
         return row
     s = r.summary().loc["all"]
     for m in METRICS:
@@ -146,6 +167,10 @@ def run_tasks(tasks: Sequence[Task], *, executor: str | Any = "processes", worke
             on_result(i, row)
         bar.update(1)
 
+    if isinstance(executor, str) and executor not in ("serial", "processes", "local") and "://" not in executor:
+        raise SpecError(f"unknown executor {excerpt(executor)}: 'serial', 'processes', 'local' (a Dask "
+                        "cluster on this machine), a scheduler address such as 'tcp://host:8786', or a "
+                        "distributed.Client", ("executor",))
     try:
         if executor == "serial" or n <= 1:
             for i, t in enumerate(tasks):
@@ -156,15 +181,44 @@ def run_tasks(tasks: Sequence[Task], *, executor: str | Any = "processes", worke
                 for i, t in enumerate(tasks):
                     done(i, run_task(t))
             else:
-                with ProcessPoolExecutor(max_workers=n_workers) as pool:
-                    futures = {pool.submit(run_task, t): i for i, t in enumerate(tasks)}
-                    for fut in as_completed(futures):
-                        done(futures[fut], fut.result())
+                _run_processes(tasks, n_workers, done)
         else:
             _run_dask(tasks, executor, workers, done)
     finally:
         bar.close()
     return [r for r in rows if r is not None]
+
+
+def _worker_init() -> None:
+    """In each worker process: die with the parent, and leave Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when the parent dies
+        except (OSError, AttributeError):  # pragma: no cover - not glibc
+            pass
+        if os.getppid() == 1:  # the parent died before the line above ran
+            os._exit(1)
+
+
+def _run_processes(tasks: Sequence[Task], n_workers: int, done: Callable[[int, dict[str, Any]], None]) -> None:
+    """Run tasks in a pool of local processes. On Ctrl-C (or any error) pending tasks are
+    cancelled and the workers stopped at once, not waited for."""
+    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_init)
+    try:
+        futures = {pool.submit(run_task, t): i for i, t in enumerate(tasks)}
+        for fut in as_completed(futures):
+            done(futures[fut], fut.result())
+    except BaseException:
+        procs = list(getattr(pool, "_processes", {}).values())  # stop running tasks too
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
+    else:
+        pool.shutdown(wait=True)
 
 
 def _run_dask(tasks: Sequence[Task], executor: Any, workers: int | None,

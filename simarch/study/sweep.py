@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._version import __version__
-from ..errors import SpecError
+from ..errors import SpecError, argument, excerpt
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.spec import yaml_load
-from ..model.units import parse_duration, parse_multiplier
-from .experiment import Task, run_tasks
+from ..model.units import parse_duration
+from .experiment import Task, parse_loads, positive_int, run_tasks
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -40,8 +40,11 @@ def parse_set(option: str) -> tuple[str, list[Any]]:
     """``"api.instances=2,4,8"`` -> ``("api.instances", [2, 4, 8])`` (values read as YAML)."""
     path, eq, values = option.partition("=")
     if not eq or not path.strip() or not values.strip():
-        raise SpecError(f"expected PATH=V1,V2,... (e.g. api.instances=2,4,8), got {option!r}", ("--set",))
-    return path.strip(), [yaml_load(v.strip()) for v in values.split(",")]
+        raise SpecError(f"expected PATH=V1,V2,... (e.g. api.instances=2,4,8), got {excerpt(option)}", ("--set",))
+    try:
+        return path.strip(), [yaml_load(v.strip()) for v in values.split(",")]
+    except SpecError as e:
+        raise SpecError(f"{path.strip()}: {e.message}", ("--set",)) from None
 
 
 def _point_id(h: str, load: float, replication: int, seed: int) -> str:
@@ -86,11 +89,22 @@ def sweep(
     Points already in ``out`` are skipped, so an interrupted sweep picks up where it stopped.
     """
     arch = load_arch(design)
+    if not isinstance(params, Mapping) or not params:
+        raise SpecError(f"params map dotted paths to lists of values, got {excerpt(params)}", ("params",))
+    for path, values in params.items():
+        if not isinstance(path, str) or not path:
+            raise SpecError(f"a parameter is a dotted path such as 'api.workers', got {excerpt(path)}",
+                            ("params",))
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence) or not values:
+            raise SpecError(f"give a non-empty list of values, got {excerpt(values)}", ("params", path))
+    mults = parse_loads(loads)
+    replications = positive_int(replications, "replications")
+    with argument("duration"):
+        dur = None if duration is None else parse_duration(duration, allow_zero=False)
+    with argument("warmup"):
+        warm = None if warmup is None else parse_duration(warmup)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    mults = [parse_multiplier(x) for x in loads]
-    dur = None if duration is None else parse_duration(duration, allow_zero=False)
-    warm = None if warmup is None else parse_duration(warmup)
     names = list(params)
     manifest = out / "simarch.json"
     if manifest.exists():
