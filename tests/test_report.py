@@ -2,9 +2,11 @@
 
 Each kind of folder is made once with the Python API in a temporary folder; every page must
 be a single HTML document with the expected tables and figures, embed its plots as base64
-PNG images, load nothing from elsewhere, and come out byte for byte the same when written
-twice. ``simarch report`` must write it with exit code 0 and turn a folder that is not a
-results folder into one ``error:`` line and exit code 2.
+PNG images, load nothing from elsewhere, escape every text from the folder, and come out
+byte for byte the same when written twice. Its figures are drawn by :mod:`simarch.plots`
+from the saved tables. ``simarch report`` must write it with exit code 0 and turn a folder
+that is not a results folder into one ``error:`` line and exit code 2. The notebook tables
+(``_repr_html_``) of results and analyses are checked here too.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cli_helpers import simarch_cli
 
 import simarch
+from simarch import plots
 from simarch.errors import SpecError
 from simarch.model.architecture import Architecture
 from simarch.present.html import results_kind, write_report
@@ -156,9 +160,13 @@ def test_run_report(folders, tmp_path):
         assert has_cell(text, ms(summary.loc[cls, "p99_ms"]))
     for comp in ("app", "db"):
         assert has_cell(text, comp)
-    assert "Little&#x27;s law" in text and "λ·W" in text
-    assert len(IMAGE.findall(text)) == 3  # latency CDF, timeline, utilisation
+    assert "<h2>Little's law</h2>" in text and "λ·W" in text
+    assert len(IMAGE.findall(text)) == 4  # latency CDF, timeline, utilisation, the design
     assert "<h2>Faults</h2>" not in text  # none in this run
+    # the verdict of each target is highlighted
+    assert has_cell(text, "met", "c-ok") or has_cell(text, "MISSED", "c-bad")
+    # stability is a share of the arrivals, not a latency
+    assert re.search(r"<td>[\d.]+% in flight at the end</td>", text)
 
 
 def test_run_with_fault_report(folders, tmp_path):
@@ -174,17 +182,27 @@ def test_run_with_fault_report(folders, tmp_path):
     # targets that fail are marked
     if not faulty.slo_met:
         assert has_cell(text, "MISSED", "c-bad")
-    assert len(IMAGE.findall(text)) == 3
+    assert len(IMAGE.findall(text)) == 4
+
+
+HOSTILE = "<script>alert('x')</script> & co"
+ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co"
 
 
 def test_text_from_files_is_escaped(folders, tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(folders["base"] / "run", folder)
     meta = json.loads((folder / "simarch.json").read_text())
-    meta["design"] = "<script>alert('x')</script> & co"
+    meta["design"] = HOSTILE
     (folder / "simarch.json").write_text(json.dumps(meta))
-    text = check_page(write_report(folder, tmp_path / "x.html"))
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; co" in text
+    comps = pd.read_parquet(folder / "components.parquet")
+    comps.loc[0, "component"] = '<img src="x" onerror="alert(1)">'
+    comps.to_parquet(folder / "components.parquet", index=False)
+    text = check_page(write_report(folder, tmp_path / "x.html"))  # no foreign src, no script
+    assert f"<title>simarch run: {ESCAPED}</title>" in text
+    assert f'<h1><span class="kind">run</span>{ESCAPED}</h1>' in text
+    assert has_cell(text, "&lt;img src=&#34;x&#34; onerror=&#34;alert(1)&#34;&gt;")
+    assert "<script" not in text and "<img src=\"x\"" not in text
 
 
 def test_same_folder_gives_the_same_page(folders, tmp_path):
@@ -213,6 +231,7 @@ def test_comparison_report(folders, tmp_path):
     assert has_cell(text, "3x")
     assert "met (" in text or "MISSED (" in text
     assert len(IMAGE.findall(text)) == 2
+    assert re.search(r'<td class="t c-(ok|bad)">(met|MISSED) \(\d+% of replications\)</td>', text)
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -303,3 +322,107 @@ def test_cli_report_rejects_other_folders(cli_runs):
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert str(folder) in lines[0] and "not a simarch results folder" in lines[0]
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Record every call of the simarch.plots functions (and still draw)."""
+    calls: dict[str, list[tuple[tuple, dict]]] = {}
+    for name in plots.__all__:
+        original = getattr(plots, name)
+
+        def wrapper(*args, _name=name, _original=original, **kwargs):
+            calls.setdefault(_name, []).append((args, kwargs))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(plots, name, wrapper)
+    return calls
+
+
+def test_run_figures_are_drawn_by_plots_from_the_saved_tables(folders, spy, tmp_path):
+    text = check_page(write_report(folders["base"] / "fault", tmp_path / "f.html"))
+    assert {"latency_cdf", "timeline", "utilization", "architecture"} <= set(spy)
+    (args, kwargs), = spy["timeline"]
+    requests, faults = args[0], kwargs["faults"]
+    # the saved frames, not a live Result
+    assert isinstance(requests, pd.DataFrame) and "latency_ms" in requests
+    assert isinstance(faults, pd.DataFrame) and list(faults["fault"]) == ["crash:api"]
+    assert kwargs["span"] == (1.0, 4.0) and kwargs["slo"]["p99"] == pytest.approx(0.05)
+    (args, kwargs), = spy["architecture"]
+    assert isinstance(kwargs["result"], pd.DataFrame) and kwargs["spof"] is True
+    assert len(IMAGE.findall(text)) == 4
+
+
+def test_comparison_figures_mark_the_knee(folders, spy, tmp_path):
+    folder = tmp_path / "cmp"
+    shutil.copytree(folders["base"] / "cmp", folder)
+    knee = pd.DataFrame([
+        {"design": "spof-single", "knee": 2.5, "ci_low": 2.2, "ci_high": 2.8, "resolution": 0.06,
+         "bracket_low": 1.0, "bracket_high": 3.0, "censored": False, "note": ""},
+        {"design": "spof-redundant", "knee": 3.5, "ci_low": 3.5, "ci_high": 3.5,
+         "resolution": 0.2, "bracket_low": 3.0, "bracket_high": 6.0, "censored": True,
+         "note": "meets its SLO up to the search limit 6x: the knee is at least this"}])
+    knee.to_parquet(folder / "knee.parquet", index=False)
+    text = check_page(write_report(folder, tmp_path / "cmp.html"))
+    body = text[text.index("<h2>Knee</h2>"):]
+    assert has_cell(body, "2.50x") and has_cell(body, "[2.20x, 2.80x]") and has_cell(body, "≥ 3.50x")
+    assert has_cell(body, "1x – 3x")
+    (_, kwargs), = spy["percentiles_vs_load"]
+    assert list(kwargs["knee"]["knee"]) == [2.5, 3.5]
+    assert spy["availability_vs_load"]
+    assert "knees marked" in text
+
+
+def test_sweep_figure_is_drawn_by_plots(folders, spy, tmp_path):
+    check_page(write_report(folders["base"] / "sweep", tmp_path / "s.html"))
+    (args, kwargs), = spy["sweep_results"]
+    assert isinstance(args[0], pd.DataFrame) and len(args[0]) == 3
+    assert kwargs["metrics"] == ["p99_ms", "availability"]
+
+
+def test_templates_are_package_data():
+    from simarch.present import html as report
+
+    names = {p.name for p in report.TEMPLATES.iterdir()}
+    assert {"page.html.j2", "run.html.j2", "comparison.html.j2", "sweep.html.j2",
+            "table.html.j2", "macros.html.j2", "report.css"} <= names
+    assert report.TEMPLATES.parent == Path(report.__file__).parent
+
+
+# --------------------------------------------------------------------------- notebook tables
+
+
+def tables_in(markup: str) -> int:
+    return markup.count("<table")
+
+
+def test_result_repr_html(folders):
+    run = folders["run"]
+    out = run._repr_html_()
+    assert tables_in(out) == 2 and "single-server" in out
+    assert "SLO met" in out or "SLO missed" in out
+    assert ms(run.summary().loc["all", "p99_ms"]) in out
+    hostile = simarch.simulate(simarch.load(ARCH / "single_server.yaml").with_changes(
+        {"name": HOSTILE}), duration="1s", warmup="0.5s")
+    out = hostile._repr_html_()
+    assert "&lt;script&gt;alert(" in out and "&amp; co" in out and "<script>" not in out
+
+
+def test_comparison_repr_html(folders):
+    cmp = folders["cmp"]
+    out = cmp._repr_html_()
+    assert tables_in(out) == 1  # knee=False: no knee table
+    assert "spof-single" in out and "2 replications per point" in out
+    assert out.count("<tr>") >= 1 + 2 * 2  # header and a row per design and load
+
+
+def test_analysis_repr_html():
+    arch = simarch.load(ARCH / "spof_single.yaml")
+    cap = simarch.capacity_report(arch)._repr_html_()
+    assert tables_in(cap) == 1 and "Bottleneck: db" in cap and ">api</th>" in cap
+    rep = simarch.spof(arch, dynamic=False)._repr_html_()
+    assert tables_in(rep) == 2  # components and zones
+    assert "Single points of failure: lb, db, zone a" in rep
