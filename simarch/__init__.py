@@ -18,7 +18,7 @@ from .model.architecture import Architecture, load
 from .results.result import Result
 from .run.simulate import simulate
 from .study.compare import Comparison, compare
-from .study.sweep import sweep
+from .study.sweep import read_dataset, sweep
 
 __all__ = [
     "Architecture",
@@ -32,6 +32,7 @@ __all__ = [
     "compare",
     "Comparison",
     "sweep",
+    "read_dataset",
     "spof",
     "SpofReport",
     "plots",

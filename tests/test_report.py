@@ -260,7 +260,7 @@ def test_sweep_report(folders, tmp_path):
 def test_unfinished_sweep_without_manifest(folders, tmp_path):
     folder = tmp_path / "partial"
     shutil.copytree(folders["base"] / "sweep", folder)
-    (folder / "simarch.json").unlink()
+    (folder / "_simarch.json").unlink()  # a sweep's manifest
     text = check_page(write_report(folder, tmp_path / "partial.html"))
     assert "did not finish" in text
 

@@ -251,6 +251,8 @@ def _manifest(folder: Path) -> tuple[str, dict[str, Any]]:
         raise _fail("not a folder (expected a results folder written by simarch run, compare "
                     "or sweep with --out)", folder)
     path = folder / "simarch.json"
+    if not path.exists() and (folder / "_simarch.json").exists():
+        path = folder / "_simarch.json"  # a sweep's manifest (kept out of its Parquet dataset)
     if not path.exists():
         if any(folder.glob("part-*.parquet")):
             return "sweep", {"type": "sweep", "unfinished": True}

@@ -39,8 +39,8 @@ def check_output_dir(path: Path, kind: str) -> None:
     where = ("--out",)
     if p.exists() and not p.is_dir():
         raise SpecError(f"'{p}' is a file, not a folder for the results", where)
-    manifest = p / MANIFEST
-    if manifest.is_file():
+    manifest = next((m for m in (p / MANIFEST, p / f"_{MANIFEST}") if m.is_file()), None)
+    if manifest is not None:
         try:
             other = json.loads(manifest.read_text()).get("type")
         except (OSError, ValueError, AttributeError):

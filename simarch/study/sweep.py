@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 
 from .._version import __version__
 from ..errors import SpecError, argument, excerpt
@@ -51,13 +53,30 @@ def _point_id(h: str, load: float, replication: int, seed: int) -> str:
     return hashlib.sha256(f"{h}|{load!r}|{replication}|{seed}".encode()).hexdigest()[:20]
 
 
+MANIFEST = "_simarch.json"  # beside the parts; the leading '_' keeps it out of a Parquet dataset
+LOCK = ".simarch.lock"
+
+
+def _parts(d: Path) -> tuple[list[pd.DataFrame], list[Path]]:
+    """The readable part files of a sweep folder, and the unreadable ones (a write cut short)."""
+    good, bad = [], []
+    for f in sorted(d.glob("part-*.parquet")) if d.exists() else []:
+        try:
+            good.append(pq.read_table(f).to_pandas())
+        except (OSError, ValueError, pa.ArrowException):
+            bad.append(f)
+    return good, bad
+
+
 def read_dataset(directory: str | Path) -> pd.DataFrame:
-    """Every row of a sweep dataset (an empty frame if there is none yet)."""
-    d = Path(directory)
-    files = sorted(d.glob("part-*.parquet")) if d.exists() else []
-    if not files:
-        return pd.DataFrame()
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    """Every row of a sweep dataset (an empty frame if there is none yet). The folder is also
+    a plain Parquet dataset: ``pd.read_parquet(directory)`` reads the same rows. Unreadable
+    part files are left out with a warning that names them."""
+    good, bad = _parts(Path(directory))
+    for f in bad:
+        warnings.warn(f"sweep part {f} is unreadable (a write cut short?) and was left out",
+                      stacklevel=2)
+    return pd.concat(good, ignore_index=True) if good else pd.DataFrame()
 
 
 def _write_row(directory: Path, row: dict[str, Any]) -> None:
@@ -104,10 +123,28 @@ def sweep(
     with argument("warmup"):
         warm = None if warmup is None else parse_duration(warmup)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"'{out}' is a file, not a folder for the sweep", ("--out",))
     out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SpecError(f"another sweep is writing to '{out}' right now; wait for it, or choose "
+                        "another --out", ("--out",)) from None
+    try:
+        return _sweep_locked(arch, params, out, mults, replications, seed, dur, warm, executor,
+                             workers, progress)
+    finally:
+        lock.release()
+
+
+def _sweep_locked(arch, params, out: Path, mults, replications, seed, dur, warm, executor, workers,
+                  progress) -> pd.DataFrame:
     names = list(params)
-    manifest = out / "simarch.json"
-    if manifest.exists():
+    for manifest in (out / MANIFEST, out / "simarch.json"):  # (simarch.json: older sweeps, runs)
+        if not manifest.exists():
+            continue
         try:
             old = json.loads(manifest.read_text())
         except (OSError, ValueError):
@@ -115,14 +152,13 @@ def sweep(
         if old.get("type") != "sweep" or old.get("design") != arch.name or \
                 sorted(old.get("params", {})) != sorted(names):
             raise SpecError(
-                f"holds {old.get('type', 'other')} results of design {old.get('design')!r} with "
+                f"holds {old.get('type', 'other')} results of design {excerpt(old.get('design'))} with "
                 f"parameters {sorted(old.get('params', {}))}: resume a sweep with the same design "
                 "and parameters, or choose another --out", (), str(out))
-    done = read_dataset(out)
-    finished = set(done["point_id"]) if "point_id" in done else set()
 
     tasks: list[Task] = []
     invalid: list[dict[str, Any]] = []
+    points: dict[str, tuple[str, Any]] = {}  # point id -> (spec hash, what to run or the error)
     for combo in itertools.product(*(params[n] for n in names)):
         values = dict(zip(names, combo, strict=True))
         tags: dict[str, Any] = {f"param.{k}": v for k, v in values.items()}
@@ -137,15 +173,37 @@ def sweep(
         for load in mults:
             for r in range(replications):
                 pid = _point_id(h, load, r, seed)
-                if pid in finished:
-                    continue
                 row_tags = {**tags, "point_id": pid, "spec_hash": h, "design": arch.name,
                             "simarch_version": __version__,
                             "duration": dur, "warmup": warm}
                 if data is None:
-                    invalid.append({**row_tags, "load": load, "replication": r, "seed": seed, "error": err})
+                    points[pid] = (h, {**row_tags, "load": load, "replication": r, "seed": seed, "error": err})
                 else:
-                    tasks.append(Task(data, base, load, dur, warm, seed, r, row_tags))
+                    points[pid] = (h, Task(data, base, load, dur, warm, seed, r, row_tags))
+
+    # what the folder holds already: only rows of this very sweep, each once
+    good, bad = _parts(out)
+    for f in bad:
+        warnings.warn(f"sweep part {f.name} is unreadable (a write cut short?): its point is run again",
+                      stacklevel=3)
+        f.unlink()
+    finished: set[str] = set()
+    for part in good:
+        for pid, h, design in zip(part.get("point_id", []), part.get("spec_hash", []),
+                                  part.get("design", [None] * len(part)), strict=True):
+            if pid not in points or points[pid][0] != h or design != arch.name:
+                raise SpecError(
+                    f"holds rows of another sweep (design {excerpt(design)}, point {excerpt(pid)}): "
+                    "resume a sweep with the same design, parameters, loads, replications and seed, "
+                    "or choose another --out", (), str(out))
+            finished.add(pid)
+    for pid, (_h, what) in points.items():
+        if pid in finished:
+            continue
+        if isinstance(what, Task):
+            tasks.append(what)
+        else:
+            invalid.append(what)
     if invalid and not tasks and not finished:
         raise SpecError(f"every point of the sweep is invalid, e.g. {invalid[0]['error']}", ("--set",))
     for row in invalid:
@@ -155,7 +213,10 @@ def sweep(
     meta = {"type": "sweep", "design": arch.name, "params": {k: list(v) for k, v in params.items()},
             "loads": mults, "replications": replications, "seed": seed, "duration": dur, "warmup": warm,
             "simarch_version": __version__}
-    tmp = out / ".simarch.json.tmp"
+    tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    os.replace(tmp, manifest)
+    os.replace(tmp, out / MANIFEST)
+    old_manifest = out / "simarch.json"
+    if old_manifest.exists():
+        old_manifest.unlink()
     return read_dataset(out)
