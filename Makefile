@@ -1,36 +1,45 @@
 # simarch: two commands on a fresh machine.
-#   make demo   set up .venv and simulate the example design
-#   make test   set up .venv with the dev extras and run the whole suite
+#   make demo   set up .venv with the runtime dependencies and simulate the example design
+#   make test   set up .venv with the dev extras, lint, and run the whole suite
+# For the edit-run loop: make test-fast (no long statistical runs, no notebooks); make fuzz
+# runs the fuzzing harness with a larger budget than make test does.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-dev
+RUNTIME := $(VENV)/.installed
+DEV     := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast fuzz lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
 
-demo: $(STAMP)
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(RUNTIME) $(DEV)
+
+demo: $(RUNTIME)
 	$(BIN)/simarch run architectures/cached_sharded.yaml --duration 60s
 
 test: lint
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
-# the edit-run loop: everything but the long statistical runs and the notebooks
-test-fast: $(STAMP)
+test-fast: $(DEV)
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-lint: $(STAMP)
+fuzz: $(DEV)
+	SIMARCH_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+lint: $(DEV)
 	$(BIN)/ruff check simarch tests experiments
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(RUNTIME)
 	$(BIN)/python experiments/bench_engine.py
 
 clean:

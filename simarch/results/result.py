@@ -27,6 +27,8 @@ from .slo import judge
 from .stability import Growth, Stuck, backlog_growth, stuck_requests, unanswered_after
 from .text import format_result, result_html
 
+TAIL_SAMPLES = 10  # requests beyond a percentile that a window needs for it to be judged fairly
+
 
 @dataclass
 class Result:
@@ -266,6 +268,14 @@ class Result:
                        + (f" - far more than its latency tail explains ({st.expected:.2g} expected): "
                           "the design was not keeping up at the end of the window (a backlog, a "
                           "hang without a timeout, a deadlock)" if st.significant else ""))
+        for name in (self.slo_spec or {}):
+            q = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}.get(name)
+            n_ok = int(np.sum(self.status == Status.OK))
+            need = math.ceil(TAIL_SAMPLES / (1 - q)) if q is not None else 0
+            if q is not None and 0 < n_ok < need:
+                out.append(f"the window holds {n_ok:,} successful requests: its {name} is judged on "
+                           f"fewer than {TAIL_SAMPLES} requests beyond it and is biased low; a window "
+                           f"with at least {need:,} is needed (lengthen the duration)")
         return out + list(self.warnings)
 
     def _stability_dict(self) -> dict[str, Any]:

@@ -35,7 +35,9 @@ def fmt(v: Any, kind: str = "num") -> str:
     if kind == "met":
         return "met" if bool(v) else "MISSED"
     if kind == "pct":
-        return f"{v:.2%}" if v < 0.9999 or v == 1.0 else f"{v:.4%}"
+        if v < 0.9999 or v == 1.0:
+            return f"{v:.2%}"
+        return f"{v:.4%}" if v < 0.999999995 else ">99.9999%"  # never "100.0000%" for less than all
     if kind == "util":
         return f"{v:.1%}"
     if kind == "ms":
@@ -107,7 +109,7 @@ def format_result(r: Result) -> str:
     ]
     summ = r.summary()
     lines.append(table(summ, SUMMARY_FORMATS, "class"))
-    lines += ["", "Components (time-weighted queue; latency = time in the component, ms)"]
+    lines += ["", "Components (time-weighted queue; latency = time in the component and its calls, ms)"]
     comps = r.components()
     lines.append(table(comps, COMPONENT_FORMATS, "component"))
     shards = r.shards()
@@ -158,6 +160,6 @@ def result_html(r: Result) -> str:
              html_table(r.summary(), SUMMARY_FORMATS, "class",
                         caption="End to end (latency of successful requests, ms)"),
              html_table(r.components(), COMPONENT_FORMATS, "component",
-                        caption="Components (time-weighted queue; latency = time in the component, ms)")]
+                        caption="Components (time-weighted queue; latency = time in the component and its calls, ms)")]
     parts += [f"<p>warning: {html.escape(w)}</p>" for w in r.all_warnings()]
     return "<div>\n" + "\n".join(parts) + "\n</div>"

@@ -257,6 +257,12 @@ def compare(
                         "design's own workload, so the same 'load' is different traffic and the "
                         "differences are not on common arrivals; give them the same workload "
                         "(e.g. with_changes({'workload': ...})) to compare like with like")
+    if "warnings" in runs:
+        for (design, load), g in runs.groupby(["design", "load"], sort=False):
+            warned = [w for w in g["warnings"] if isinstance(w, str) and w]
+            if warned:
+                warnings.append(f"{design} at {load:g}x: {len(warned)} of {len(g)} runs warned, e.g. "
+                                f"{warned[0].split(' | ')[0]}")
     if len({json.dumps(s_, sort_keys=True) for s_ in slos.values()}) > 1:
         warnings.append("the designs have different SLOs: their verdicts and knees are judged "
                         "against different targets")
@@ -283,7 +289,7 @@ def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, con
             note = "misses its SLO at every load tried"
         elif max(met) == mults[-1]:
             lo, hi = mults[-1], 2 * mults[-1]
-            note = "meets its SLO at every load tried; searched up to twice the largest"
+            note = f"above the largest load of the grid ({lo:g}x): searched between {lo:g}x and {hi:g}x"
         else:
             lo = max(met)
             hi = min(x for x in missed if x > lo)
@@ -304,11 +310,13 @@ def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, con
         per_rep = [state[(i, r)][0] for r in range(replications)]
         res = (hi - lo) / 2 ** steps
         # the SLO held at every point tried up to the top of the search: a lower bound only
-        censored = bool(note.startswith("meets") and all(
+        censored = bool(note.startswith("above") and all(
             state[(i, r)][1] == hi for r in range(replications)))
-        if censored:
-            note = f"meets its SLO up to the search limit {hi:g}x: the knee is at least this"
         mean, clo, chi, _ = mean_ci(per_rep, confidence)
+        if censored:  # a lower bound only: the highest load simulated, where the SLO still held
+            mean, clo, chi = min(per_rep), math.nan, math.nan
+            note = (f"meets its SLO at every load simulated, up to {mean:.4g}x: the knee is at "
+                    "least this (add larger loads to find it)")
         rows.append({"design": labels[i], "knee": mean, "ci_low": clo, "ci_high": chi,
                      "resolution": res, "bracket_low": lo, "bracket_high": hi,
                      "censored": censored, "note": note})

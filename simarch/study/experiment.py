@@ -121,6 +121,7 @@ def run_task(task: Task) -> dict[str, Any]:
     row["requests"] = int(s["requests"])
     row["errors"] = int(s["rejected"] + s["timeout"] + s["failed"])
     row["slo_met"] = r.slo_met
+    row["warnings"] = " | ".join(r.all_warnings())
     util = r.components()["utilization"]
     for comp, u in util.items():
         row[f"util.{comp}"] = float(u)
@@ -231,8 +232,16 @@ def _run_dask(tasks: Sequence[Task], executor: Any, workers: int | None,
     own_cluster = None
     if isinstance(executor, str):
         if executor == "local":
-            own_cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, dashboard_address=None)
+            try:
+                own_cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                           processes=True, dashboard_address=None)
+            except Exception as e:  # noqa: BLE001 - a cluster that cannot start is explained
+                main = sys.modules.get("__main__")
+                guard = ("; a script that starts a local Dask cluster needs its code under "
+                         "'if __name__ == \"__main__\":' (worker processes import the script)"
+                         if main is not None and getattr(main, "__spec__", None) is None else "")
+                raise SimarchError(f"the local Dask cluster did not start ({excerpt(str(e), 120, quote=False)})"
+                                   f"{guard}") from None
             client = Client(own_cluster)
         elif executor.startswith(("tcp://", "tls://", "ws://", "inproc://")):
             client = Client(executor)
