@@ -380,9 +380,13 @@ def main() -> None:
     no_args, usage, click_error = _click_errors()
     try:
         code = app(standalone_mode=False)  # an Exit raised by a command comes back as its code
+        if code == 130:  # the command-line library turns Ctrl-C into exit code 130
+            raise KeyboardInterrupt
         if isinstance(code, int) and code:
             sys.exit(code)
     except typer.Exit as e:
+        if e.exit_code == 130:
+            typer.echo(f"interrupted: {_on_interrupt[0]}", err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo(f"interrupted: {_on_interrupt[0]}", err=True)

@@ -31,7 +31,7 @@ from pandas.io.formats.style import Styler
 
 from .. import plots
 from .._version import __version__
-from ..errors import SpecError
+from ..errors import SpecError, excerpt
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.status import OK, STATUS_NAMES
@@ -202,7 +202,7 @@ def _read_json(path: Path, folder: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
-        raise _fail(f"cannot read {path.name}: {e}", folder) from None
+        raise _fail(f"cannot read {path.name}: {excerpt(str(e), 120, quote=False)}", folder) from None
     except json.JSONDecodeError as e:
         raise _fail(f"{path.name} is not valid JSON ({e.msg}, line {e.lineno})", folder) from None
     if not isinstance(data, dict):
@@ -219,14 +219,14 @@ def _parquet(folder: Path, name: str, required: bool = False) -> pd.DataFrame | 
     try:
         return pd.read_parquet(path)
     except Exception as e:  # noqa: BLE001 - a damaged file is the user's input
-        raise _fail(f"cannot read {path.name}: {e}", folder) from None
+        raise _fail(f"cannot read {path.name}: {excerpt(str(e), 120, quote=False)}", folder) from None
 
 
 def _architecture(folder: Path) -> tuple[str | None, Architecture | None]:
     """The text of the run's resolved ``spec.yaml`` and the design it describes (None when
     it is missing or no longer valid)."""
     path = folder / "spec.yaml"
-    if not path.exists():
+    if not path.is_file():
         return None, None
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
@@ -640,7 +640,14 @@ def render_report(results_dir: str | Path) -> str:
     """
     folder = Path(results_dir)
     kind, meta = _manifest(folder)
-    return _RENDER[kind](folder, meta)
+    try:
+        return _RENDER[kind](folder, meta)
+    except SpecError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        # tables or a manifest that simarch did not write (tampered, or of another version)
+        raise _fail(f"the {kind} results in this folder are not as simarch writes them "
+                    f"({type(e).__name__}: {excerpt(str(e), 120, quote=False)})", folder) from None
 
 
 def write_report(results_dir: str | Path, html_path: str | Path) -> Path:
