@@ -57,3 +57,12 @@ def test_cli_names_the_option(args, option, tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     line = p.stderr.strip().splitlines()
     assert len(line) == 1 and option in line[0], p.stderr
+
+
+def test_studies_are_bounded():
+    with pytest.raises(SpecError, match="from 1 to 100,000") as err:
+        simarch.sweep(ARCH, {"app.workers": [1]}, "/tmp/never", replications=10**14)
+    assert err.value.path == ("replications",)
+    with pytest.raises(SpecError, match="simulations"):
+        simarch.sweep(ARCH, {"app.workers": list(range(1, 101))}, "/tmp/never", loads=[1, 2],
+                      replications=1000)

@@ -24,7 +24,7 @@ from ..model.units import parse_duration
 from ..results.io import atomic_write
 from ..results.slo import meets
 from ..results.text import html_table, styled_html
-from .experiment import METRICS, Task, mean_ci, parse_loads, positive_int, run_tasks
+from .experiment import METRICS, Task, check_runs, mean_ci, parse_loads, positive_int, run_tasks
 
 TABLE_METRICS = ("p50_ms", "p99_ms", "p999_ms", "throughput_rps", "availability")
 
@@ -184,6 +184,7 @@ def compare(
     labels = _labels(archs)
     mults = parse_loads(loads)
     replications = positive_int(replications, "replications")
+    check_runs(len(archs) * len(mults) * replications * (1 + (knee_steps if knee else 0)), "comparison")
     with argument("duration"):
         dur = None if duration is None else parse_duration(duration, allow_zero=False)
     with argument("warmup"):

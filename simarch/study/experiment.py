@@ -73,11 +73,21 @@ def parse_loads(loads: Any) -> list[float]:
         return sorted(parse_multiplier(x) for x in values)
 
 
-def positive_int(value: Any, name: str) -> int:
-    """A whole number >= 1, else a :class:`SpecError` on ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise SpecError(f"a whole number >= 1, got {excerpt(value)}", (name,))
+MAX_RUNS = 100_000  # simulations one study may ask for
+
+
+def positive_int(value: Any, name: str, most: int = MAX_RUNS) -> int:
+    """A whole number from 1 to ``most``, else a :class:`SpecError` on ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
+        raise SpecError(f"a whole number from 1 to {most:,}, got {excerpt(value)}", (name,))
     return int(value)
+
+
+def check_runs(n: int, what: str) -> None:
+    """Refuse a study of more than MAX_RUNS simulations before building it."""
+    if n > MAX_RUNS:
+        raise SpecError(f"this {what} would be {n:,} simulations, more than the {MAX_RUNS:,} a study "
+                        "may run: fewer parameter values, loads or replications", ("replications",))
 
 
 def replication_seed(seed: int, replication: int) -> np.random.SeedSequence:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,7 @@ from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.spec import yaml_load
 from ..model.units import parse_duration
-from .experiment import Task, parse_loads, positive_int, run_tasks
+from .experiment import Task, check_runs, parse_loads, positive_int, run_tasks
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -142,6 +143,7 @@ def sweep(
 def _sweep_locked(arch, params, out: Path, mults, replications, seed, dur, warm, executor, workers,
                   progress) -> pd.DataFrame:
     names = list(params)
+    check_runs(math.prod(len(v) for v in params.values()) * len(mults) * replications, "sweep")
     for manifest in (out / MANIFEST, out / "simarch.json"):  # (simarch.json: older sweeps, runs)
         if not manifest.exists():
             continue
