@@ -147,9 +147,12 @@ def collect(sim: Any) -> Result:
     calls, events = _calls_and_events(sim)
     start, end = _floats(sim.t_start), _floats(sim.t_end)
     cls = (code // N_STATUS).astype(np.int16)
-    pending_start, pending_cls = _pending(
-        _floats(sim.a_start), np.frombuffer(sim.a_cls, dtype=np.uint16) if len(sim.a_cls) else np.zeros(0, np.uint16),
-        start, cls, len(sim.classes))
+    if len(sim.a_start) > len(start):  # some requests of the window are still in flight
+        pending_start, pending_cls = _pending(
+            np.frombuffer(sim.a_start, dtype=float), np.frombuffer(sim.a_cls, dtype=np.uint16),
+            start, cls, len(sim.classes))
+    else:
+        pending_start, pending_cls = np.zeros(0), np.zeros(0, np.int16)
     slo = None
     if sim.spec.slo is not None:
         slo = {k: v for k, v in sim.spec.slo.model_dump().items() if v is not None}

@@ -123,7 +123,8 @@ class Simulation:
         t0 = env._now
         self.sys_n += 1
         self.sys_start += t0
-        if t0 >= self.warmup:
+        window = t0 >= self.warmup
+        if window:
             self.a_start.append(t0)
             self.a_cls.append(cls)
         inst = pick()
@@ -134,7 +135,7 @@ class Simulation:
         now = env._now
         self.sys_n -= 1
         self.sys_end += now
-        if t0 >= self.warmup:
+        if window:
             self.t_start.append(t0)
             self.t_end.append(now)
             self.code.append(cls * N_STATUS + status)
