@@ -119,8 +119,13 @@ def _warnings(sim: Any, t_end: float) -> list[str]:
 def _pending(arrived: np.ndarray, arrived_cls: np.ndarray, done: np.ndarray, done_cls: np.ndarray,
              n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Arrival times and classes of the window's requests still in flight at the end: the
-    multiset difference of its arrivals and its completions, class by class."""
-    starts, classes = [np.zeros(0)], [np.zeros(0, np.int16)]
+    multiset difference of its arrivals (recorded in time order) and its completions."""
+    if len(arrived) and not np.any(np.diff(arrived) == 0):  # distinct arrival times, the usual case
+        pos = np.searchsorted(arrived, np.sort(done, kind="stable"))  # completions: nearly sorted
+        keep = np.ones(len(arrived), dtype=bool)
+        keep[pos] = False
+        return arrived[keep], arrived_cls[keep].astype(np.int16)
+    starts, classes = [np.zeros(0)], [np.zeros(0, np.int16)]  # ties: match class by class
     for c in range(n_classes):
         a = np.sort(arrived[arrived_cls == c])
         if not len(a):

@@ -18,10 +18,12 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import Process, Timeout
 
 from ..kinds import Kind, kind
 from ..model.architecture import Architecture
@@ -151,12 +153,12 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
                 for name, rc in self.spec.workload.requests.items()]
         arrivals = self.arrivals
-        process = env.process
+        process = partial(Process, env)
         request = self._request
         if profile is None:
             gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
             while True:
-                yield env.timeout(gap())
+                yield Timeout(env, gap())
                 c = next_cls()
                 if env._now >= warm:
                     arrivals[c] += 1
@@ -177,7 +179,7 @@ class Simulation:
                     return  # no more arrivals within the run (the rate may have dropped to 0)
                 if u() * peak > mult(t):
                     continue
-                yield env.timeout(t - env._now)
+                yield Timeout(env, t - env._now)
                 c = next_cls()
                 if t >= warm:
                     arrivals[c] += 1
@@ -190,7 +192,7 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
                 for name, rc in self.spec.workload.requests.items()]
         while True:
-            yield env.timeout(think())
+            yield Timeout(env, think())
             c = next_cls()
             if env._now >= self.warmup:
                 self.arrivals[c] += 1

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simpy.events import PENDING as _PENDING
-from simpy.events import Event, Timeout
+from simpy.events import Event, Process, Timeout
 
 from ..model.dists import sampler
 from ..model.spec import CallSpec
@@ -127,18 +127,21 @@ class Component:
             if pool.hang:
                 yield Event(env)  # never answers: only the caller's timeout ends the wait
             return FAILED
-        wait = pool.acquire(env, t0)
-        if wait is not None:
+        if pool.n < pool.cap:  # a free worker: Pool.acquire's fast path, inlined (once per visit)
+            pool.n += 1
+            pool.s_start += t0
+        else:
+            wait = pool.acquire(env, t0)
             if wait is False:
                 return REJECTED
-            if (yield wait):  # the instance crashed while we waited
+            if wait is not None and (yield wait):  # the instance crashed while we waited
                 return FAILED
         epoch = pool.epoch
         st = self.st[cls]()
         if self.slow:
             for factor, add in self.slow:
                 st = st * factor + (add() if add is not None else 0.0)
-        yield env.timeout(st)
+        yield Timeout(env, st)
         status = OK
         if calls:
             if self.parallel:
@@ -146,7 +149,12 @@ class Component:
             else:
                 status = yield from self._sequence(calls, cls, key)
         now = env._now
-        pool.release(now)
+        if pool.waiters:
+            pool.release(now)  # hands the worker to the first waiting request
+        else:  # Pool.release's fast path, inlined (once per visit)
+            pool.s_end += now
+            pool.done += 1
+            pool.n -= 1
         if pool.epoch != epoch:
             status = FAILED  # the instance crashed during the work
         elif self.err_p and status == OK and self._err_u() < self.err_p:
@@ -163,11 +171,11 @@ class Component:
             if prob < 1.0 and self._u() >= prob:
                 continue
             if mode == ASYNC:
-                env.process(self._one(lat, timeout, serve, pick, cls, key, link))
+                Process(env, self._one(lat, timeout, serve, pick, cls, key, link))
                 continue
             if timeout is None and link is None:
                 if lat is not None:
-                    yield env.timeout(lat())
+                    yield Timeout(env, lat())
                 inst = pick()
                 if inst is None:
                     return FAILED  # no instance in rotation
@@ -184,7 +192,7 @@ class Component:
         for prob, lat, timeout, mode, serve, pick, link in calls:
             if prob < 1.0 and self._u() >= prob:
                 continue
-            p = env.process(self._one(lat, timeout, serve, pick, cls, key, link))
+            p = Process(env, self._one(lat, timeout, serve, pick, cls, key, link))
             if mode != ASYNC:
                 procs.append(p)
         if not procs:
@@ -203,7 +211,7 @@ class Component:
             return (yield from self._timed(self._one(lat, None, serve, pick, cls, key, link, extra),
                                            timeout))
         if lat is not None:
-            yield self.env.timeout(lat())
+            yield Timeout(self.env, lat())
         if link is not None and link.drops():
             if link.hang:
                 yield Event(self.env)  # lost: no answer ever comes
@@ -219,7 +227,7 @@ class Component:
         """Run ``gen`` as its own process and wait for it at most ``timeout``: a race of
         two callbacks on one event (no condition event, no extra generator)."""
         env = self.env
-        proc = env.process(gen)
+        proc = Process(env, gen)
         done = Event(env)
 
         def first(_ev: Event) -> None:
