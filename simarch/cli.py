@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ._version import __version__
-from .errors import SpecError, excerpt
+from .errors import SimarchError, SpecError, excerpt
 from .model.architecture import load as load_arch
 
 app = typer.Typer(
@@ -97,6 +98,8 @@ def run(
         result = simulate(arch, load=load, duration=duration, warmup=warmup, seed=seed,
                           max_events=max_events)
     except SpecError as e:
+        if e.path == ("simulation", "duration") and "budget" in e.message and duration is not None:
+            _fail(f"--duration: {e.message}")
         _fail_for(e, spec, ("load", "duration", "warmup", "seed", "max_events"))
         return
     if as_json:
@@ -201,6 +204,9 @@ def spof_cmd(
     except SpecError as e:
         _fail_for(e, spec, ("window", "warmup", "load", "seed"))
         return
+    except SimarchError as e:
+        _fail(str(e))
+        return
     if as_json:
         typer.echo(rep.to_frame().reset_index().to_json(orient="records", indent=2))
     else:
@@ -254,6 +260,9 @@ def compare_cmd(
             _fail(f"--scheduler: {e.message}")
         _fail_for(e, None, ("loads", "replications", "duration", "warmup", "seed"))
         return
+    except SimarchError as e:
+        _fail(str(e))
+        return
     if as_json:
         doc = {**cmp.to_dict(), **{n: json.loads(getattr(cmp, n).to_json(orient="records"))
                                    for n in ("table", "diff", "slo", "knee")}}
@@ -302,13 +311,20 @@ def sweep_cmd(
     try:
         arch = load_arch(spec)
         params = dict(parse_set(s) for s in set_)
-        df = sweep(arch, params, out, loads=_loads(loads), replications=replications, seed=seed,
-                   duration=duration, warmup=warmup, executor=_executor(scheduler, serial))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            df = sweep(arch, params, out, loads=_loads(loads), replications=replications, seed=seed,
+                       duration=duration, warmup=warmup, executor=_executor(scheduler, serial))
     except SpecError as e:
         if not e.source and e.path and e.path[0] == "executor":
             _fail(f"--scheduler: {e.message}")
         _fail_for(e, spec, ("loads", "replications", "duration", "warmup", "seed", "params"))
         return
+    except SimarchError as e:
+        _fail(str(e))
+        return
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
     cols = [c for c in df.columns if c.startswith("param.")] + ["load", "replication"]
     show = [c for c in ("p50_ms", "p99_ms", "throughput_rps", "availability", "error") if c in df.columns]
     typer.echo(df.sort_values(cols)[cols + show].to_string(index=False))

@@ -92,7 +92,7 @@ def styled_html(body: pd.DataFrame, *, index: bool = True, caption: str | None =
 SUMMARY_FORMATS = {
     "requests": "int", "in_flight": "int", "throughput_rps": "num", "availability": "pct",
     "rejected": "int",
-    "timeout": "int", "failed": "int", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
+    "timeout": "int", "failed": "int", "unanswered": "int", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
     "p99_ms": "ms", "p999_ms": "ms", "max_ms": "ms"}
 COMPONENT_FORMATS = {
     "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "util",

@@ -158,7 +158,8 @@ def check_budget(arch: Architecture, load: float, duration: float, warmup: float
         raise SpecError(
             f"this run would be {work.describe()}: over the budget of {limit:.3g} events"
             f"{' (simulation.max_events)' if limit == spec_limit else ''}; shorten the run, lower "
-            "the load, or raise the budget (simulation.max_events, or --max-events)", path, arch.source)
+            "the load, or raise the budget (simulation.max_events; simarch run --max-events)", path,
+            arch.source)
     if work.memory_bytes > mem_limit:
         raise SpecError(
             f"this run would need {work.memory_bytes / 2**30:,.1f} GiB ({work.describe()}; "

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import plots
 from .._version import __version__
-from ..errors import SimarchError, SpecError, argument
+from ..errors import SimarchError, SpecError, argument, excerpt
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.units import parse_duration
@@ -184,6 +184,11 @@ def compare(
     labels = _labels(archs)
     mults = parse_loads(loads)
     replications = positive_int(replications, "replications")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise SpecError(f"a confidence level between 0 and 1 such as 0.95, got {excerpt(confidence)}",
+                        ("confidence",))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SpecError(f"a seed is a whole number >= 0, got {excerpt(seed)}", ("seed",))
     check_runs(len(archs) * len(mults) * replications * (1 + (knee_steps if knee else 0)), "comparison")
     with argument("duration"):
         dur = None if duration is None else parse_duration(duration, allow_zero=False)

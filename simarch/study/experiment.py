@@ -129,7 +129,7 @@ def run_task(task: Task) -> dict[str, Any]:
     for m in METRICS:
         row[m] = float(s[m])
     row["requests"] = int(s["requests"])
-    row["errors"] = int(s["rejected"] + s["timeout"] + s["failed"])
+    row["errors"] = int(s["rejected"] + s["timeout"] + s["failed"] + s["unanswered"])
     row["slo_met"] = r.slo_met
     row["warnings"] = " | ".join(r.all_warnings())
     util = r.components()["utilization"]

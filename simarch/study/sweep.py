@@ -50,8 +50,10 @@ def parse_set(option: str) -> tuple[str, list[Any]]:
         raise SpecError(f"{path.strip()}: {e.message}", ("--set",)) from None
 
 
-def _point_id(h: str, load: float, replication: int, seed: int) -> str:
-    return hashlib.sha256(f"{h}|{load!r}|{replication}|{seed}".encode()).hexdigest()[:20]
+def _point_id(h: str, load: float, replication: int, seed: int, duration: float | None,
+              warmup: float | None) -> str:
+    key = f"{h}|{load!r}|{replication}|{seed}|{duration!r}|{warmup!r}"
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 MANIFEST = "_simarch.json"  # beside the parts; the leading '_' keeps it out of a Parquet dataset
@@ -153,10 +155,11 @@ def _sweep_locked(arch, params, out: Path, mults, replications, seed, dur, warm,
             old = {}
         if old.get("type") != "sweep" or old.get("design") != arch.name or \
                 sorted(old.get("params", {})) != sorted(names):
-            raise SpecError(
-                f"holds {old.get('type', 'other')} results of design {excerpt(old.get('design'))} with "
-                f"parameters {sorted(old.get('params', {}))}: resume a sweep with the same design "
-                "and parameters, or choose another --out", (), str(out))
+            what = (f"a sweep of design {excerpt(old.get('design'))} over "
+                    f"{', '.join(sorted(old.get('params', {}))) or 'no parameters'}"
+                    if old.get("type") == "sweep" else f"the results of a {old.get('type', 'other study')}")
+            raise SpecError(f"holds {what}: resume a sweep with the same design and parameters, or "
+                            "choose another --out", (), str(out))
 
     tasks: list[Task] = []
     invalid: list[dict[str, Any]] = []
@@ -174,7 +177,7 @@ def _sweep_locked(arch, params, out: Path, mults, replications, seed, dur, warm,
             err = str(e)
         for load in mults:
             for r in range(replications):
-                pid = _point_id(h, load, r, seed)
+                pid = _point_id(h, load, r, seed, dur, warm)
                 row_tags = {**tags, "point_id": pid, "spec_hash": h, "design": arch.name,
                             "simarch_version": __version__,
                             "duration": dur, "warmup": warm}
