@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 
-import simarch
 from cli_helpers import ROOT
+
+import simarch
 
 SINGLE = ROOT / "architectures" / "single_server.yaml"
 
