@@ -179,7 +179,7 @@ class Result:
         if not self.slo_spec:
             return None
         s = self.summary().loc["all"]
-        rows = [{"target": "stability", "objective": "keeps up (no growing backlog, none stuck)",
+        rows = [{"target": "stability", "objective": "keeps up (steady backlog, no more stuck than the tail explains)",
                  "actual": self.backlog_share, "met": self.stable, "error_budget_used": math.nan}]
         # (actual: share of the window's arrivals still in flight at its end)
         rows += judge(self.slo_spec, s)
