@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,7 @@ class Result:
         """The measurement window ``(start, end)`` in simulated seconds."""
         return self.warmup, self.warmup + self.duration
 
-    @property
+    @cached_property
     def unanswered_after(self) -> float:
         """Seconds after which a request still in flight at the end counts as unanswered:
         the SLO's largest latency target, else ten times the window's p99."""
@@ -213,6 +214,10 @@ class Result:
 
     def growth(self) -> Growth:
         """The backlog-growth test of the window (see :mod:`simarch.results.stability`)."""
+        return self._growth
+
+    @cached_property
+    def _growth(self) -> Growth:
         done = np.concatenate([self.end, self.late_end])
         return backlog_growth(self.window, self.in_system_start, self.start_all, done)
 
@@ -223,6 +228,10 @@ class Result:
 
     def stuck(self) -> Stuck:
         """Requests in flight at the end for longer than :attr:`unanswered_after`."""
+        return self._stuck
+
+    @cached_property
+    def _stuck(self) -> Stuck:
         from_warmup = self.in_system_end - len(self.pending_start)
         return stuck_requests(self.unanswered_after, self.window, self.pending_start, from_warmup,
                               self.latency, sum(self.arrivals))
