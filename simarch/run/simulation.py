@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Process, Timeout
 
 from ..kinds import Kind, kind
 from ..model.architecture import Architecture
@@ -36,6 +35,7 @@ from ..runtime.links import Link
 from ..runtime.pools import Pool
 from ..runtime.resilience import Resilience
 from ..runtime.streams import key_sampler, stream, uniform_sampler
+from ..runtime.tasks import spawn
 from .collect import collect
 
 
@@ -133,7 +133,7 @@ class Simulation:
         if inst is None:
             status = FAILED  # no entry instance in rotation
         else:
-            status = yield from serve(inst, cls, key)
+            status = yield serve(inst, cls, key)
         now = env._now
         self.sys_n -= 1
         self.sys_end += now
@@ -153,16 +153,16 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
                 for name, rc in self.spec.workload.requests.items()]
         arrivals = self.arrivals
-        process = partial(Process, env)
+        start = partial(spawn, env)
         request = self._request
         if profile is None:
             gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
             while True:
-                yield Timeout(env, gap())
+                yield gap()
                 c = next_cls()
                 if env._now >= warm:
                     arrivals[c] += 1
-                process(request(serve, pick, c, keys[c]()))
+                start(request(serve, pick, c, keys[c]()))
         else:
             # non-homogeneous Poisson arrivals by thinning: candidates at the peak rate,
             # each kept with probability rate(t) / peak.
@@ -179,11 +179,11 @@ class Simulation:
                     return  # no more arrivals within the run (the rate may have dropped to 0)
                 if u() * peak > mult(t):
                     continue
-                yield Timeout(env, t - env._now)
+                yield t - env._now
                 c = next_cls()
                 if t >= warm:
                     arrivals[c] += 1
-                process(request(serve, pick, c, keys[c]()))
+                start(request(serve, pick, c, keys[c]()))
 
     def _user(self, idx: int, think, pick):
         env = self.env
@@ -192,11 +192,11 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
                 for name, rc in self.spec.workload.requests.items()]
         while True:
-            yield Timeout(env, think())
+            yield think()
             c = next_cls()
             if env._now >= self.warmup:
                 self.arrivals[c] += 1
-            yield from self._request(serve, pick, c, keys[c]())
+            yield self._request(serve, pick, c, keys[c]())
 
     @property
     def entry(self) -> str:
@@ -210,14 +210,14 @@ class Simulation:
             pick = self._entry_picker()  # shared by all users
             for i in range(n_users):
                 think = sampler(wl.think_time, self.rng("workload", "think", i))
-                env.process(self._user(i, think, pick))
+                spawn(env, self._user(i, think, pick))
         else:
             profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
             if profile is None:
                 if wl.rate * self.load > 0:
-                    env.process(self._open_source(wl.rate * self.load, None))
+                    spawn(env, self._open_source(wl.rate * self.load, None))
             else:
-                env.process(self._open_source(0.0, profile))
+                spawn(env, self._open_source(0.0, profile))
         for u, v, call in self.arch.call_edges():  # consumers and other per-call processes
             self.components[u].start_call(call, self.components[v])
         schedule_faults(self)

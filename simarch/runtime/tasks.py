@@ -1,0 +1,160 @@
+"""Request tasks: a request's whole path runs as one flat loop over SimPy's event queue.
+
+A request visits many components, and each visit is a generator (``serve``). Nesting them
+with ``yield from`` would make every resume walk the whole chain of delegating generators
+(cost O(depth) per event, and a RecursionError near depth 1,000). A :class:`Task` instead
+keeps the chain as an explicit stack and resumes only its top, so an event costs the same
+at depth 3 and at depth 1,000.
+
+What a request generator may yield, and what the task does with it:
+
+* a ``float`` ``t``: resume after ``t`` simulated seconds. The task itself is the scheduled
+  entry on SimPy's queue, so no ``Timeout`` object is built; ``t <= 0`` resumes at once,
+  scheduling nothing.
+* a generator: call it (push it on the stack); its return value is sent back.
+* a SimPy ``Event``: wait for it; its value is sent back.
+
+A generator that *returns* a generator hands over to it (a tail call): the request moves on
+without keeping the finished hop's frame, so a forward chain stays one frame deep.
+
+A task starts inside the call that creates it (:func:`spawn`), at the current instant,
+without an ``Initialize`` event, and schedules nothing when it ends: whoever needs its
+outcome passes ``on_done``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from heapq import heappush
+from types import GeneratorType
+from typing import Any
+
+from simpy.events import NORMAL, PENDING, Event
+
+_GEN = GeneratorType
+
+
+def _wake(task: Task) -> None:
+    """The callback of a task's own entry on the event queue (a sleep that ended)."""
+    task._step(None)
+
+
+_WAKE = [_wake]  # shared: SimPy's step() reads an event's callbacks and never changes the list
+
+
+class Task:
+    """One thread of control over the SimPy environment ``env``: a stack of generators.
+
+    ``on_done(task)`` is called when the bottom generator returns; ``value`` then holds its
+    return value (``PENDING`` until then).
+    """
+
+    __slots__ = ("env", "stack", "callbacks", "value", "on_done", "_resume")
+
+    _ok = True  # what SimPy's step() checks of a processed entry
+
+    def __init__(self, env: Any, gen: Generator, on_done: Callable[[Task], None] | None = None):
+        self.env = env
+        self.stack = [gen]
+        self.callbacks: list | None = None
+        self.value: Any = PENDING
+        self.on_done = on_done
+        self._resume: Callable[[Event], None] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.value is not PENDING
+
+    def _on_event(self, ev: Event) -> None:
+        self._step(ev._value)
+
+    def _step(self, value: Any) -> None:
+        stack = self.stack
+        gen = stack[-1]
+        while True:
+            try:
+                y = gen.send(value)
+            except StopIteration as stop:
+                value = stop.value
+                if type(value) is _GEN:  # a tail call: the returned generator takes over
+                    stack[-1] = gen = value
+                    value = None
+                    continue
+                stack.pop()
+                if not stack:
+                    self.value = value
+                    if self.on_done is not None:
+                        self.on_done(self)
+                    return
+                gen = stack[-1]
+                continue
+            t = type(y)
+            if t is float:
+                if y > 0.0:
+                    env = self.env
+                    self.callbacks = _WAKE
+                    heappush(env._queue, (env._now + y, NORMAL, next(env._eid), self))
+                    return
+                value = None
+            elif t is _GEN:
+                stack.append(y)
+                gen = y
+                value = None
+            else:
+                cbs = getattr(y, "callbacks", False)
+                if cbs is False:  # a number that is not a float (an int from a constant)
+                    y = float(y)
+                    if y > 0.0:
+                        env = self.env
+                        self.callbacks = _WAKE
+                        heappush(env._queue, (env._now + y, NORMAL, next(env._eid), self))
+                        return
+                    value = None
+                elif cbs is None:  # an event already processed: its value at once
+                    value = y._value
+                else:
+                    resume = self._resume
+                    if resume is None:
+                        resume = self._resume = self._on_event
+                    cbs.append(resume)
+                    return
+
+
+def spawn(env: Any, gen: Generator, on_done: Callable[[Task], None] | None = None) -> Task:
+    """Start ``gen`` as a task now; it runs until its first wait before this returns."""
+    task = Task(env, gen, on_done)
+    task._step(None)
+    return task
+
+
+def join(env: Any, tasks: list[Task]) -> Event | None:
+    """An event that succeeds once every task in ``tasks`` is done (``None`` if all are)."""
+    pending = [t for t in tasks if t.value is PENDING]
+    if not pending:
+        return None
+    ev = Event(env)
+    left = [len(pending)]
+
+    def one(_task: Task) -> None:
+        left[0] -= 1
+        if not left[0]:
+            ev.succeed()
+    for t in pending:
+        t.on_done = one
+    return ev
+
+
+def first_of(env: Any, tasks: list[Task], event: Event | None = None) -> Event:
+    """An event that succeeds when the first of ``tasks`` is done or ``event`` (if given,
+    and not yet processed) is processed, whichever comes first. The tasks' ``on_done`` is
+    replaced."""
+    ev = Event(env)
+
+    def fire(_x: Any) -> None:
+        if ev._value is PENDING:
+            ev.succeed()
+    for t in tasks:
+        t.on_done = fire
+    if event is not None and event.callbacks is not None:
+        event.callbacks.append(fire)
+    return ev
