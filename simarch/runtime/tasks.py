@@ -49,7 +49,7 @@ class Task:
     return value (``PENDING`` until then).
     """
 
-    __slots__ = ("env", "stack", "callbacks", "value", "on_done", "_resume")
+    __slots__ = ("env", "stack", "callbacks", "value", "on_done")
 
     _ok = True  # what SimPy's step() checks of a processed entry
 
@@ -59,7 +59,6 @@ class Task:
         self.callbacks: list | None = None
         self.value: Any = PENDING
         self.on_done = on_done
-        self._resume: Callable[[Event], None] | None = None
 
     @property
     def done(self) -> bool:
@@ -113,10 +112,7 @@ class Task:
                 elif cbs is None:  # an event already processed: its value at once
                     value = y._value
                 else:
-                    resume = self._resume
-                    if resume is None:
-                        resume = self._resume = self._on_event
-                    cbs.append(resume)
+                    cbs.append(self._on_event)  # bound afresh: a task never refers to itself
                     return
 
 
