@@ -20,7 +20,6 @@ import itertools
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,7 @@ from ..runtime.links import Link
 from ..runtime.pools import Pool
 from ..runtime.resilience import Resilience
 from ..runtime.streams import key_sampler, stream, uniform_sampler
-from ..runtime.tasks import spawn
+from ..runtime.tasks import RequestTask, run_until, spawn
 from .collect import collect
 
 
@@ -142,29 +141,46 @@ class Simulation:
         """How clients choose the entry's instance (the entry kind decides)."""
         return self.components[self.entry].entry_picker()
 
-    def _request(self, serve, pick, cls: int, key: int):
+    def _arrive(self, serve, pick, cls: int, key: int) -> None:
+        """A request from a client arrives now: it runs as its own task."""
         env = self.env
         t0 = env._now
         self.sys_n += 1
         self.sys_start += t0
-        window = t0 >= self.warmup
-        if window:
+        if t0 >= self.warmup:
             self.a_start.append(t0)
             self.a_cls.append(cls)
         inst = pick()
         if inst is None:
-            status = FAILED  # no entry instance in rotation
-        else:
-            status = yield serve(inst, cls, key)
-        now = env._now
+            self._record(t0, cls, FAILED)  # no entry instance in rotation
+            return
+        RequestTask(env, serve(inst, cls, key), self._finish, t0, cls)._step(None)
+
+    def _finish(self, task: RequestTask) -> None:
+        self._record(task.t0, task.cls, task.value)
+
+    def _record(self, t0: float, cls: int, status: int) -> None:
+        now = self.env._now
         self.sys_n -= 1
         self.sys_end += now
-        if window:
+        if t0 >= self.warmup:
             self.t_start.append(t0)
             self.t_end.append(now)
             self.code.append(cls * N_STATUS + status)
         elif now >= self.warmup:
             self.late_end.append(now)
+
+    def _request(self, serve, pick, cls: int, key: int):
+        """A closed-loop user's request: the user waits for it."""
+        t0 = self.env._now
+        self.sys_n += 1
+        self.sys_start += t0
+        if t0 >= self.warmup:
+            self.a_start.append(t0)
+            self.a_cls.append(cls)
+        inst = pick()
+        status = FAILED if inst is None else (yield serve(inst, cls, key))
+        self._record(t0, cls, status)
 
     def _open_source(self, rate: float, profile):
         env = self.env
@@ -175,8 +191,7 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
                 for name, rc in self.spec.workload.requests.items()]
         arrivals = self.arrivals
-        start = partial(spawn, env)
-        request = self._request
+        arrive = self._arrive
         if profile is None:
             gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
             while True:
@@ -184,7 +199,7 @@ class Simulation:
                 c = next_cls()
                 if env._now >= warm:
                     arrivals[c] += 1
-                start(request(serve, pick, c, keys[c]()))
+                arrive(serve, pick, c, keys[c]())
         else:
             # non-homogeneous Poisson arrivals by thinning: candidates at the peak rate,
             # each kept with probability rate(t) / peak.
@@ -205,7 +220,7 @@ class Simulation:
                 c = next_cls()
                 if t >= warm:
                     arrivals[c] += 1
-                start(request(serve, pick, c, keys[c]()))
+                arrive(serve, pick, c, keys[c]())
 
     def _user(self, idx: int, think, pick):
         env = self.env
@@ -269,5 +284,5 @@ class Simulation:
         """Run to the end and return the :class:`~simarch.result.Result`."""
         self.start()
         with paused_gc():
-            self.env.run(until=self.end)
+            run_until(self.env, self.end)
         return collect(self)

@@ -25,7 +25,7 @@ outcome passes ``on_done``.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from heapq import heappush
+from heapq import heappop, heappush
 from types import GeneratorType
 from typing import Any
 
@@ -34,12 +34,6 @@ from simpy.events import NORMAL, PENDING, Event
 _GEN = GeneratorType
 
 
-def _wake(task: Task) -> None:
-    """The callback of a task's own entry on the event queue (a sleep that ended)."""
-    task._step(None)
-
-
-_WAKE = [_wake]  # shared: SimPy's step() reads an event's callbacks and never changes the list
 
 
 class Task:
@@ -67,7 +61,12 @@ class Task:
     def _on_event(self, ev: Event) -> None:
         self._step(ev._value)
 
-    def _step(self, value: Any) -> None:
+    def _step(self, value: Any = None) -> None:
+        """Run the task until it waits. As the callback of the task's own entry on the
+        event queue (a sleep that ended) it is called with the task itself: ``value`` is
+        then the task, and is sent as ``None``."""
+        if value is self:
+            value = None
         stack = self.stack
         gen = stack[-1]
         while True:
@@ -114,6 +113,40 @@ class Task:
                 else:
                     cbs.append(self._on_event)  # bound afresh: a task never refers to itself
                     return
+
+
+class RequestTask(Task):
+    """The task of one request from a client: when (``t0``) it arrived and its class."""
+
+    __slots__ = ("t0", "cls")
+
+    def __init__(self, env: Any, gen: Generator, on_done: Callable[[Task], None], t0: float, cls: int):
+        Task.__init__(self, env, gen, on_done)
+        self.t0 = t0
+        self.cls = cls
+
+
+_WAKE = [Task._step]  # shared: SimPy's step() reads an event's callbacks, never changes the list
+
+
+def run_until(env: Any, until: float) -> None:
+    """``env.run(until=until)``, without its per-event method call and exception set-up.
+
+    Events are processed in SimPy's own order (time, priority, id), every one strictly
+    before ``until``, exactly as ``env.run`` does (its stop event at ``until`` is urgent, so
+    it comes before anything else scheduled then); then the clock is set to ``until``.
+    """
+    queue = env._queue
+    pop = heappop
+    while queue and queue[0][0] < until:
+        env._now, _, _, event = pop(queue)
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            raise event._value
+    if until > env._now:
+        env._now = until
 
 
 def spawn(env: Any, gen: Generator, on_done: Callable[[Task], None] | None = None) -> Task:
