@@ -18,7 +18,6 @@ import typer
 
 from ._version import __version__
 from .errors import SimarchError, SpecError, excerpt
-from .model.architecture import load as load_arch
 
 app = typer.Typer(
     name="simarch",
@@ -86,6 +85,7 @@ def run(
     Exit codes: 0 done; 2 bad input (one error line); 3 the SLO was missed (with
     --fail-on-slo); 130 interrupted.
     """
+    from .model.architecture import load as load_arch
     from .results.io import check_output_dir
     from .run.simulate import simulate
 
@@ -197,6 +197,7 @@ def spof_cmd(
     """Find the single points of failure of SPEC: cut vertices with no redundancy, then one
     simulation per component and per zone with it down for a window, sorted by impact."""
     from .analysis.spof import spof
+    from .model.architecture import load as load_arch
 
     try:
         arch = load_arch(spec)
@@ -244,6 +245,7 @@ def compare_cmd(
 ) -> None:
     """Compare designs as load grows: mean and 95% interval of p50/p99/p99.9, throughput and
     availability per design and load, paired differences, SLO verdicts and the knee."""
+    from .model.architecture import load as load_arch
     from .results.io import check_output_dir
     from .study.compare import compare
 
@@ -304,6 +306,7 @@ def sweep_cmd(
     serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
 ) -> None:
     """Run a factorial sweep of SPEC's parameters and append every point to a Parquet dataset."""
+    from .model.architecture import load as load_arch
     from .study.sweep import parse_set, sweep
 
     _on_interrupt[0] = (f"the points finished so far are saved in {out}/; run the same command "
@@ -357,6 +360,8 @@ def validate(
     """Check SPEC and print a static capacity analysis: offered load against capacity per
     component, the bottleneck and the load at which it saturates."""
     from .analysis.capacity import capacity_report
+    from .model.architecture import hints
+    from .model.architecture import load as load_arch
     from .model.units import parse_multiplier
 
     try:
@@ -369,7 +374,6 @@ def validate(
     except SpecError as e:
         _fail(e)
         return
-    from .model.architecture import hints
     from .run.budget import estimate
 
     rep = capacity_report(arch, mult)
