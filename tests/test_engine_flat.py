@@ -120,3 +120,77 @@ def test_the_request_path_makes_no_reference_cycles(path):
         finally:
             gc.enable()
     assert found[1] <= 1.2 * found[0] + 200, f"cyclic garbage grows with the run: {found}"
+
+
+# ----------------------------------------------------------------------------- load index
+
+
+def test_the_load_index_follows_every_change_of_load():
+    """Random arrivals and departures on 40 pools: after each change every level holds
+    exactly the pools of that load, and ``least`` returns a least-loaded pool."""
+    from simarch.runtime.pools import LoadIndex, Pool
+
+    rng = np.random.default_rng(7)
+    pools = [Pool(f"p{i}", 3, math.inf) for i in range(40)]
+    index = LoadIndex(pools)
+    for step in range(20_000):
+        p = pools[int(rng.integers(40))]
+        if p.load and rng.random() < 0.5:
+            p.load -= 1
+            index.down(p)
+        else:
+            p.load += 1
+            index.up(p)
+        if step % 97 == 0 or step < 200:
+            for level, members in enumerate(index.levels):
+                assert all(m.load == level for m in members)
+                assert all(m.slot == i for i, m in enumerate(members))
+            assert sum(len(m) for m in index.levels) == 40
+            low = min(q.load for q in pools)
+            assert index.low == low
+            assert index.least(step).load == low
+            allowed = set(pools[::3])
+            assert index.least_of(step, allowed).load == min(q.load for q in allowed)
+
+
+@pytest.mark.parametrize("health_check", [False, True])
+def test_least_connections_on_a_large_tier_always_picks_a_least_loaded_live_instance(health_check):
+    """64 instances behind a least-connections balancer (the indexed pick), two of them
+    crashed for a while: every pick is an instance in rotation with the fewest requests."""
+    spec = {
+        "name": "big-tier",
+        "workload": {"rate": 400, "entry": "lb"},
+        "components": {
+            "lb": {"kind": "load_balancer", "policy": "least_connections",
+                   **({"health_check": {"interval": "1s", "unhealthy_after": 2}} if health_check else {})},
+            "api": {"kind": "service", "instances": 64, "workers": 1, "service_time": {"exponential": "150ms"}},
+        },
+        "calls": [{"from": "lb", "to": "api"}],
+        "faults": [{"kind": "crash", "target": "api", "instances": 2, "at": "5s", "duration": "10s"}],
+    }
+    sim = Simulation(simarch.load(spec), load=1.0, duration=30, warmup=0, seed=11)
+    lb = sim.components["lb"]
+    api = sim.components["api"]
+    call = lb.calls[0][0]
+    cells = dict(zip(call.pick.__code__.co_freevars, (c.cell_contents for c in call.pick.__closure__),
+                     strict=True))
+    rotation = cells["live_set"] if health_check else set(api.pools)  # what the balancer sees
+    assert "index" in cells  # the indexed pick, not the scan
+    picks = []
+
+    def checked():
+        p = call.pick()
+        assert p in rotation
+        assert p.load == min(q.load for q in rotation), "not a least-loaded instance"
+        picks.append((sim.env.now, p))
+        return p
+    lb.calls[0][0] = call._replace(pick=checked)
+    r = sim.run()
+    assert len(picks) > 10_000 and len({id(p) for _, p in picks}) == 64
+    dead = set(api.pools[:2])
+    to_dead = [t for t, p in picks if p in dead and 8.5 <= t < 15]
+    if health_check:  # out of rotation 2 failed checks (<= 3 s) after the crash at 5 s
+        assert not to_dead
+    else:  # a dead instance answers at once, so it looks least loaded: it draws traffic
+        assert len(to_dead) > 100
+        assert r.summary().loc["all", "availability"] < 0.95

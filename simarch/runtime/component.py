@@ -135,6 +135,9 @@ class Component:
         if pool.n < pool.cap:  # a free worker: Pool.acquire's fast path, inlined (once per visit)
             pool.n += 1
             pool.s_start += t0
+            pool.load += 1
+            if pool.index is not None:
+                pool.index.up(pool)
         else:
             wait = pool.acquire(env, t0)
             if wait is False:
@@ -178,6 +181,9 @@ class Component:
             pool.s_end += now
             pool.done += 1
             pool.n -= 1
+            pool.load -= 1
+            if pool.index is not None:
+                pool.index.down(pool)
         if pool.epoch != epoch:
             status = FAILED  # the instance crashed during the work
         elif self.err_p and status == OK and self._err_u() < self.err_p:
