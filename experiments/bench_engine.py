@@ -68,14 +68,14 @@ at 10x load, no warm-up, the window being ``--big`` / (the spec's workload rate 
 case runs in a child process of its own, so its memory figures are its own: CPU seconds of the
 ``simulate()`` call (``time.process_time``; the child's total CPU from ``getrusage``, import
 included, is in the JSON), peak RSS, and RSS per request beyond the import: peak RSS minus the
-RSS right after ``import simarch`` and loading the spec, over the recorded requests. Peak RSS
-is the child's own high-water mark, ``VmHWM`` in ``/proc/self/status``: on Linux a child's
-``ru_maxrss`` starts at its parent's RSS at the fork, which for this benchmark is larger than
-the child's, so ``ru_maxrss`` (also in the JSON) is only the fallback where ``/proc`` is
-missing. Targets: <= 20
-CPU seconds in each case and <= 60 bytes per request. The table also shows the share of
-requests answered OK and whether simarch judged the run stable; simarch's warnings about each
-case are printed under it (at 10x the example runs its ``api`` tier near saturation).
+RSS right after ``import simarch`` and loading the spec, over the recorded requests. Targets:
+<= 20 CPU seconds in each case and <= 60 bytes per request. Peak RSS is the child's own
+high-water mark, ``VmHWM`` in ``/proc/self/status``: on Linux a child's ``ru_maxrss`` carries
+over the high-water mark from before its ``exec`` (the parent's RSS at the fork, here more
+than the child's own), so ``ru_maxrss`` (also in the JSON) is only the fallback where
+``/proc`` is missing. The table also shows the share of requests answered OK and whether
+simarch judged the run stable, and simarch's warnings about each case are printed under it,
+with the utilisation of each tier (at 10x the example's ``api`` tier runs near saturation).
 
 Run it from the project root::
 
@@ -86,7 +86,8 @@ Run it from the project root::
 
 ``--quick`` changes the defaults: 50,000 requests and best of 2 in section 1, K = 3, 30, 300
 at 60,000 visits in section 2, 50,000 requests in section 3 and 100,000 instead of 1,000,000
-in section 4. Options given explicitly override either profile. Progress goes to stderr, the
+in section 4. Options given explicitly override either profile; ``--only SECTION``
+(repeatable: simpy, scaling, events, big) runs only those sections. Progress goes to stderr, the
 tables (or with ``--json`` one JSON document of every figure) to stdout. The exit status is 0
 whether or not the targets are met.
 """
