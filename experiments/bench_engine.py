@@ -3,8 +3,8 @@ get deeper, and what a request costs on the example design.
 
 One run prints four sections. Each is a compact table with the target and PASS/MISS next to
 each figure; the header gives the git commit, the versions and ``os.getloadavg()`` at the
-start, the footer the load average at the end (the figures are wall-clock and CPU times on a
-machine that may be shared: read them next to the load).
+start, the footer the load average at the end and the benchmark's wall and CPU time (the figures are
+wall-clock and CPU times on a machine that may be shared: read them next to the load).
 
 **1. simarch against hand-written SimPy.** Two queueing models are simulated for the same
 simulated horizon, once through ``simarch.simulate`` and once through the short SimPy script
@@ -47,8 +47,9 @@ an exponential service time with mean 1 ms, Poisson arrivals at 500/s:
   service has 100,000 workers (the most a service may have) and no visit waits for one.
 
 Each cell is one ``simulate()`` call, no warm-up, with a horizon giving about ``--visits``
-station visits whatever K (so the rows take similar time); the figure is microseconds of wall
-time per station visit, the visits being counted by the stations (the sum of the components'
+station visits whatever K (so the rows would take similar time at a flat cost per visit); the
+figure is microseconds of wall time per station visit (the cell's wall and CPU seconds are
+shown too), the visits being counted by the stations (the sum of the components'
 ``arrivals``; requests x K for the requests that finished). A row that raises (a deep call
 chain can hit ``RecursionError``) shows the exception's name in its cell, and the benchmark
 goes on. Target: the K=300 figure within 1.3x of the K=3 figure, in both designs (flat cost
@@ -450,9 +451,11 @@ def bench_chain(mode: str, k: int, visits: int) -> dict:
     cell = {"mode": mode, "k": k, "horizon_s": horizon, "error": None}
     try:
         arch = chain(mode, k)
+        c0 = time.process_time()
         dt, res = _timed(lambda: simarch.simulate(arch, duration=horizon, warmup=0, seed=SEED))
+        cpu = time.process_time() - c0
         n = sum(int(s["arrivals"]) for s in res.component_stats.values())
-        cell.update(wall_s=dt, visits=n, requests=len(res.latency),
+        cell.update(wall_s=dt, cpu_s=cpu, visits=n, requests=len(res.latency),
                     us_per_visit=dt / n * 1e6 if n else math.nan)
     except Exception as e:  # RecursionError and the like go in the cell
         cell.update(error=type(e).__name__, detail=str(e)[:300])
@@ -487,14 +490,14 @@ def bench_scaling(ks: tuple[int, ...], visits: int, log: Callable[[str], None]) 
 def table_scaling(s: dict) -> str:
     out = [f"== 2. K-scaling: µs of wall time per station visit, ~{s['visits_target']:,} visits per "
            f"cell, 1 ms exponential stations at {s['rate']:g}/s =="]
-    out.append(f"{'K':>5}  {'forward tandem':>14} {'wall s':>7} {'visits':>9}   "
-               f"{'call chain':>14} {'wall s':>7} {'visits':>9}")
+    out.append(f"{'K':>5}  {'forward tandem':>14} {'wall s':>7} {'CPU s':>7} {'visits':>9}   "
+               f"{'call chain':>14} {'wall s':>7} {'CPU s':>7} {'visits':>9}")
     by = {(c["mode"], c["k"]): c for c in s["cells"]}
 
     def cell(c: dict) -> str:
         if c["error"]:
-            return f"{c['error']:>14} {'':>7} {'':>9}"
-        return f"{c['us_per_visit']:>14.2f} {c['wall_s']:>7.2f} {c['visits']:>9,}"
+            return f"{c['error']:>14} {'':>7} {'':>7} {'':>9}"
+        return f"{c['us_per_visit']:>14.2f} {c['wall_s']:>7.2f} {c['cpu_s']:>7.2f} {c['visits']:>9,}"
 
     for k in s["ks"]:
         out.append(f"{k:>5}  {cell(by['forward', k])}   {cell(by['call', k])}".rstrip())
@@ -745,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
         texts.append(table_big(doc["big"]))
     doc["loadavg_end"] = _loadavg()
     doc["wall_s"] = time.perf_counter() - t_start
+    t = os.times()
+    doc["cpu_s"] = t.user + t.system + t.children_user + t.children_system
     if args.json:
         print(json.dumps(doc, indent=2, default=float))
     else:
@@ -754,7 +759,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("\n\n".join(texts))
         print()
-        print(f"load average at end {doc['loadavg_end']}; benchmark wall time {doc['wall_s']:.0f} s")
+        print(f"load average at end {doc['loadavg_end']}; benchmark wall time {doc['wall_s']:.0f} s, "
+              f"CPU time {doc['cpu_s']:.0f} s (this process and its children; well under the wall "
+              "time means the machine was busy)")
     return 0
 
 
