@@ -444,10 +444,15 @@ def chain(mode: str, k: int) -> simarch.Architecture:
 
 def bench_chain(mode: str, k: int, visits: int) -> dict:
     """One cell of the K-scaling table: µs of wall time per station visit, or the exception."""
-    # a station's mean response time: 2 ms at a single worker with rho 0.5, 1 ms with no wait;
-    # half the chain's latency is added so that about ``visits`` visits are made in the run
+    # A station's mean response time is 2 ms at a single worker with rho 0.5, 1 ms with no wait,
+    # so a request takes L = k * that to pass. A request that arrived at t has made
+    # k * min(1, (H - t) / L) visits by the end H, which over Poisson arrivals at rate r sums
+    # to r * k * (H - L / 2) when H >= L, and r * k * H^2 / (2 L) when H < L; solved for H:
     station_response = 2 * STATION_MEAN if mode == "forward" else STATION_MEAN
-    horizon = visits / (CHAIN_RATE * k) + k * station_response / 2
+    latency = k * station_response
+    per_arrival = visits / (CHAIN_RATE * k)
+    horizon = (per_arrival + latency / 2 if per_arrival >= latency / 2
+               else math.sqrt(2 * latency * per_arrival))
     cell = {"mode": mode, "k": k, "horizon_s": horizon, "error": None}
     try:
         arch = chain(mode, k)
@@ -518,10 +523,14 @@ def table_scaling(s: dict) -> str:
 def events_scheduled(sim: Simulation) -> int:
     """SimPy events the simulation's environment has scheduled so far.
 
-    The environment numbers every event it schedules from one counter (``env._eid``, an
-    ``itertools.count``); the next number equals the count. Reading it takes that number, so a
-    second call gives one more.
+    The simulation's own count when it has one (``Simulation.events_scheduled()``); otherwise
+    the environment's event id counter (``env._eid``, an ``itertools.count`` that numbers every
+    event scheduled): its next number equals the count. Reading it takes that number, so a
+    second read gives one more.
     """
+    own = getattr(sim, "events_scheduled", None)
+    if callable(own):
+        return int(own())
     return next(sim.env._eid)
 
 
@@ -659,12 +668,14 @@ def table_big(b: dict) -> str:
 
 
 def _git_commit() -> str:
+    """The commit of the simarch being measured (the tree it is imported from)."""
+    where = Path(simarch.__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + (" (with local changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
