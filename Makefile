@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 DEV     := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast fuzz lint bench clean
+.PHONY: demo test test-fast fuzz lint bench bench-full clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ lint: $(DEV)
 	$(BIN)/lint-imports
 
 bench: $(RUNTIME)
+	$(BIN)/python experiments/bench_engine.py --quick
+
+bench-full: $(RUNTIME)
 	$(BIN)/python experiments/bench_engine.py
 
 clean:
