@@ -68,7 +68,23 @@ def test_command_line_help_loads_no_heavy_library(args):
 def test_a_public_name_loads_its_stage_when_used():
     proc, loaded = _fresh("import simarch\nsimarch.simulate")
     assert proc.returncode == 0, proc.stderr
-    assert {"numpy", "pandas", "simpy"} <= loaded
+    assert {"numpy", "simpy"} <= loaded
+
+
+def test_a_run_needs_no_pandas_until_a_table_is_asked_for():
+    proc, loaded = _fresh("import simarch\n"
+                          "a = simarch.Architecture('x', workload={'rate': 5.0})"
+                          ".add('s', kind='service', service_time={'exponential': '10ms'})\n"
+                          "r = simarch.simulate(a, duration=20, warmup=0, seed=1)\n"
+                          "assert len(r.latency) > 0")
+    assert proc.returncode == 0, proc.stderr
+    assert not loaded & {"pandas", "pyarrow", "matplotlib"}, sorted(loaded & {"pandas", "pyarrow", "matplotlib"})
+    proc, loaded = _fresh("import simarch\n"
+                          "a = simarch.Architecture('x', workload={'rate': 5.0})"
+                          ".add('s', kind='service', service_time={'exponential': '10ms'})\n"
+                          "simarch.simulate(a, duration=20, warmup=0, seed=1).summary()")
+    assert proc.returncode == 0, proc.stderr
+    assert "pandas" in loaded
 
 
 def test_every_public_name_resolves():
