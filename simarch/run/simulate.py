@@ -14,6 +14,7 @@ from ..model.architecture import load as load_arch
 from ..model.units import parse_duration, parse_multiplier
 from ..results.result import Result
 from .budget import check_budget
+from .progress import RunProgress
 from .simulation import Simulation
 
 
@@ -24,6 +25,8 @@ def simulate(
     warmup: float | str | None = None,
     seed: int | np.random.SeedSequence | None = None,
     max_events: float | None = None,
+    *,
+    progress: bool = True,
 ) -> Result:
     """Simulate a design and return its :class:`~simarch.results.result.Result`.
 
@@ -36,6 +39,10 @@ def simulate(
     A run estimated to need more than ``max_events`` events (default: the spec's
     ``simulation.max_events``, 2e8, a few minutes) or more than 4 GiB is refused at once with
     a :class:`SpecError` that gives the estimate (see :mod:`simarch.run.budget`).
+
+    ``progress`` shows a bar of the seconds simulated (``tqdm.auto``: a widget in a notebook,
+    standard error in a terminal) once the run has taken two seconds; studies turn it off in
+    their runs, which have a bar of their own.
     """
     arch = load_arch(arch)
     sim_defaults = arch.spec.simulation
@@ -62,4 +69,6 @@ def simulate(
                                    or not max_events > 0):
         raise SpecError(f"max_events is a number of events > 0, got {excerpt(max_events)}", ("max_events",))
     check_budget(arch, mult, dur, warm, max_events)
-    return Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed).run()
+    sim = Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed)
+    bar = RunProgress(sim.end, desc=f"{arch.name} {mult:g}x") if progress else None
+    return sim.run(progress=bar)

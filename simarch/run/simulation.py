@@ -239,8 +239,56 @@ class Simulation:
     def sys_area(self, t: float) -> float:
         return self.sys_end + self.sys_n * t - self.sys_start
 
-    def run(self):
-        """Run to the end and return the :class:`~simarch.result.Result`."""
+    def run(self, *, progress: Any = None, stop: Callable[[], None] | None = None):
+        """Run to the end and return the :class:`~simarch.results.result.Result`.
+
+        With a ``progress`` bar (:class:`~simarch.run.progress.RunProgress`) or a ``stop``
+        hook the run goes in chunks of simulated time (:meth:`run_in_chunks`): after each,
+        ``stop()`` may end the run by raising, then ``progress.update(now, events)`` moves
+        the bar. Chunks change nothing that is simulated.
+        """
         self.start()
-        self.env.run(until=self.end)
+        if progress is None and stop is None:
+            self.env.run(until=self.end)
+        else:
+            self.run_in_chunks(progress, stop)
         return collect(self)
+
+    # -- the run in chunks (a progress bar, a stop hook)
+    RUN_CHUNKS = 200
+
+    def run_in_chunks(self, progress: Any = None, stop: Callable[[], None] | None = None,
+                      chunks: int = RUN_CHUNKS) -> None:
+        """Run the started simulation to its end in ``chunks`` equal steps of simulated time.
+
+        The same events run in the same order as in one ``env.run(until=end)``: each pause
+        is one more event, before the others of its instant, that only ends the loop (it
+        takes the next event id, so every later event's id moves by one and their order is
+        kept), and the last step ends at ``end`` exactly (``end - now`` is exact once
+        ``now >= end / 2``).
+        """
+        env, end = self.env, self.end
+        try:
+            for k in range(1, chunks + 1):
+                t = end if k == chunks else end * k / chunks
+                if t > env._now:
+                    env.run(until=t)
+                if stop is not None and k < chunks:  # (at the end the run is whole)
+                    stop()
+                if progress is not None:
+                    progress.update(env._now, self.events_scheduled())
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def events_scheduled(self) -> int | None:
+        """How many events the run has scheduled so far, read from the environment's event
+        id counter (SimPy numbers every scheduled event) without advancing it; ``None`` if
+        this SimPy keeps no such counter."""
+        text = repr(getattr(self.env, "_eid", None))
+        if text.startswith("count(") and text.endswith(")"):
+            try:
+                return int(text[6:-1])
+            except ValueError:
+                return None
+        return None
