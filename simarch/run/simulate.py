@@ -14,6 +14,7 @@ from ..model.architecture import load as load_arch
 from ..model.units import parse_duration, parse_multiplier
 from ..results.result import Result
 from .budget import check_budget
+from .early_stop import SloWatch
 from .progress import RunProgress
 from .simulation import Simulation
 
@@ -27,6 +28,7 @@ def simulate(
     max_events: float | None = None,
     *,
     progress: bool = True,
+    stop_on_miss: bool = False,
 ) -> Result:
     """Simulate a design and return its :class:`~simarch.results.result.Result`.
 
@@ -42,7 +44,11 @@ def simulate(
 
     ``progress`` shows a bar of the seconds simulated (``tqdm.auto``: a widget in a notebook,
     standard error in a terminal) once the run has taken two seconds; studies turn it off in
-    their runs, which have a bar of their own.
+    their runs, which have a bar of their own. With ``stop_on_miss`` a run of a design with an
+    SLO ends as soon as the SLO is certainly missed, whatever the rest of the window would
+    do, and raises :class:`~simarch.run.early_stop.RunStopped` (a :class:`SimarchError` that
+    says why) instead of returning a result: for searches that only need the verdict. A run
+    that meets its SLO is never stopped (see :mod:`simarch.run.early_stop`).
     """
     arch = load_arch(arch)
     sim_defaults = arch.spec.simulation
@@ -71,4 +77,4 @@ def simulate(
     check_budget(arch, mult, dur, warm, max_events)
     sim = Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed)
     bar = RunProgress(sim.end, desc=f"{arch.name} {mult:g}x") if progress else None
-    return sim.run(progress=bar)
+    return sim.run(progress=bar, stop=SloWatch.of(sim) if stop_on_miss else None)

@@ -244,8 +244,9 @@ class Simulation:
 
         With a ``progress`` bar (:class:`~simarch.run.progress.RunProgress`) or a ``stop``
         hook the run goes in chunks of simulated time (:meth:`run_in_chunks`): after each,
-        ``stop()`` may end the run by raising, then ``progress.update(now, events)`` moves
-        the bar. Chunks change nothing that is simulated.
+        ``stop()`` may end the run by raising (:class:`~simarch.run.early_stop.SloWatch`
+        raises :class:`~simarch.run.early_stop.RunStopped`), then ``progress.update(now,
+        events)`` moves the bar. Chunks change nothing that is simulated.
         """
         self.start()
         if progress is None and stop is None:
