@@ -79,6 +79,7 @@ def run(
         "--max-events", help="Refuse a run estimated to need more events. [default: spec's simulation.max_events, 2e8]")] = None,
     fail_on_slo: Annotated[bool, typer.Option(
         "--fail-on-slo", help="Exit with code 3 when the design misses its SLO (for CI pipelines).")] = False,
+    progress: Annotated[bool, typer.Option(help="A progress bar on standard error once the run takes more than two seconds.")] = True,
 ) -> None:
     """Simulate SPEC and print end-to-end, per-class and per-component figures and the SLO verdict.
 
@@ -96,7 +97,7 @@ def run(
         if fault:
             arch = _with_faults(arch, fault)
         result = simulate(arch, load=load, duration=duration, warmup=warmup, seed=seed,
-                          max_events=max_events)
+                          max_events=max_events, progress=progress)
     except SpecError as e:
         if e.path == ("simulation", "duration") and "budget" in e.message and duration is not None:
             _fail(f"--duration: {e.message}")

@@ -280,9 +280,44 @@ class Simulation:
     def sys_area(self, t: float) -> float:
         return self.sys_end + self.sys_n * t - self.sys_start
 
-    def run(self):
-        """Run to the end and return the :class:`~simarch.result.Result`."""
+    def run(self, *, progress: Any = None, stop: Callable[[], None] | None = None):
+        """Run to the end and return the :class:`~simarch.results.result.Result`.
+
+        With a ``progress`` bar (:class:`~simarch.run.progress.RunProgress`) or a ``stop``
+        hook the run goes in chunks of simulated time (:meth:`run_in_chunks`): after each,
+        ``stop()`` may end the run by raising (:class:`~simarch.run.early_stop.SloWatch`
+        raises :class:`~simarch.run.early_stop.RunStopped`), then ``progress.update(now,
+        events)`` moves the bar. Chunks change nothing that is simulated.
+        """
         self.start()
         with paused_gc():
-            run_until(self.env, self.end)
+            if progress is None and stop is None:
+                run_until(self.env, self.end)
+            else:
+                self.run_in_chunks(progress, stop)
         return collect(self)
+
+    # -- the run in chunks (a progress bar, a stop hook)
+    RUN_CHUNKS = 200
+
+    def run_in_chunks(self, progress: Any = None, stop: Callable[[], None] | None = None,
+                      chunks: int = RUN_CHUNKS) -> None:
+        """Run the started simulation to its end in ``chunks`` equal steps of simulated time.
+
+        The same events run in the same order as in one run to the end: a step processes the
+        events strictly before its end and schedules nothing, and the last step ends at
+        ``end`` exactly.
+        """
+        env, end = self.env, self.end
+        try:
+            for k in range(1, chunks + 1):
+                t = end if k == chunks else end * k / chunks
+                if t > env._now:
+                    run_until(env, t)
+                if stop is not None and k < chunks:  # (at the end the run is whole)
+                    stop()
+                if progress is not None:
+                    progress.update(env._now, self.events_scheduled())
+        finally:
+            if progress is not None:
+                progress.close()
