@@ -190,8 +190,13 @@ class Component:
             status = FAILED
         if record and t0 >= self.warm:
             self.lat.append(now - t0)
-        if fwd and status == OK:
-            return self._sequence(fwd, cls, key)  # the worker is free: hand the request on
+        if fwd and status == OK:  # the worker is free: hand the request on
+            if len(fwd) == 1:  # the usual forward hop, straight to the next component
+                prob, lat, timeout, mode, serve, pick, link = fwd[0]
+                if prob >= 1.0 and lat is None and timeout is None and link is None:
+                    inst = pick()
+                    return FAILED if inst is None else serve(inst, cls, key)
+            return self._sequence(fwd, cls, key)
         return status
 
     def _sequence(self, calls: list, cls: int, key: int):
