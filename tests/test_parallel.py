@@ -61,24 +61,30 @@ def test_dask_batches_give_the_serial_rows_in_order():
     assert sorted(seen) == list(range(len(tasks)))
 
 
-def test_a_client_given_stays_open_and_its_workers_in_their_sessions():
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Dask cluster of the caller's own, with 2 workers, and a client of it."""
     from distributed import Client, LocalCluster
 
-    tasks = _tasks(4, duration=0.5)
-    serial = run_tasks(tasks, executor="serial", progress=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        seen: list[int] = []
-        rows = run_tasks(tasks, executor=client, progress=False, on_result=lambda i, row: seen.append(i))
-        _assert_same_rows(rows, serial)
-        assert sorted(seen) == list(range(len(tasks)))
-        assert client.status == "running"
-        # the workers' sessions are theirs to choose: left as they were
-        assert set(client.run(os.getsid, 0).values()) == {os.getsid(0)}
+        yield client
 
 
-@pytest.mark.parametrize("executor", ["processes", "local"])
-def test_a_row_is_reported_when_its_run_ends_not_with_its_batch(monkeypatch, executor):
+def test_a_client_given_stays_open_and_its_workers_in_their_sessions(dask_client):
+    tasks = _tasks(4, duration=0.5)
+    serial = run_tasks(tasks, executor="serial", progress=False)
+    seen: list[int] = []
+    rows = run_tasks(tasks, executor=dask_client, progress=False, on_result=lambda i, row: seen.append(i))
+    _assert_same_rows(rows, serial)
+    assert sorted(seen) == list(range(len(tasks)))
+    assert dask_client.status == "running"
+    # the workers' sessions are theirs to choose: left as they were
+    assert set(dask_client.run(os.getsid, 0).values()) == {os.getsid(0)}
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_a_row_is_reported_when_its_run_ends_not_with_its_batch(monkeypatch, request, executor):
     # one batch per worker: [0, 2] and [1, 3]; run 2 is long, so run 0 must be reported
     # (and saved, in a sweep) while run 2 is still going
     monkeypatch.setattr(experiment, "CHUNKS_PER_WORKER", 1)
@@ -88,8 +94,8 @@ def test_a_row_is_reported_when_its_run_ends_not_with_its_batch(monkeypatch, exe
     run_tasks(tasks[2:3], executor="serial", progress=False)
     long_run = time.perf_counter() - t0
     when: dict[int, float] = {}
-    run_tasks(tasks, executor=executor, workers=2, progress=False,
-              on_result=lambda i, row: when.setdefault(i, time.perf_counter()))
+    run_tasks(tasks, executor=request.getfixturevalue("dask_client") if executor == "dask" else executor,
+              workers=2, progress=False, on_result=lambda i, row: when.setdefault(i, time.perf_counter()))
     assert when[2] - when[0] > 0.3 * long_run, (when, long_run)
 
 
