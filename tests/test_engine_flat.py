@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import simarch
+from simarch.model.status import N_STATUS
 from simarch.run.simulation import Simulation
 
 K_SE = 4.0  # tolerance in standard errors (two-sided, p ~ 6e-5 per check)
@@ -194,3 +195,19 @@ def test_least_connections_on_a_large_tier_always_picks_a_least_loaded_live_inst
     else:  # a dead instance answers at once, so it looks least loaded: it draws traffic
         assert len(to_dead) > 100
         assert r.summary().loc["all", "availability"] < 0.95
+
+
+@pytest.mark.parametrize("n_classes", [3, 60])
+def test_record_codes_fit_any_number_of_classes(n_classes):
+    """Record codes take one byte while class x status fits in one, two bytes beyond: the
+    classes and outcomes read back are the same either way."""
+    spec = {"name": "many", "workload": {"rate": 200, "requests": {f"c{i}": {"weight": 1} for i in range(n_classes)}},
+            "components": {"s": {"kind": "service", "workers": 4, "queue": 2, "service_time": "15ms"}}}
+    sim = Simulation(simarch.load(spec), load=1.0, duration=60, warmup=0, seed=2)
+    r = sim.run()
+    assert sim.code.typecode == ("B" if n_classes * N_STATUS <= 256 else "H")
+    counts = np.bincount(r.cls, minlength=n_classes)
+    assert len(counts) == n_classes and counts.min() > 0  # every class, the last one included
+    assert counts.sum() == len(r.latency)
+    assert set(np.unique(r.status)) <= {0, 1}  # ok, and rejected by the bounded queue
+    assert (r.status == 1).any()

@@ -149,14 +149,14 @@ def collect(sim: Any) -> Result:
     """The :class:`Result` of a finished run (``sim`` is a :class:`~simarch.run.simulation.Simulation`)."""
     t_end = sim.env.now
     T = sim.duration
-    code = np.frombuffer(sim.code, dtype=np.uint16) if len(sim.code) else np.zeros(0, np.uint16)
+    code = np.frombuffer(sim.code, dtype=sim.code.typecode) if len(sim.code) else np.zeros(0, np.uint16)
     comp_stats, inst_stats, tables = _component_rows(sim, t_end)
     calls, events = _calls_and_events(sim)
     start, end = _floats(sim.t_start), _floats(sim.t_end)
     cls = (code // N_STATUS).astype(np.int16)
     if len(sim.a_start) > len(start):  # some requests of the window are still in flight
         pending_start, pending_cls = _pending(
-            np.frombuffer(sim.a_start, dtype=float), np.frombuffer(sim.a_cls, dtype=np.uint16),
+            np.frombuffer(sim.a_start, dtype=float), np.frombuffer(sim.a_cls, dtype=sim.a_cls.typecode),
             start, cls, len(sim.classes))
     else:
         pending_start, pending_cls = np.zeros(0), np.zeros(0, np.int16)

@@ -108,7 +108,7 @@ class SloWatch:
         i, self.done = self.done, n
         start = np.frombuffer(sim.t_start[i:n], dtype=float)
         lat = np.frombuffer(sim.t_end[i:n], dtype=float) - start
-        ok = np.frombuffer(sim.code[i:n], dtype=np.uint16) % N_STATUS == Status.OK
+        ok = np.frombuffer(sim.code[i:n], dtype=sim.code.typecode) % N_STATUS == Status.OK
         self.failed += int(n - i - np.count_nonzero(ok))
         lat_ok = lat[ok]
         self.ok_seconds += float(lat_ok.sum())

@@ -78,11 +78,12 @@ class Simulation:
         # columnar request records (requests that arrived after warm-up and finished)
         self.t_start = array("d")
         self.t_end = array("d")
-        self.code = array("H")  # class * N_STATUS + status
+        small = len(self.classes) * N_STATUS <= 256  # a code (and a class) fits in one byte
+        self.code = array("B" if small else "H")  # class * N_STATUS + status
         # arrivals in the window (so that requests still in flight at the end are known), and
         # completions in the window of requests that arrived in the warm-up
         self.a_start = array("d")
-        self.a_cls = array("H")
+        self.a_cls = array("B" if small else "H")
         self.late_end = array("d")
         self.arrivals = [0] * len(self.classes)
         # time-weighted number in the system (Little's law)
