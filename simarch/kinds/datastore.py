@@ -18,7 +18,7 @@ from ..model.status import FAILED, OK
 from ..runtime.pickers import make_live_picker
 from ..runtime.pools import ANY, INF, Pool
 from ..runtime.streams import integer_sampler
-from ..runtime.tasks import join, spawn
+from ..runtime.tasks import gather, spawn
 from .base import Kind
 from .registry import register
 
@@ -76,12 +76,7 @@ class Datastore(Kind):
                 copies = [spawn(env, self._serve(r, cls, key, self._no_calls, self._no_calls, False))
                           for r in members if r is not primary]
                 if self.sync:
-                    wait = join(env, copies)
-                    if wait is not None:
-                        yield wait
-                    for t in copies:
-                        if t.value:
-                            return t.value
+                    return gather(env, copies)  # hands over: a failed copy fails the write
             return status
         replica = self.read_pick[shard]()
         if replica is None:

@@ -142,20 +142,24 @@ class Simulation:
         """How clients choose the entry's instance (the entry kind decides)."""
         return self.components[self.entry].entry_picker()
 
-    def _arrive(self, serve, pick, cls: int, key: int) -> None:
-        """A request from a client arrives now: it runs as its own task."""
-        env = self.env
-        t0 = env._now
+    def _arrival(self, cls: int) -> float:
+        """Count a request of class ``cls`` arriving now, and return the time."""
+        t0 = self.env._now
         self.sys_n += 1
         self.sys_start += t0
         if t0 >= self.warmup:
             self.a_start.append(t0)
             self.a_cls.append(cls)
+        return t0
+
+    def _arrive(self, serve, pick, cls: int, key: int) -> None:
+        """A request from a client arrives now: it runs as its own task."""
+        t0 = self._arrival(cls)
         inst = pick()
         if inst is None:
             self._record(t0, cls, FAILED)  # no entry instance in rotation
             return
-        RequestTask(env, serve(inst, cls, key), self._finish, t0, cls)._step(None)
+        RequestTask(self.env, serve(inst, cls, key), self._finish, t0, cls)._step(None)
 
     def _finish(self, task: RequestTask) -> None:
         self._record(task.t0, task.cls, task.value)
@@ -173,12 +177,7 @@ class Simulation:
 
     def _request(self, serve, pick, cls: int, key: int):
         """A closed-loop user's request: the user waits for it."""
-        t0 = self.env._now
-        self.sys_n += 1
-        self.sys_start += t0
-        if t0 >= self.warmup:
-            self.a_start.append(t0)
-            self.a_cls.append(cls)
+        t0 = self._arrival(cls)
         inst = pick()
         status = FAILED if inst is None else (yield serve(inst, cls, key))
         self._record(t0, cls, status)

@@ -23,7 +23,7 @@ from .pickers import make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience
 from .streams import uniform_sampler
-from .tasks import first_of, join, spawn
+from .tasks import first_of, gather, spawn
 
 
 class Component:
@@ -227,13 +227,7 @@ class Component:
                 tasks.append(t)
         if not tasks:
             return OK
-        wait = join(env, tasks)
-        if wait is not None:
-            yield wait
-        for t in tasks:
-            if t.value:
-                return t.value
-        return OK
+        return gather(env, tasks)  # hands over: the first failure, else OK
 
     def _one(self, lat, timeout, serve, pick, cls, key, link=None, extra=None):
         """One call: the network (latency, partitions, loss), then the callee; under

@@ -87,6 +87,16 @@ class Task:
                 gen = stack[-1]
                 continue
             t = type(y)
+            if t is not float and t is not _GEN:
+                cbs = getattr(y, "callbacks", False)
+                if cbs is None:  # an event already processed: its value at once
+                    value = y._value
+                    continue
+                if cbs is not False:  # an event: resume when it is processed
+                    cbs.append(self._on_event)  # bound afresh: a task never refers to itself
+                    return
+                y = float(y)  # a number that is not a float (an int from user code)
+                t = float
             if t is float:
                 if y > 0.0:
                     env = self.env
@@ -94,25 +104,10 @@ class Task:
                     heappush(env._queue, (env._now + y, NORMAL, next(env._eid), self))
                     return
                 value = None
-            elif t is _GEN:
+            else:
                 stack.append(y)
                 gen = y
                 value = None
-            else:
-                cbs = getattr(y, "callbacks", False)
-                if cbs is False:  # a number that is not a float (an int from a constant)
-                    y = float(y)
-                    if y > 0.0:
-                        env = self.env
-                        self.callbacks = _WAKE
-                        heappush(env._queue, (env._now + y, NORMAL, next(env._eid), self))
-                        return
-                    value = None
-                elif cbs is None:  # an event already processed: its value at once
-                    value = y._value
-                else:
-                    cbs.append(self._on_event)  # bound afresh: a task never refers to itself
-                    return
 
 
 class RequestTask(Task):
@@ -171,6 +166,18 @@ def join(env: Any, tasks: list[Task]) -> Event | None:
     for t in pending:
         t.on_done = one
     return ev
+
+
+def gather(env: Any, tasks: list[Task]):
+    """A request generator: wait until every task in ``tasks`` is done; return the first
+    non-zero value among theirs, in order (a failure status), else 0 (``OK``)."""
+    wait = join(env, tasks)
+    if wait is not None:
+        yield wait
+    for t in tasks:
+        if t.value:
+            return t.value
+    return 0
 
 
 def first_of(env: Any, tasks: list[Task], event: Event | None = None) -> Event:
