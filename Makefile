@@ -1,7 +1,8 @@
 # simarch: two commands on a fresh machine.
 #   make demo   set up .venv with the runtime dependencies and simulate the example design
 #   make test   set up .venv with the dev extras, lint, and run the whole suite
-# For the edit-run loop: make test-fast (no long statistical runs, no notebooks); make fuzz
+# For the edit-run loop: make test-fast (no long statistical runs, no notebooks, on every
+# core); make fuzz
 # runs the fuzzing harness with a larger budget than make test does.
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 DEV     := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast fuzz lint bench clean
+.PHONY: demo test test-fast fuzz lint bench bench-full clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +18,12 @@ $(BIN)/python:
 
 $(RUNTIME): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m compileall -q simarch
 	touch $(RUNTIME)
 
 $(DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q simarch
 	touch $(RUNTIME) $(DEV)
 
 demo: $(RUNTIME)
@@ -30,7 +33,7 @@ test: lint
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 test-fast: $(DEV)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile tests
 
 fuzz: $(DEV)
 	SIMARCH_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_fuzz.py
@@ -40,6 +43,9 @@ lint: $(DEV)
 	$(BIN)/lint-imports
 
 bench: $(RUNTIME)
+	$(BIN)/python experiments/bench_engine.py --quick
+
+bench-full: $(RUNTIME)
 	$(BIN)/python experiments/bench_engine.py
 
 clean:

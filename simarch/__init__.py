@@ -7,18 +7,28 @@ percentiles, throughput and availability::
     arch = simarch.load("architectures/cached_sharded.yaml")
     result = simarch.simulate(arch, load="2x", duration="120s", seed=1)
     result.summary()
+
+The public names are loaded on first use (PEP 562): ``import simarch`` itself imports only
+the version and the errors, so that it and ``simarch --help`` start fast; ``simarch.load``
+imports the model, ``simarch.simulate`` the engine, ``simarch.plots`` matplotlib's callers,
+and so on. ``from simarch import X``, ``dir(simarch)`` and type checkers see every name.
 """
 
-from . import plots
+import importlib as _importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .analysis.capacity import CapacityReport, capacity_report
-from .analysis.spof import SpofReport, spof
 from .errors import SimarchError, SpecError
-from .model.architecture import Architecture, load
-from .results.result import Result
-from .run.simulate import simulate
-from .study.compare import Comparison, compare
-from .study.sweep import read_dataset, sweep
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ below
+    from . import plots
+    from .analysis.capacity import CapacityReport, capacity_report
+    from .analysis.spof import SpofReport, spof
+    from .model.architecture import Architecture, load
+    from .results.result import Result
+    from .run.simulate import simulate
+    from .study.compare import Comparison, compare
+    from .study.sweep import read_dataset, sweep
 
 __all__ = [
     "Architecture",
@@ -38,3 +48,38 @@ __all__ = [
     "plots",
     "__version__",
 ]
+
+#: each public name loaded on first use -> the module that defines it (a module's own name:
+#: the module itself); keep in step with the TYPE_CHECKING block above
+_LAZY = {
+    "Architecture": "simarch.model.architecture",
+    "load": "simarch.model.architecture",
+    "Result": "simarch.results.result",
+    "simulate": "simarch.run.simulate",
+    "CapacityReport": "simarch.analysis.capacity",
+    "capacity_report": "simarch.analysis.capacity",
+    "SpofReport": "simarch.analysis.spof",
+    "spof": "simarch.analysis.spof",
+    "Comparison": "simarch.study.compare",
+    "compare": "simarch.study.compare",
+    "sweep": "simarch.study.sweep",
+    "read_dataset": "simarch.study.sweep",
+    "plots": "simarch.plots",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt name stays an error
+
+    def __getattr__(name: str) -> object:
+        """Import the module of a public name the first time it is asked for, and keep it."""
+        try:
+            where = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        module = _importlib.import_module(where)
+        value = module if where == f"{__name__}.{name}" else getattr(module, name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

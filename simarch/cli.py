@@ -18,7 +18,6 @@ import typer
 
 from ._version import __version__
 from .errors import SimarchError, SpecError, excerpt
-from .model.architecture import load as load_arch
 
 app = typer.Typer(
     name="simarch",
@@ -80,12 +79,14 @@ def run(
         "--max-events", help="Refuse a run estimated to need more events. [default: spec's simulation.max_events, 2e8]")] = None,
     fail_on_slo: Annotated[bool, typer.Option(
         "--fail-on-slo", help="Exit with code 3 when the design misses its SLO (for CI pipelines).")] = False,
+    progress: Annotated[bool, typer.Option(help="A progress bar on standard error once the run takes more than two seconds.")] = True,
 ) -> None:
     """Simulate SPEC and print end-to-end, per-class and per-component figures and the SLO verdict.
 
     Exit codes: 0 done; 2 bad input (one error line); 3 the SLO was missed (with
     --fail-on-slo); 130 interrupted.
     """
+    from .model.architecture import load as load_arch
     from .results.io import check_output_dir
     from .run.simulate import simulate
 
@@ -96,7 +97,7 @@ def run(
         if fault:
             arch = _with_faults(arch, fault)
         result = simulate(arch, load=load, duration=duration, warmup=warmup, seed=seed,
-                          max_events=max_events)
+                          max_events=max_events, progress=progress)
     except SpecError as e:
         if e.path == ("simulation", "duration") and "budget" in e.message and duration is not None:
             _fail(f"--duration: {e.message}")
@@ -197,6 +198,7 @@ def spof_cmd(
     """Find the single points of failure of SPEC: cut vertices with no redundancy, then one
     simulation per component and per zone with it down for a window, sorted by impact."""
     from .analysis.spof import spof
+    from .model.architecture import load as load_arch
 
     try:
         arch = load_arch(spec)
@@ -244,6 +246,7 @@ def compare_cmd(
 ) -> None:
     """Compare designs as load grows: mean and 95% interval of p50/p99/p99.9, throughput and
     availability per design and load, paired differences, SLO verdicts and the knee."""
+    from .model.architecture import load as load_arch
     from .results.io import check_output_dir
     from .study.compare import compare
 
@@ -304,6 +307,7 @@ def sweep_cmd(
     serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
 ) -> None:
     """Run a factorial sweep of SPEC's parameters and append every point to a Parquet dataset."""
+    from .model.architecture import load as load_arch
     from .study.sweep import parse_set, sweep
 
     _on_interrupt[0] = (f"the points finished so far are saved in {out}/; run the same command "
@@ -357,6 +361,8 @@ def validate(
     """Check SPEC and print a static capacity analysis: offered load against capacity per
     component, the bottleneck and the load at which it saturates."""
     from .analysis.capacity import capacity_report
+    from .model.architecture import hints
+    from .model.architecture import load as load_arch
     from .model.units import parse_multiplier
 
     try:
@@ -369,7 +375,6 @@ def validate(
     except SpecError as e:
         _fail(e)
         return
-    from .model.architecture import hints
     from .run.budget import estimate
 
     rep = capacity_report(arch, mult)

@@ -74,9 +74,9 @@ class Cache(Kind):
             hit = self._hit_u() < self.hit_ratio
         if hit:
             self.hits += 1
-            return (yield from self._serve(pool, cls, key, self.calls[cls], self.fwd[cls]))
+            return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])  # hands over
         self.misses += 1
-        status = yield from self._serve(pool, cls, key, self.miss_path[cls], self.fwd[cls])
+        status = yield self._serve(pool, cls, key, self.miss_path[cls], self.fwd[cls])
         if status == OK and lru is not None:
             lru[key] = self.env._now
             lru.move_to_end(key)

@@ -18,6 +18,7 @@ from ..model.status import FAILED, OK
 from ..runtime.pickers import make_live_picker
 from ..runtime.pools import ANY, INF, Pool
 from ..runtime.streams import integer_sampler
+from ..runtime.tasks import gather, spawn
 from .base import Kind
 from .registry import register
 
@@ -68,23 +69,20 @@ class Datastore(Kind):
         self.shard_load[shard] += 1
         if self.is_write[cls]:
             primary = self.primary[shard]
-            status = yield from self._serve(primary, cls, key, self.calls[cls], self.fwd[cls])
+            status = yield self._serve(primary, cls, key, self.calls[cls], self.fwd[cls])
             members = self.members[shard]
             if status == OK and len(members) > 1:
                 env = self.env
-                procs = [env.process(self._serve(r, cls, key, self._no_calls, self._no_calls, False))
-                         for r in members if r is not primary]
+                copies = [spawn(env, self._serve(r, cls, key, self._no_calls, self._no_calls, False))
+                          for r in members if r is not primary]
                 if self.sync:
-                    yield env.all_of(procs)
-                    for p in procs:
-                        if p.value:
-                            return p.value
+                    return gather(env, copies)  # hands over: a failed copy fails the write
             return status
         replica = self.read_pick[shard]()
         if replica is None:
             self.arrived += 1
             return FAILED  # no live copy of this shard
-        return (yield from self._serve(replica, cls, key, self.calls[cls], self.fwd[cls]))
+        return self._serve(replica, cls, key, self.calls[cls], self.fwd[cls])  # hands over
 
     # -- faults and failover
     def pools_for(self, fault: Any) -> list[Pool]:

@@ -31,12 +31,13 @@ class LoadBalancer(Kind):
 
     def live_picker(self, target: Kind) -> Callable[[], Pool | None]:
         live = list(target.pools)
+        live_set = set(live)
         pick = make_live_picker(self.spec.policy, live,
-                                self.sim.rng(target.name, "route", self.spec.policy, self.name))
-        self.env.process(self._health_checks(target.pools, live))
+                                self.sim.rng(target.name, "route", self.spec.policy, self.name), live_set)
+        self.env.process(self._health_checks(target.pools, live, live_set))
         return pick
 
-    def _health_checks(self, pools: list[Pool], live: list[Pool]):
+    def _health_checks(self, pools: list[Pool], live: list[Pool], live_set: set[Pool]):
         hc = self.spec.health_check
         env = self.env
         in_rotation = [True] * len(pools)
@@ -61,4 +62,6 @@ class LoadBalancer(Kind):
                         changed = True
             if changed:
                 live[:] = [p for p, ok in zip(pools, in_rotation, strict=True) if ok]
+                live_set.clear()
+                live_set.update(live)
             yield env.timeout(hc.interval)

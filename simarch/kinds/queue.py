@@ -19,6 +19,7 @@ from ..model.metrics import float32_array, latency_stats_ms
 from ..model.status import FAILED, OK, REJECTED
 from ..runtime.calls import CALL, Call
 from ..runtime.pools import ANY, INF, Pool
+from ..runtime.tasks import spawn
 from .base import Kind
 from .registry import register
 
@@ -72,7 +73,7 @@ class Queue(Kind):
         backlog = self.add_group(call)
         for pool in target.pools:
             for _ in range(int(pool.cap)):
-                self.env.process(self.consumer(backlog, entry, pool))
+                spawn(self.env, self.consumer(backlog, entry, pool))
 
     def add_group(self, call: Any) -> Backlog:
         takes = [call.requests is None or cls in call.requests for cls in self.sim.classes]
@@ -94,8 +95,7 @@ class Queue(Kind):
         st = self.st[cls]()
         for factor, add in self.slow:
             st = st * factor + (add() if add is not None else 0.0)
-        if st:
-            yield env.timeout(st)
+        yield st
         if self.err_p and self._err_u() < self.err_p:
             return FAILED
         targets = [b for b in self.backlogs
@@ -139,7 +139,7 @@ class Queue(Kind):
             now = env._now
             if now >= self.warm:
                 self.wait.append(now - t)
-            status = yield from self._one(lat, timeout, serve, pick, cls, key)
+            status = yield self._one(lat, timeout, serve, pick, cls, key)
             if status == OK:
                 self.consumed += 1
             else:

@@ -630,7 +630,7 @@ def sampler(dist: Distribution, rng: np.random.Generator, batch: int = 4096) -> 
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch!r}")
     if isinstance(dist, Constant):
-        return itertools.repeat(dist.value).__next__
+        return itertools.repeat(float(dist.value)).__next__
 
     def draws() -> Iterator[float]:
         while True:

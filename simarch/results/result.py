@@ -12,10 +12,9 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .._version import __version__
 from ..model.metrics import LATENCY_KEYS, latency_stats_ms
@@ -27,6 +26,9 @@ from .io import atomic_write
 from .slo import judge
 from .stability import Growth, Stuck, backlog_growth, stuck_requests, unanswered_after
 from .text import format_result, result_html
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TAIL_SAMPLES = 10  # requests beyond a percentile that a window needs for it to be judged fairly
 
@@ -80,6 +82,7 @@ class Result:
     def requests(self) -> pd.DataFrame:
         """One row per request that arrived in the window and finished: class, start, end,
         latency_ms, status."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         if self._requests is None:
             self._requests = pd.DataFrame({
                 "class": pd.Categorical.from_codes(self.cls, categories=self.classes),
@@ -121,6 +124,7 @@ class Result:
         :mod:`simarch.results.stability`); latency is of successful ones (ms); throughput is
         successful requests per second of the window.
         """
+        import pandas as pd  # on first use: a run itself needs no pandas
         rows = {"all": self._summary_row(None, sum(self.arrivals))}
         if len(self.classes) > 1:
             for i, name in enumerate(self.classes):
@@ -133,36 +137,43 @@ class Result:
     def components(self) -> pd.DataFrame:
         """Per component: utilisation, throughput, queue (time-weighted), latency, rejections,
         and for caches the hit ratio."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         df = pd.DataFrame.from_dict(self.component_stats, orient="index")
         df.index.name = "component"
         return df
 
     def instances(self) -> pd.DataFrame:
         """Per instance (or datastore replica): utilisation, throughput, queue, rejections."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.instance_stats)
 
     def shards(self) -> pd.DataFrame:
         """Per datastore shard: requests routed to it, its share and its replicas' utilisation."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.shard_stats)
 
     def faults(self) -> pd.DataFrame:
         """Every fault window of the run: fault, kind, target, start_s, end_s (random
         failures give one row per instance failure)."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.fault_windows, columns=["fault", "kind", "target", "start_s", "end_s"])
 
     def calls(self) -> pd.DataFrame:
         """Per call with retries, a breaker, hedging or a fallback: first attempts, retries,
         hedges, fallbacks, retries denied by the budget, calls refused by an open breaker."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.call_stats)
 
     def events(self) -> pd.DataFrame:
         """Circuit-breaker transitions and datastore failovers, in time order."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.event_log, columns=["time_s", "what", "where", "from", "to"])
 
     # ----------------------------------------------------------------- time series
     def timeseries(self, window: str | float = "10s") -> pd.DataFrame:
         """Per window of completion time: throughput, availability, p50/p99 latency, errors,
         and the faults active in the window."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         w = parse_duration(window, allow_zero=False)
         edges = window_edges(self.warmup, self.warmup + self.duration, w)
         rows = bin_requests(self.end, self.status, self.latency, edges)
@@ -177,6 +188,7 @@ class Result:
     # ----------------------------------------------------------------- checks
     def slo(self) -> pd.DataFrame | None:
         """The SLO verdict: one row per target with the measured value and whether it is met."""
+        import pandas as pd  # on first use: a run itself needs no pandas
         if not self.slo_spec:
             return None
         s = self.summary().loc["all"]

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import html
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .result import Result
 
 
 def missing(v: Any) -> bool:
     """Whether ``v`` is a missing value (None, NaN, ``pd.NA``, ``pd.NaT``)."""
-    if v is None or v is pd.NA or v is pd.NaT:
+    pd = sys.modules.get("pandas")  # no pandas loaded: no pandas missing values either
+    if v is None or (pd is not None and (v is pd.NA or v is pd.NaT)):
         return True
     return isinstance(v, (float, np.floating)) and math.isnan(v)
 
@@ -57,6 +60,7 @@ def fmt(v: Any, kind: str = "num") -> str:
 
 def formatted(df: pd.DataFrame, formats: dict[str, str], index_name: str | None = None) -> pd.DataFrame:
     """The columns of ``df`` named in ``formats`` (those it has), each value as text."""
+    import pandas as pd  # on first use: a run itself needs no pandas
     cols = [c for c in formats if c in df.columns]
     body = pd.DataFrame({c: [fmt(v, formats[c]) for v in df[c]] for c in cols}, index=df.index)
     if index_name is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model.metrics import float32_array, latency_stats_ms, ratio
+from ..model.metrics import latency_stats_ms, ratio
 from ..model.spec import fault_label
 from ..model.status import N_STATUS
 from ..results.result import Result
@@ -53,7 +53,7 @@ def _component_rows(sim: Any, t_end: float) -> tuple[dict, list, dict[str, list]
                 "uptime": 1.0 - px / T,
             })
         cap = comp.capacity
-        lstats = latency_stats_ms(float32_array(comp.lat))
+        lstats = latency_stats_ms(np.frombuffer(comp.lat, dtype=np.float32))
         arrived = now["arrived"] - then["arrived"]
         extra = now["extra"] - then["extra"]
         st: dict[str, Any] = {
@@ -120,10 +120,11 @@ def _pending(arrived: np.ndarray, arrived_cls: np.ndarray, done: np.ndarray, don
              n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Arrival times and classes of the window's requests still in flight at the end: the
     multiset difference of its arrivals (recorded in time order) and its completions."""
-    if len(arrived) and not np.any(np.diff(arrived) == 0):  # distinct arrival times, the usual case
-        pos = np.searchsorted(arrived, np.sort(done, kind="stable"))  # completions: nearly sorted
+    if len(arrived) and not np.any(arrived[1:] == arrived[:-1]):  # distinct arrival times, the usual case
         keep = np.ones(len(arrived), dtype=bool)
-        keep[pos] = False
+        step = 1 << 20  # completions in blocks: a bounded temporary, whatever the run's size
+        for i in range(0, len(done), step):
+            keep[np.searchsorted(arrived, done[i:i + step])] = False
         return arrived[keep], arrived_cls[keep].astype(np.int16)
     starts, classes = [np.zeros(0)], [np.zeros(0, np.int16)]  # ties: match class by class
     for c in range(n_classes):
@@ -140,21 +141,22 @@ def _pending(arrived: np.ndarray, arrived_cls: np.ndarray, done: np.ndarray, don
 
 
 def _floats(buf) -> np.ndarray:
-    return np.frombuffer(buf, dtype=float).copy() if len(buf) else np.zeros(0)
+    """A float64 view of an ``array('d')`` record column (no copy: the run is over)."""
+    return np.frombuffer(buf, dtype=float) if len(buf) else np.zeros(0)
 
 
 def collect(sim: Any) -> Result:
     """The :class:`Result` of a finished run (``sim`` is a :class:`~simarch.run.simulation.Simulation`)."""
     t_end = sim.env.now
     T = sim.duration
-    code = np.frombuffer(sim.code, dtype=np.uint16) if len(sim.code) else np.zeros(0, np.uint16)
+    code = np.frombuffer(sim.code, dtype=sim.code.typecode) if len(sim.code) else np.zeros(0, np.uint16)
     comp_stats, inst_stats, tables = _component_rows(sim, t_end)
     calls, events = _calls_and_events(sim)
     start, end = _floats(sim.t_start), _floats(sim.t_end)
     cls = (code // N_STATUS).astype(np.int16)
     if len(sim.a_start) > len(start):  # some requests of the window are still in flight
         pending_start, pending_cls = _pending(
-            np.frombuffer(sim.a_start, dtype=float), np.frombuffer(sim.a_cls, dtype=np.uint16),
+            np.frombuffer(sim.a_start, dtype=float), np.frombuffer(sim.a_cls, dtype=sim.a_cls.typecode),
             start, cls, len(sim.classes))
     else:
         pending_start, pending_cls = np.zeros(0), np.zeros(0, np.int16)

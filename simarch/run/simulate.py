@@ -14,6 +14,8 @@ from ..model.architecture import load as load_arch
 from ..model.units import parse_duration, parse_multiplier
 from ..results.result import Result
 from .budget import check_budget
+from .early_stop import SloWatch
+from .progress import RunProgress
 from .simulation import Simulation
 
 
@@ -24,6 +26,9 @@ def simulate(
     warmup: float | str | None = None,
     seed: int | np.random.SeedSequence | None = None,
     max_events: float | None = None,
+    *,
+    progress: bool = True,
+    stop_on_miss: bool = False,
 ) -> Result:
     """Simulate a design and return its :class:`~simarch.results.result.Result`.
 
@@ -36,6 +41,14 @@ def simulate(
     A run estimated to need more than ``max_events`` events (default: the spec's
     ``simulation.max_events``, 2e8, a few minutes) or more than 4 GiB is refused at once with
     a :class:`SpecError` that gives the estimate (see :mod:`simarch.run.budget`).
+
+    ``progress`` shows a bar of the seconds simulated (``tqdm.auto``: a widget in a notebook,
+    standard error in a terminal) once the run has taken two seconds; studies turn it off in
+    their runs, which have a bar of their own. With ``stop_on_miss`` a run of a design with an
+    SLO ends as soon as the SLO is certainly missed, whatever the rest of the window would
+    do, and raises :class:`~simarch.run.early_stop.RunStopped` (a :class:`SimarchError` that
+    says why) instead of returning a result: for searches that only need the verdict. A run
+    that meets its SLO is never stopped (see :mod:`simarch.run.early_stop`).
     """
     arch = load_arch(arch)
     sim_defaults = arch.spec.simulation
@@ -62,4 +75,6 @@ def simulate(
                                    or not max_events > 0):
         raise SpecError(f"max_events is a number of events > 0, got {excerpt(max_events)}", ("max_events",))
     check_budget(arch, mult, dur, warm, max_events)
-    return Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed).run()
+    sim = Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed)
+    bar = RunProgress(sim.end, desc=f"{arch.name} {mult:g}x") if progress else None
+    return sim.run(progress=bar, stop=SloWatch.of(sim) if stop_on_miss else None)

@@ -15,15 +15,15 @@ numpy batches from streams spawned per component and purpose
 
 from __future__ import annotations
 
+import gc
 import itertools
 from array import array
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Process, Timeout
 
 from ..kinds import Kind, kind
 from ..model.architecture import Architecture
@@ -36,7 +36,28 @@ from ..runtime.links import Link
 from ..runtime.pools import Pool
 from ..runtime.resilience import Resilience
 from ..runtime.streams import key_sampler, stream, uniform_sampler
+from ..runtime.tasks import RequestTask, run_until, spawn
 from .collect import collect
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while the event loop runs.
+
+    The request path creates no reference cycles (``tests/test_engine_flat.py`` checks it),
+    so reference counting frees every request's objects; but the collector would still scan
+    the many generators of requests in flight, again and again (a third of the time of a
+    300-hop call chain). Objects alive before the run are frozen out of later collections.
+    """
+    was = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        gc.unfreeze()
 
 
 class Simulation:
@@ -57,11 +78,12 @@ class Simulation:
         # columnar request records (requests that arrived after warm-up and finished)
         self.t_start = array("d")
         self.t_end = array("d")
-        self.code = array("H")  # class * N_STATUS + status
+        small = len(self.classes) * N_STATUS <= 256  # a code (and a class) fits in one byte
+        self.code = array("B" if small else "H")  # class * N_STATUS + status
         # arrivals in the window (so that requests still in flight at the end are known), and
         # completions in the window of requests that arrived in the warm-up
         self.a_start = array("d")
-        self.a_cls = array("H")
+        self.a_cls = array("B" if small else "H")
         self.late_end = array("d")
         self.arrivals = [0] * len(self.classes)
         # time-weighted number in the system (Little's law)
@@ -120,29 +142,45 @@ class Simulation:
         """How clients choose the entry's instance (the entry kind decides)."""
         return self.components[self.entry].entry_picker()
 
-    def _request(self, serve, pick, cls: int, key: int):
-        env = self.env
-        t0 = env._now
+    def _arrival(self, cls: int) -> float:
+        """Count a request of class ``cls`` arriving now, and return the time."""
+        t0 = self.env._now
         self.sys_n += 1
         self.sys_start += t0
-        window = t0 >= self.warmup
-        if window:
+        if t0 >= self.warmup:
             self.a_start.append(t0)
             self.a_cls.append(cls)
+        return t0
+
+    def _arrive(self, serve, pick, cls: int, key: int) -> None:
+        """A request from a client arrives now: it runs as its own task."""
+        t0 = self._arrival(cls)
         inst = pick()
         if inst is None:
-            status = FAILED  # no entry instance in rotation
-        else:
-            status = yield from serve(inst, cls, key)
-        now = env._now
+            self._record(t0, cls, FAILED)  # no entry instance in rotation
+            return
+        RequestTask(self.env, serve(inst, cls, key), self._finish, t0, cls)._step(None)
+
+    def _finish(self, task: RequestTask) -> None:
+        self._record(task.t0, task.cls, task.value)
+
+    def _record(self, t0: float, cls: int, status: int) -> None:
+        now = self.env._now
         self.sys_n -= 1
         self.sys_end += now
-        if window:
+        if t0 >= self.warmup:
             self.t_start.append(t0)
             self.t_end.append(now)
             self.code.append(cls * N_STATUS + status)
         elif now >= self.warmup:
             self.late_end.append(now)
+
+    def _request(self, serve, pick, cls: int, key: int):
+        """A closed-loop user's request: the user waits for it."""
+        t0 = self._arrival(cls)
+        inst = pick()
+        status = FAILED if inst is None else (yield serve(inst, cls, key))
+        self._record(t0, cls, status)
 
     def _open_source(self, rate: float, profile):
         env = self.env
@@ -153,16 +191,15 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
                 for name, rc in self.spec.workload.requests.items()]
         arrivals = self.arrivals
-        process = partial(Process, env)
-        request = self._request
+        arrive = self._arrive
         if profile is None:
             gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
             while True:
-                yield Timeout(env, gap())
+                yield gap()
                 c = next_cls()
                 if env._now >= warm:
                     arrivals[c] += 1
-                process(request(serve, pick, c, keys[c]()))
+                arrive(serve, pick, c, keys[c]())
         else:
             # non-homogeneous Poisson arrivals by thinning: candidates at the peak rate,
             # each kept with probability rate(t) / peak.
@@ -179,11 +216,11 @@ class Simulation:
                     return  # no more arrivals within the run (the rate may have dropped to 0)
                 if u() * peak > mult(t):
                     continue
-                yield Timeout(env, t - env._now)
+                yield t - env._now
                 c = next_cls()
                 if t >= warm:
                     arrivals[c] += 1
-                process(request(serve, pick, c, keys[c]()))
+                arrive(serve, pick, c, keys[c]())
 
     def _user(self, idx: int, think, pick):
         env = self.env
@@ -192,11 +229,11 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
                 for name, rc in self.spec.workload.requests.items()]
         while True:
-            yield Timeout(env, think())
+            yield think()
             c = next_cls()
             if env._now >= self.warmup:
                 self.arrivals[c] += 1
-            yield from self._request(serve, pick, c, keys[c]())
+            yield self._request(serve, pick, c, keys[c]())
 
     @property
     def entry(self) -> str:
@@ -210,14 +247,14 @@ class Simulation:
             pick = self._entry_picker()  # shared by all users
             for i in range(n_users):
                 think = sampler(wl.think_time, self.rng("workload", "think", i))
-                env.process(self._user(i, think, pick))
+                spawn(env, self._user(i, think, pick))
         else:
             profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
             if profile is None:
                 if wl.rate * self.load > 0:
-                    env.process(self._open_source(wl.rate * self.load, None))
+                    spawn(env, self._open_source(wl.rate * self.load, None))
             else:
-                env.process(self._open_source(0.0, profile))
+                spawn(env, self._open_source(0.0, profile))
         for u, v, call in self.arch.call_edges():  # consumers and other per-call processes
             self.components[u].start_call(call, self.components[v])
         schedule_faults(self)
@@ -236,11 +273,51 @@ class Simulation:
         for c in self.components.values():
             c.on_warm()
 
+    def events_scheduled(self) -> int:
+        """How many events the run has put on SimPy's queue so far (its event ids)."""
+        return self.env._eid.__reduce__()[1][0]
+
     def sys_area(self, t: float) -> float:
         return self.sys_end + self.sys_n * t - self.sys_start
 
-    def run(self):
-        """Run to the end and return the :class:`~simarch.result.Result`."""
+    def run(self, *, progress: Any = None, stop: Callable[[], None] | None = None):
+        """Run to the end and return the :class:`~simarch.results.result.Result`.
+
+        With a ``progress`` bar (:class:`~simarch.run.progress.RunProgress`) or a ``stop``
+        hook the run goes in chunks of simulated time (:meth:`run_in_chunks`): after each,
+        ``stop()`` may end the run by raising (:class:`~simarch.run.early_stop.SloWatch`
+        raises :class:`~simarch.run.early_stop.RunStopped`), then ``progress.update(now,
+        events)`` moves the bar. Chunks change nothing that is simulated.
+        """
         self.start()
-        self.env.run(until=self.end)
+        with paused_gc():
+            if progress is None and stop is None:
+                run_until(self.env, self.end)
+            else:
+                self.run_in_chunks(progress, stop)
         return collect(self)
+
+    # -- the run in chunks (a progress bar, a stop hook)
+    RUN_CHUNKS = 200
+
+    def run_in_chunks(self, progress: Any = None, stop: Callable[[], None] | None = None,
+                      chunks: int = RUN_CHUNKS) -> None:
+        """Run the started simulation to its end in ``chunks`` equal steps of simulated time.
+
+        The same events run in the same order as in one run to the end: a step processes the
+        events strictly before its end and schedules nothing, and the last step ends at
+        ``end`` exactly.
+        """
+        env, end = self.env, self.end
+        try:
+            for k in range(1, chunks + 1):
+                t = end if k == chunks else end * k / chunks
+                if t > env._now:
+                    run_until(env, t)
+                if stop is not None and k < chunks:  # (at the end the run is whole)
+                    stop()
+                if progress is not None:
+                    progress.update(env._now, self.events_scheduled())
+        finally:
+            if progress is not None:
+                progress.close()

@@ -1,8 +1,9 @@
 """The request path every component kind shares: queue for a worker, serve, make the calls.
 
 A request is ``(cls, key)``: two ints carried as generator arguments, no dict or object per
-request. Each hop is a ``yield from`` into the callee's ``serve`` generator, which returns a
-:class:`~simarch.model.status.Status` code. Kind modules (``simarch.kinds``) subclass
+request. Each hop is a call of the callee's ``serve`` generator, which returns a
+:class:`~simarch.model.status.Status` code; a request's hops run in one
+:class:`~simarch.runtime.tasks.Task`, flat however deep the chain. Kind modules (``simarch.kinds``) subclass
 :class:`Component` and override ``serve`` and the construction hooks.
 """
 
@@ -12,8 +13,7 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
-from simpy.events import PENDING as _PENDING
-from simpy.events import Event, Process, Timeout
+from simpy.events import PENDING, Event
 
 from ..model.dists import sampler
 from ..model.spec import CallSpec
@@ -23,6 +23,7 @@ from .pickers import make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience
 from .streams import uniform_sampler
+from .tasks import first_of, gather, spawn
 
 
 class Component:
@@ -112,12 +113,16 @@ class Component:
         """Start the component's own processes (a queue's consumers), after wiring."""
 
     # -- the request path
+    # Request generators follow the task protocol (:mod:`simarch.runtime.tasks`): yield a
+    # float to take that long, a generator to call it, an event to wait for it; return a
+    # generator to hand the request over to it (a tail call).
     def serve(self, pool: Pool, cls: int, key: int):
         return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])
 
     def _serve(self, pool: Pool, cls: int, key: int, calls: list, fwd: list, record: bool = True):
         """Queue for a worker of ``pool``, hold it for the service time and the synchronous
-        calls, release it, then make the ``forward`` calls. Returns a status code."""
+        calls, release it, then hand the request on to the ``forward`` calls. Returns a
+        status code."""
         env = self.env
         t0 = env._now
         if record:
@@ -130,6 +135,9 @@ class Component:
         if pool.n < pool.cap:  # a free worker: Pool.acquire's fast path, inlined (once per visit)
             pool.n += 1
             pool.s_start += t0
+            pool.load += 1
+            if pool.index is not None:
+                pool.index.up(pool)
         else:
             wait = pool.acquire(env, t0)
             if wait is False:
@@ -141,13 +149,31 @@ class Component:
         if self.slow:
             for factor, add in self.slow:
                 st = st * factor + (add() if add is not None else 0.0)
-        yield Timeout(env, st)
+        yield st
         status = OK
         if calls:
             if self.parallel:
-                status = yield from self._parallel(calls, cls, key)
+                status = yield self._parallel(calls, cls, key)
             else:
-                status = yield from self._sequence(calls, cls, key)
+                u = self._u
+                for prob, lat, timeout, mode, serve, pick, link in calls:
+                    if prob < 1.0 and u() >= prob:
+                        continue
+                    if mode == ASYNC:
+                        spawn(env, self._one(lat, timeout, serve, pick, cls, key, link))
+                        continue
+                    if timeout is None and link is None:
+                        if lat is not None:
+                            yield lat()
+                        inst = pick()
+                        if inst is None:
+                            status = FAILED  # no instance in rotation
+                            break
+                        status = yield serve(inst, cls, key)
+                    else:  # the caller's timeout covers the network too
+                        status = yield self._one(lat, timeout, serve, pick, cls, key, link)
+                    if status:
+                        break
         now = env._now
         if pool.waiters:
             pool.release(now)  # hands the worker to the first waiting request
@@ -155,63 +181,62 @@ class Component:
             pool.s_end += now
             pool.done += 1
             pool.n -= 1
+            pool.load -= 1
+            if pool.index is not None:
+                pool.index.down(pool)
         if pool.epoch != epoch:
             status = FAILED  # the instance crashed during the work
         elif self.err_p and status == OK and self._err_u() < self.err_p:
             status = FAILED
         if record and t0 >= self.warm:
             self.lat.append(now - t0)
-        if fwd and status == OK:
-            status = yield from self._sequence(fwd, cls, key)
+        if fwd and status == OK:  # the worker is free: hand the request on
+            if len(fwd) == 1:  # the usual forward hop, straight to the next component
+                prob, lat, timeout, mode, serve, pick, link = fwd[0]
+                if prob >= 1.0 and lat is None and timeout is None and link is None:
+                    inst = pick()
+                    return FAILED if inst is None else serve(inst, cls, key)
+            return self._sequence(fwd, cls, key)
         return status
 
     def _sequence(self, calls: list, cls: int, key: int):
+        """Make ``calls`` in turn until one fails; the last one is a tail call."""
         env = self.env
-        for prob, lat, timeout, mode, serve, pick, link in calls:
+        last = len(calls) - 1
+        for i, (prob, lat, timeout, mode, serve, pick, link) in enumerate(calls):
             if prob < 1.0 and self._u() >= prob:
                 continue
             if mode == ASYNC:
-                Process(env, self._one(lat, timeout, serve, pick, cls, key, link))
+                spawn(env, self._one(lat, timeout, serve, pick, cls, key, link))
                 continue
-            if timeout is None and link is None:
-                if lat is not None:
-                    yield Timeout(env, lat())
-                inst = pick()
-                if inst is None:
-                    return FAILED  # no instance in rotation
-                status = yield from serve(inst, cls, key)
-            else:  # the caller's timeout covers the network too
-                status = yield from self._one(lat, timeout, serve, pick, cls, key, link)
+            if i == last:
+                return self._one(lat, timeout, serve, pick, cls, key, link)
+            status = yield self._one(lat, timeout, serve, pick, cls, key, link)
             if status:
                 return status
         return OK
 
     def _parallel(self, calls: list, cls: int, key: int):
         env = self.env
-        procs = []
+        tasks = []
         for prob, lat, timeout, mode, serve, pick, link in calls:
             if prob < 1.0 and self._u() >= prob:
                 continue
-            p = Process(env, self._one(lat, timeout, serve, pick, cls, key, link))
+            t = spawn(env, self._one(lat, timeout, serve, pick, cls, key, link))
             if mode != ASYNC:
-                procs.append(p)
-        if not procs:
+                tasks.append(t)
+        if not tasks:
             return OK
-        yield env.all_of(procs)
-        for p in procs:
-            if p.value:
-                return p.value
-        return OK
+        return gather(env, tasks)  # hands over: the first failure, else OK
 
     def _one(self, lat, timeout, serve, pick, cls, key, link=None, extra=None):
         """One call: the network (latency, partitions, loss), then the callee; under
         ``timeout`` if given. ``extra`` is the callee when this call is a retry or a hedge
         (counted when it reaches the callee, for the amplification figures)."""
         if timeout is not None:
-            return (yield from self._timed(self._one(lat, None, serve, pick, cls, key, link, extra),
-                                           timeout))
+            return self._timed(self._one(lat, None, serve, pick, cls, key, link, extra), timeout)
         if lat is not None:
-            yield Timeout(self.env, lat())
+            yield lat()
         if link is not None and link.drops():
             if link.hang:
                 yield Event(self.env)  # lost: no answer ever comes
@@ -221,24 +246,17 @@ class Component:
             return FAILED
         if extra is not None:
             extra.extra += 1
-        return (yield from serve(inst, cls, key))
+        return serve(inst, cls, key)
 
     def _timed(self, gen, timeout: float):
-        """Run ``gen`` as its own process and wait for it at most ``timeout``: a race of
-        two callbacks on one event (no condition event, no extra generator)."""
+        """Run ``gen`` as its own task and wait for it at most ``timeout``."""
         env = self.env
-        proc = Process(env, gen)
-        done = Event(env)
-
-        def first(_ev: Event) -> None:
-            if done._value is _PENDING:
-                done.succeed()
-        proc.callbacks.append(first)
-        Timeout(env, timeout).callbacks.append(first)
-        yield done
-        if proc._value is not _PENDING:  # it answered, possibly at the very instant of the timeout
-            return proc._value
-        return TIMEOUT
+        task = spawn(env, gen)
+        if task.value is PENDING:
+            yield first_of(env, [task], env.timeout(timeout))
+            if task.value is PENDING:
+                return TIMEOUT
+        return task.value
 
     # -- faults
     def pools_for(self, fault: Any) -> list[Pool]:

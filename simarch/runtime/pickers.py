@@ -11,21 +11,31 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .pools import Pool
+from .pools import LoadIndex, Pool
 from .streams import uniform_sampler
+
+INDEX_MIN = 32  # tiers of at least this many instances keep a LoadIndex for least connections
 
 
 def least_loaded(pools: list[Pool], start: int) -> Pool:
-    """The pool with the fewest requests (in service and waiting), scanning from ``start``."""
+    """The pool with the fewest requests (in service and waiting), scanning from ``start``:
+    the first of the least loaded in turn from there."""
     k = len(pools)
     best = pools[start]
-    best_load = best.n + len(best.waiters)
+    best_load = best.load
     for j in range(1, k):
         p = pools[(start + j) % k]
-        load = p.n + len(p.waiters)
-        if load < best_load:
-            best, best_load = p, load
+        if p.load < best_load:
+            best, best_load = p, p.load
     return best
+
+
+def load_index(pools: list[Pool]) -> LoadIndex:
+    """The tier's load index (one per set of pools, shared by every picker over it)."""
+    index = pools[0].index
+    if index is None:
+        index = LoadIndex(pools)
+    return index
 
 
 def make_picker(policy: str, pools: list[Pool], rng: np.random.Generator) -> Callable[[], Pool]:
@@ -42,6 +52,13 @@ def make_picker(policy: str, pools: list[Pool], rng: np.random.Generator) -> Cal
                     yield pools[i]
         return gen_random().__next__
     if policy == "least_connections":
+        if k >= INDEX_MIN:
+            index = load_index(pools)
+            turn = itertools.count().__next__
+
+            def least_indexed() -> Pool:
+                return index.least(turn())  # rotating among the tied: ties spread evenly
+            return least_indexed
         start = itertools.cycle(range(k)).__next__
 
         def least() -> Pool:
@@ -59,14 +76,16 @@ def make_picker(policy: str, pools: list[Pool], rng: np.random.Generator) -> Cal
         def p2c() -> Pool:
             i, j = pairs()
             p, q = pools[i], pools[j]
-            return p if p.n + len(p.waiters) <= q.n + len(q.waiters) else q
+            return p if p.load <= q.load else q
         return p2c
     raise ValueError(f"unknown policy {policy!r}")
 
 
-def make_live_picker(policy: str, live: list[Pool], rng: np.random.Generator) -> Callable[[], Pool | None]:
+def make_live_picker(policy: str, live: list[Pool], rng: np.random.Generator,
+                     live_set: set[Pool] | None = None) -> Callable[[], Pool | None]:
     """Like :func:`make_picker` over a list that changes (the instances in rotation);
-    ``None`` when no instance is in rotation."""
+    ``None`` when no instance is in rotation. ``live_set``, when given, holds the same
+    pools as ``live``: a large tier's least-connections pick then uses its load index."""
     count = itertools.count().__next__
 
     if policy == "round_robin":
@@ -93,9 +112,16 @@ def make_live_picker(policy: str, live: list[Pool], rng: np.random.Generator) ->
             j = int(u() * (k - 1))
             j += j >= i
             p, q = live[i], live[j]
-            return p if p.n + len(p.waiters) <= q.n + len(q.waiters) else q
+            return p if p.load <= q.load else q
         return pick_p2c
     if policy == "least_connections":
+        if live_set is not None and len(live) >= INDEX_MIN:
+            index = load_index(list(live))
+
+            def pick_least_indexed() -> Pool | None:
+                return index.least_of(count(), live_set)
+            return pick_least_indexed
+
         def pick_least() -> Pool | None:
             k = len(live)
             if k <= 1:

@@ -25,7 +25,7 @@ class Pool:
 
     __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
                  "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
-                 "x_end", "refused", "zone")
+                 "x_end", "refused", "zone", "load", "index", "slot")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
@@ -35,6 +35,9 @@ class Pool:
         self.zone = zone
         self.n = 0
         self.waiters: deque[Event] = deque()
+        self.load = 0  # requests in service and waiting: n + len(waiters), kept as they change
+        self.index: LoadIndex | None = None  # the load index of a large tier, if any
+        self.slot = 0  # position in its index's level
         self.s_start = self.s_end = 0.0
         self.q_start = self.q_end = 0.0
         self.q_max = 0
@@ -54,6 +57,9 @@ class Pool:
         if self.n < self.cap:
             self.n += 1
             self.s_start += now
+            self.load += 1
+            if self.index is not None:
+                self.index.up(self)
             return None
         w = self.waiters
         if len(w) >= self.qlimit:
@@ -61,6 +67,9 @@ class Pool:
             return False
         ev = Event(env)
         w.append(ev)
+        self.load += 1
+        if self.index is not None:
+            self.index.up(self)
         self.q_start += now
         if len(w) > self.q_max:
             self.q_max = len(w)
@@ -70,6 +79,9 @@ class Pool:
         """Give the worker back at ``now``: to the first waiting request, if any."""
         self.s_end += now
         self.done += 1
+        self.load -= 1
+        if self.index is not None:
+            self.index.down(self)
         w = self.waiters
         if w and self.n <= self.cap:
             self.q_end += now
@@ -81,9 +93,6 @@ class Pool:
     # -- statistics
     def down_area(self, t: float) -> float:
         return self.x_end + (t if self.down else 0.0) - self.x_start
-
-    def load(self) -> int:
-        return self.n + len(self.waiters)
 
     def busy_area(self, t: float) -> float:
         return self.s_end + self.n * t - self.s_start
@@ -107,6 +116,9 @@ class Pool:
             self.q_end += now * len(w)
             for ev in w:
                 ev.succeed(True)
+                self.load -= 1
+                if self.index is not None:
+                    self.index.down(self)
             w.clear()
 
     def recover(self, now: float) -> None:
@@ -123,6 +135,73 @@ class Pool:
             self.s_start += now
             self.q_end += now
             w.popleft().succeed()
+
+
+class LoadIndex:
+    """The pools of a large tier by load level, kept as loads change by one, so that a
+    least-connections pick is O(1) rather than a scan of every instance.
+
+    ``levels[l]`` holds the pools with load ``l`` (in no particular order: a pool leaving
+    a level is replaced by the level's last); ``low`` is the lowest non-empty level.
+    """
+
+    __slots__ = ("levels", "low")
+
+    def __init__(self, pools: list[Pool]):
+        self.levels: list[list[Pool]] = [[] for _ in range(1 + max((p.load for p in pools), default=0))]
+        for p in pools:
+            if p.index is not None:
+                raise ValueError(f"pool {p.name} is in a load index already")
+            p.index = self
+            level = self.levels[p.load]
+            p.slot = len(level)
+            level.append(p)
+        self.low = min((p.load for p in pools), default=0)
+
+    def _leave(self, p: Pool, level: int) -> list[Pool]:
+        members = self.levels[level]
+        last = members.pop()
+        if last is not p:
+            members[p.slot] = last
+            last.slot = p.slot
+        return members
+
+    def up(self, p: Pool) -> None:
+        """``p.load`` has just grown by one."""
+        left = self._leave(p, p.load - 1)
+        if p.load == len(self.levels):
+            self.levels.append([])
+        level = self.levels[p.load]
+        p.slot = len(level)
+        level.append(p)
+        if not left and self.low == p.load - 1:
+            self.low = p.load
+
+    def down(self, p: Pool) -> None:
+        """``p.load`` has just dropped by one."""
+        self._leave(p, p.load + 1)
+        level = self.levels[p.load]
+        p.slot = len(level)
+        level.append(p)
+        if p.load < self.low:
+            self.low = p.load
+
+    def least(self, turn: int) -> Pool:
+        """A pool with the lowest load; ``turn`` rotates among the tied ones."""
+        members = self.levels[self.low]
+        return members[turn % len(members)]
+
+    def least_of(self, turn: int, allowed: set[Pool]) -> Pool | None:
+        """Like :meth:`least`, among the pools in ``allowed`` only (the instances in
+        rotation); ``None`` when there is none."""
+        for level in range(self.low, len(self.levels)):
+            members = self.levels[level]
+            k = len(members)
+            for j in range(k):
+                p = members[(turn + j) % k]
+                if p in allowed:
+                    return p
+        return None
 
 
 ANY = Pool("any", INF, INF)  # "the callee chooses": datastores and queues route internally

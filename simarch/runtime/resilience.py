@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.spec import BreakerSpec, CallSpec, RetryBudgetSpec
 from ..model.status import FAILED, OK, REJECTED, TIMEOUT
+from .tasks import Task, first_of, spawn
 
 if TYPE_CHECKING:
     from .component import Component
@@ -168,7 +169,7 @@ class Resilience:
             if n > 1:
                 self.retried += 1
             started = env._now
-            status = yield from self._attempt(cls, key, n > 1)
+            status = yield self._attempt(cls, key, n > 1)
             if breaker is not None:
                 breaker.record(status == OK, env._now, started)
             if status == OK or n >= self.attempts or status not in self.retry_on:
@@ -177,39 +178,46 @@ class Resilience:
                 break
             pause = self.backoff(n, prev)
             prev = pause
-            if pause > 0:
-                yield env.timeout(pause)
+            yield pause
         if status != OK and self.fallback is not None:
             self.fallbacks += 1
             serve, pick, link = self.fallback
-            status = yield from self.caller._one(None, self.timeout, serve, pick, cls, key, link)
+            return self.caller._one(None, self.timeout, serve, pick, cls, key, link)  # hands over
         return status
 
     def _attempt(self, cls: int, key: int, retry: bool):
         caller = self.caller
         target = self.target
         if self.hedge is None:
-            return (yield from caller._one(self.lat, self.timeout, target.serve, self.pick,
-                                           cls, key, self.link, target if retry else None))
+            return caller._one(self.lat, self.timeout, target.serve, self.pick,
+                               cls, key, self.link, target if retry else None)
+        return self._hedged(cls, key, retry)
+
+    def _hedged(self, cls: int, key: int, retry: bool):
+        """The first attempt, and one more each ``after`` seconds (at most ``max`` more)
+        while none has answered; the first success wins, else the last failure."""
         env = self.env
+        caller = self.caller
+        target = self.target
         hedge = self.hedge
 
-        def attempt(extra: bool):
-            return env.process(caller._one(self.lat, self.timeout, target.serve, self.pick,
-                                           cls, key, self.link, target if extra else None))
+        def attempt(extra: bool) -> Task:
+            return spawn(env, caller._one(self.lat, self.timeout, target.serve, self.pick,
+                                          cls, key, self.link, target if extra else None))
         pending = [attempt(retry)]
         sent = 0
-        timer = env.timeout(hedge.after)
+        timer: Any = env.timeout(hedge.after)
         last = FAILED
         while pending:
-            yield env.any_of(pending + ([timer] if timer is not None else []))
-            for p in list(pending):
-                if p.triggered:
-                    pending.remove(p)
-                    if p.value == OK:
+            if not any(t.done for t in pending) and not (timer is not None and timer.processed):
+                yield first_of(env, pending, timer)
+            for t in list(pending):
+                if t.done:
+                    pending.remove(t)
+                    if t.value == OK:
                         return OK
-                    last = p.value
-            if timer is not None and timer.triggered and pending:
+                    last = t.value
+            if timer is not None and timer.processed and pending:
                 pending.append(attempt(True))
                 sent += 1
                 self.hedged += 1

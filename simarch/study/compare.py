@@ -17,13 +17,15 @@ import pandas as pd
 
 from .. import plots
 from .._version import __version__
+from ..analysis.capacity import capacity_report
 from ..errors import SimarchError, SpecError, argument, excerpt
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.units import parse_duration
 from ..results.io import atomic_write
-from ..results.slo import meets
+from ..results.slo import margin, meets
 from ..results.text import html_table, styled_html
+from ..run.early_stop import RunStopped
 from .experiment import METRICS, Task, check_runs, mean_ci, parse_loads, positive_int, run_tasks
 
 TABLE_METRICS = ("p50_ms", "p99_ms", "p999_ms", "throughput_rps", "availability")
@@ -189,7 +191,8 @@ def compare(
                         ("confidence",))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SpecError(f"a seed is a whole number >= 0, got {excerpt(seed)}", ("seed",))
-    check_runs(len(archs) * len(mults) * replications * (1 + (knee_steps if knee else 0)), "comparison")
+    check_runs(len(archs) * len(mults) * replications * (1 + (knee_steps + KNEE_EXTRA_RUNS if knee else 0)),
+               "comparison")
     with argument("duration"):
         dur = None if duration is None else parse_duration(duration, allow_zero=False)
     with argument("warmup"):
@@ -251,7 +254,7 @@ def compare(
     # ---- the knee
     krows = []
     if knee:
-        krows = _knees(archs, labels, slos, slo_table, mults, replications, task, knee_steps,
+        krows = _knees(archs, labels, slos, slo_table, runs, mults, replications, task, knee_steps,
                        confidence, executor, workers, progress)
     knee_table = pd.DataFrame(krows, columns=["design", "knee", "ci_low", "ci_high", "resolution",
                                               "bracket_low", "bracket_high", "censored", "note"])
@@ -276,7 +279,105 @@ def compare(
                       knee_table, slos, settings, warnings)
 
 
-def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, confidence,
+#: runs one replication's knee search may take beyond ``knee_steps``, at most
+KNEE_EXTRA_RUNS = 2
+
+
+@dataclass
+class _KneeSearch:
+    """The knee search of one design in one replication, on the lattice ``lo + k * res``
+    (``k = 0 .. cells``) that a bisection of ``knee_steps`` halvings of ``[lo, hi]`` would
+    visit. ``a`` is the highest point known to meet the SLO, ``b`` the lowest known to miss
+    it above ``a`` (``lo`` and ``hi`` as the grid found them); the search ends when they are
+    neighbours, with the knee at ``a``. Each run goes where the SLO margins of the runs at
+    ``a`` and ``b`` (or the static saturation estimate, where the margin of a latency target is
+    -1) put the crossing, kept within the range from which the runs left can still finish a
+    bisection; so the search takes at most ``runs_left`` runs, usually two or three, and
+    when meeting the SLO is monotone in the load it ends at the same point as the bisection."""
+
+    lo: float
+    hi: float
+    cells: int
+    saturation: float  # static estimate of the load multiplier that saturates the design
+    runs_left: int
+    a: int = 0
+    b: int = -1
+    margin_a: float | None = None
+    margin_b: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.b < 0:
+            self.b = self.cells
+        self.res = (self.hi - self.lo) / self.cells
+
+    def load(self, k: int) -> float:
+        """Point ``k``, computed as the bisection computes it (the midpoint of the two points
+        it lies between), so that a run here is the bisection's run to the last bit."""
+        if k <= 0:
+            return self.lo
+        if k >= self.cells:
+            return self.hi
+        half = k & -k
+        return (self.load(k - half) + self.load(k + half)) / 2
+
+    @property
+    def done(self) -> bool:
+        return self.b - self.a <= 1 or self.runs_left <= 0
+
+    def next_point(self) -> int:
+        half = 2 ** (self.runs_left - 1)
+        low, high = max(self.a + 1, self.b - half), min(self.b - 1, self.a + half)
+        k = self._guess()
+        return min(max((self.a + self.b) // 2 if k is None else k, low), high)
+
+    def _guess(self) -> int | None:
+        """The lattice point nearest where the SLO margin, interpolated, crosses zero."""
+        ma = self.margin_a
+        if ma is None or not (0 <= ma < math.inf):
+            return None
+        xa, xb, sat = self.load(self.a), self.load(self.b), self.saturation
+        if xa < sat < xb or (sat >= xb and self.margin_b is None):
+            xm, mm = sat, -1.0  # the static estimate: inside the bracket, or above an untried top
+        elif _finite_miss(self.margin_b):
+            xm, mm = xb, float(self.margin_b)  # type: ignore[arg-type]
+        else:
+            return None
+        if not math.isfinite(xm):
+            return None
+        x = xa + (xm - xa) * ma / (ma - mm)
+        return int(round(min((x - self.lo) / self.res, self.cells + 1.0)))
+
+    def record(self, k: int, met: bool, margin: float | None) -> None:
+        self.runs_left -= 1
+        if met:
+            self.a, self.margin_a = k, margin
+        else:
+            self.b, self.margin_b = k, margin
+
+
+def _finite_miss(m: float | None) -> bool:
+    return m is not None and -math.inf < m < 0
+
+
+def _saturation(arch: Architecture) -> float:
+    """The static capacity estimate of the load multiplier at which the design saturates."""
+    try:
+        return float(capacity_report(arch, 1.0).saturation_load)
+    except SimarchError:
+        return math.inf
+
+
+def _grid_margin(runs: pd.DataFrame, slo: dict[str, float], design: str, load: float,
+                 rep: int) -> float | None:
+    """The SLO margin of the grid's run of this design, load and replication, if there is one."""
+    g = runs[(runs.design == design) & (runs.load == load) & (runs.replication == rep)]
+    if not len(g) or isinstance(g["error"].iloc[0], str):
+        return None
+    m = margin(slo, g.iloc[0])
+    return None if math.isnan(m) else m
+
+
+def _knees(archs, labels, slos, slo_table, runs, mults, replications, task, steps, confidence,
            executor, workers, progress) -> list[dict[str, Any]]:
     brackets: dict[int, tuple[float, float, str]] = {}
     rows: list[dict[str, Any]] = []
@@ -300,24 +401,40 @@ def _knees(archs, labels, slos, slo_table, mults, replications, task, steps, con
             lo = max(met)
             hi = min(x for x in missed if x > lo)
         brackets[i] = (lo, hi, note)
-    state = {(i, r): list(brackets[i][:2]) for i in brackets for r in range(replications)}
-    for _ in range(steps):
-        keys = list(state)
-        tasks = [task(i, (state[k][0] + state[k][1]) / 2, r, knee_step=True)
-                 for k in keys for i, r in [k]]
-        if not tasks:
+    cells = 2 ** max(int(steps), 0)
+    searches: dict[tuple[int, int], _KneeSearch] = {}
+    for i, (lo, hi, _) in brackets.items():
+        sat = _saturation(archs[i])
+        for r in range(replications):
+            s = _KneeSearch(lo, hi, cells, sat, runs_left=max(int(steps), 0) + KNEE_EXTRA_RUNS)
+            s.margin_a = _grid_margin(runs, slos[labels[i]], labels[i], lo, r)
+            s.margin_b = _grid_margin(runs, slos[labels[i]], labels[i], hi, r)
+            searches[(i, r)] = s
+    while True:
+        # one run per unfinished search, all replications of all designs at once; every run
+        # of replication r has the seed of replication r (common random numbers across steps)
+        todo = [(key, s.next_point()) for key, s in searches.items() if not s.done]
+        if not todo:
             break
+        tasks = [task(i, searches[(i, r)].load(k), r, knee_step=True, stop_on_miss=True)
+                 for (i, r), k in todo]
         results = run_tasks(tasks, executor=executor, workers=workers, progress=progress, desc="knee")
-        for (i, r), row in zip(keys, results, strict=True):
-            mid = (state[(i, r)][0] + state[(i, r)][1]) / 2
-            ok = row.get("error") is None and _meets(slos[labels[i]], row)
-            state[(i, r)][0 if ok else 1] = mid
+        for ((i, r), k), row in zip(todo, results, strict=True):
+            err = row.get("error")
+            if isinstance(err, str) and err.startswith(RunStopped.PREFIX):
+                # a verdict, not a result: the run missed its SLO, and why
+                row.update(error=None, slo_met=False, stopped=err)
+                searches[(i, r)].record(k, False, -1.0)  # (for placing runs: a clear miss)
+                continue
+            ok = err is None and bool(_meets(slos[labels[i]], row))
+            m = margin(slos[labels[i]], row) if err is None else math.nan
+            searches[(i, r)].record(k, ok, None if math.isnan(m) else m)
     for i, (lo, hi, note) in brackets.items():
-        per_rep = [state[(i, r)][0] for r in range(replications)]
+        found = [searches[(i, r)] for r in range(replications)]
+        per_rep = [s.load(s.a) for s in found]
         res = (hi - lo) / 2 ** steps
         # the SLO held at every point tried up to the top of the search: a lower bound only
-        censored = bool(note.startswith("above") and all(
-            state[(i, r)][1] == hi for r in range(replications)))
+        censored = bool(note.startswith("above") and all(s.b == s.cells for s in found))
         mean, clo, chi, _ = mean_ci(per_rep, confidence)
         if censored:  # a lower bound only: the highest load simulated, where the SLO still held
             mean, clo, chi = min(per_rep), math.nan, math.nan

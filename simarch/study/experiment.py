@@ -128,7 +128,8 @@ def run_task(task: Task) -> dict[str, Any]:
     try:
         arch = Architecture.from_dict(task.spec, base_dir=Path(task.base_dir) if task.base_dir else None)
         r = simulate(arch, load=task.load, duration=task.duration, warmup=task.warmup,
-                     seed=replication_seed(task.seed, task.replication))
+                     seed=replication_seed(task.seed, task.replication), progress=False,
+                     stop_on_miss=bool(task.tags.get("stop_on_miss")))
     except SimarchError as e:  # a user's mistake at this point: recorded, the study goes on
         row["error"] = str(e)
         return row
