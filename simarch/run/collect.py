@@ -70,6 +70,7 @@ def _component_rows(sim: Any, t_end: float) -> tuple[dict, list, dict[str, list]
             "mean_queue": queue / T,
             "max_queue": max((p.q_max for p in comp.pools), default=0),
             "mean_wait_ms": 1e3 * queue / done if done else math.nan,
+            "wait_probability": (now["waited"] - then["waited"]) / done if done else math.nan,
             "mean_latency_ms": lstats["mean"],
             "p99_latency_ms": lstats["p99"],
             "rejected": rejected,

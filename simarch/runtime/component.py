@@ -280,7 +280,8 @@ class Component:
     # -- statistics
     def counters(self, t: float) -> dict[str, Any]:
         """Running counters at time ``t``; results take the differences over the window."""
-        return {"arrived": self.arrived, "extra": self.extra, "pools": [p.counters(t) for p in self.pools]}
+        return {"arrived": self.arrived, "extra": self.extra, "pools": [p.counters(t) for p in self.pools],
+                "waited": sum(p.waited for p in self.pools)}
 
     def on_warm(self) -> None:
         for p in self.pools:

@@ -25,7 +25,7 @@ class Pool:
 
     __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
                  "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
-                 "x_end", "refused", "zone", "load", "index", "slot")
+                 "x_end", "refused", "zone", "load", "index", "slot", "waited")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
@@ -48,6 +48,7 @@ class Pool:
         self.epoch = 0  # bumped at each crash: work begun before it fails
         self.x_start = self.x_end = 0.0  # down-time sums, like s_start/s_end
         self.refused = 0
+        self.waited = 0  # requests that found every worker busy and queued
 
     # -- the request path
     def acquire(self, env, now: float) -> Event | bool | None:
@@ -67,6 +68,7 @@ class Pool:
             return False
         ev = Event(env)
         w.append(ev)
+        self.waited += 1
         self.load += 1
         if self.index is not None:
             self.index.up(self)
