@@ -1,5 +1,5 @@
-"""The ``simarch`` command line: ``run``, ``validate``, ``spof``, ``compare``, ``sweep`` and
-``report``, the top stage (it may use every other; nothing imports it). Each command imports
+"""The ``simarch`` command line: ``run``, ``validate``, ``spof``, ``compare``, ``sweep``,
+``plan`` and ``report``, the top stage (it may use every other; nothing imports it). Each command imports
 the stage it needs when it runs, so that ``simarch --help`` starts fast.
 
 Bad input (a spec error, a bad option value) prints one line naming the file, the field and
@@ -334,6 +334,87 @@ def sweep_cmd(
     typer.echo(df.sort_values(cols)[cols + show].to_string(index=False))
     errors = int(df["error"].notna().sum()) if "error" in df else 0
     typer.echo(f"\n{len(df)} points in {out}/" + (f" ({errors} with errors)" if errors else ""))
+
+
+@app.command("plan")
+def plan_cmd(
+    spec: SpecArg,
+    vary: Annotated[list[str], typer.Option("--vary", metavar="PATH=VALUES", help="A parameter and its values: a list (db.shards=1,2,4,8) or a range (api.instances=2..32, cache.capacity=10k..1M, 1..64:x2). Repeat for each parameter.")],
+    load: LoadOpt = "1x",
+    objective: Annotated[str, typer.Option(help="'cost': the cheapest design that meets the SLO; 'p99': the fastest.")] = "cost",
+    slo: Annotated[list[str] | None, typer.Option("--slo", metavar="TARGET=VALUE", help="Override an SLO target, e.g. p99=50ms, availability=99.9%. Repeatable. [default: the spec's slo]")] = None,
+    require: Annotated[list[str] | None, typer.Option("--require", metavar="COMP.METRIC<=V", help="A bound on one component: utilization, mean_wait or wait_probability, e.g. api.wait_probability<=0.2. Repeatable.")] = None,
+    no_spof: Annotated[bool, typer.Option("--no-spof", help="Reject designs with a single point of failure.")] = False,
+    replications: Annotated[int, typer.Option(min=2, help="Simulated runs per confirmed design (common random numbers).")] = 5,
+    confirm: Annotated[int, typer.Option(min=1, help="Designs to simulate per round: the cheapest the models accept, and as many of the closest cheaper misses.")] = 3,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of confirmation at most, while none meets.")] = 3,
+    duration: Annotated[str | None, typer.Option(help="Measured window of each run. [default: the spec's]")] = None,
+    warmup: Annotated[str | None, typer.Option(help="Warm-up of each run. [default: the spec's]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed; replication r uses the same stream for every design.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask: 'local' or 'tcp://host:port'. [default: local processes]")] = None,
+    serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for the runs (an interrupted plan resumes from it), the tables, the frontier plot and chosen.yaml.")] = None,
+    write_spec: Annotated[Path | None, typer.Option("--write-spec", help="Write the chosen design as a spec file here.")] = None,
+) -> None:
+    """Find the cheapest design that meets SPEC's SLO at a load: the queueing and availability
+    models screen every combination of the --vary values, the simulation confirms the best."""
+    from .model.architecture import load as load_arch
+    from .model.spec import yaml_load
+    from .study.plan import plan
+
+    _on_interrupt[0] = (f"the runs finished so far are saved in {out}/; run the same command "
+                        "again to resume" if out is not None else "nothing was saved (give --out to resume)")
+    try:
+        arch = load_arch(spec)
+        params = dict(_vary(v) for v in vary)
+        targets = {}
+        for item in slo or []:
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip() or not value.strip():
+                raise SpecError(f"expected TARGET=VALUE, e.g. p99=50ms, got {excerpt(item)}", ("--slo",))
+            targets[key.strip()] = yaml_load(value.strip())
+        p = plan(arch, params, load=load, slo=targets or None, require=require or (), no_spof=no_spof,
+                 objective=objective, replications=replications, confirm=confirm, rounds=rounds,
+                 seed=seed, duration=duration, warmup=warmup, out=out,
+                 executor=_executor(scheduler, serial))
+    except SpecError as e:
+        if not e.source and e.path and e.path[0] == "executor":
+            _fail(f"--scheduler: {e.message}")
+        _fail_for(e, spec, ("load", "objective", "slo", "require", "replications", "confirm", "rounds",
+                            "duration", "warmup", "seed", "vary"))
+        return
+    except SimarchError as e:
+        _fail(str(e))
+        return
+    typer.echo(str(p))
+    if out is not None:
+        _plot_plan(p, out)
+        typer.echo(f"wrote {out}/ (designs.parquet, runs, frontier.png"
+                   + (", chosen.yaml" if p.chosen is not None else "") + ")")
+    if write_spec is not None:
+        if p.chosen is None:
+            _fail("--write-spec: no design met the SLO, so there is no chosen design to write")
+        p.write_spec(write_spec)
+        typer.echo(f"wrote {write_spec}")
+
+
+def _vary(text: str) -> tuple[str, list]:
+    from .study.plan import parse_vary
+
+    return parse_vary(text)
+
+
+def _plot_plan(p, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    p.plot_frontier(ax=ax)
+    fig.tight_layout()
+    fig.savefig(out / "frontier.png", dpi=110)
+    plt.close(fig)
 
 
 @app.command("report")

@@ -1361,3 +1361,49 @@ def sweep_results(
         else:
             axes[0].legend(handles, labels, loc="best", fontsize=8)
     return axes
+
+
+def plan_frontier(plan: Any, ax: Axes | None = None) -> Axes:
+    """A capacity plan's cost against its p99: every design screened (small dots: the
+    models' figures), the cost-versus-p99 frontier, the simulated designs with the upper
+    bounds of their p99 intervals (open circles: missed the SLO, filled: met), the chosen
+    design (star) and the input design (square), and the p99 target."""
+    ax = _new_axes(ax, (7.5, 4.5))
+    t = plan.table[plan.table["error"].isna()] if "error" in plan.table else plan.table
+    stable = t[t["model_stable"].astype(bool)]
+    ax.scatter(stable["cost_month"], stable["model_p99_ms"], s=10, color="0.7",
+               label="screened (queueing model)", zorder=1)
+    f = plan.frontier
+    if len(f):
+        ax.step(f["cost_month"], f["p99_ms"], where="post", color="C0", lw=1.2,
+                label="frontier", zorder=2)
+    sim = t[t["simulated"]]
+    if len(sim):
+        hi = sim["sim_p99_ms_ci_high"].to_numpy(dtype=float)
+        mid = sim["sim_p99_ms"].to_numpy(dtype=float)
+        met = sim["sim_meets"].astype(bool).to_numpy()
+        ax.errorbar(sim["cost_month"], mid, yerr=[np.zeros_like(mid), np.nan_to_num(hi - mid)],
+                    fmt="none", ecolor="C1", elinewidth=1, capsize=3, zorder=3)
+        ax.scatter(sim["cost_month"][met], mid[met], s=40, color="C1", zorder=4,
+                   label="simulated: meets the SLO")
+        ax.scatter(sim["cost_month"][~met], mid[~met], s=40, facecolors="none", edgecolors="C1",
+                   zorder=4, label="simulated: misses")
+    if plan.chosen is not None:
+        c = plan.table.loc[plan.chosen]
+        ax.scatter([c["cost_month"]], [c["p99_ms"]], marker="*", s=220, color="C2", zorder=5,
+                   label=f"chosen (${c['cost_month']:,.0f}/month)")
+    i = plan.table.loc[plan.input_design]
+    ax.scatter([i["cost_month"]], [i["p99_ms"]], marker="s", s=60, facecolors="none",
+               edgecolors="k", zorder=5, label=f"input design (${i['cost_month']:,.0f}/month)")
+    if "p99" in plan.targets:
+        target = plan.targets["p99"] * 1e3
+        ax.axhline(target, color="C3", ls="--", lw=1, label=f"p99 target {target:g} ms")
+        top = np.nanmax(np.r_[stable["model_p99_ms"].to_numpy(dtype=float), target])
+        ax.set_ylim(0, min(top, 6 * target) * 1.05)
+    ax.set_xlabel("cost per month (USD)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.set_title(f"{plan.design}: cost vs p99 at {plan.load:g}x")
+    ax.xaxis.set_major_formatter(lambda v, _p: f"${v:,.0f}")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)
+    return ax

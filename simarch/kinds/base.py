@@ -18,6 +18,44 @@ import numpy as np
 from ..runtime.component import Component
 
 
+def k_of_n(n: int, k: int, serve: float, dead: float = 0.0, demand: float | None = None) -> float:
+    """The share of requests served by ``n`` independent boxes of which ``k`` must serve.
+
+    Each box serves with probability ``serve``, is dead but still sent traffic (in rotation)
+    with probability ``dead``, and is out of rotation otherwise. A request goes to a box in
+    rotation at random, so with ``j`` serving and ``m`` dead in rotation it succeeds with
+    probability ``j / (j + m)`` when ``j >= k``. With fewer, the ``j`` boxes serve what
+    their capacity allows: ``j / demand`` of the traffic, ``demand`` being the load in boxes'
+    worth of work (``None``: nothing, the plain k-of-n rule). With ``dead = 0`` and no
+    ``demand`` this is the binomial k-of-n availability."""
+    if n <= 0:
+        return 0.0
+    k = max(k, 1)
+    rest = 1.0 - serve
+    d = dead / rest if rest > 0 else 0.0  # P(dead in rotation | not serving)
+    total = 0.0
+    for j in range(1, n + 1):
+        if j < k and demand is None:
+            continue
+        pj = math.comb(n, j) * serve ** j * rest ** (n - j)
+        if pj == 0.0:
+            continue
+        carried = 1.0 if j >= k or demand is None else min(1.0, j / demand)
+        left = n - j
+        total += pj * carried * sum(math.comb(left, m) * d ** m * (1 - d) ** (left - m) * j / (j + m)
+                                    for m in range(left + 1))
+    return float(total)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How long health checks take, on average, to take a dead box out of rotation
+    (``down``) and to put a repaired one back (``up``), in seconds."""
+
+    down: float
+    up: float
+
+
 @dataclass
 class Flow:
     """Visits of one request class to one component in the static capacity model."""
@@ -126,6 +164,47 @@ class Kind(Component):
     def capacity_note(cls, spec: Any, hit_ratio: float | None, note: str) -> str:
         """The note of the component's row in the capacity table."""
         return note
+
+    # ------------------------------------------------------------------ availability model
+    @classmethod
+    def steady_availability(cls, spec: Any, mtbf: float, mttr: float, detect: Detection | None,
+                            needed: int, write_share: float, demand: float | None = None) -> tuple[float, str]:
+        """``(availability, how)`` of the component whose boxes fail independently (up for
+        ``mtbf``, down for ``mttr`` on average), ``needed`` of them carrying the load.
+
+        Behind health-checked load balancers (``detect``), a dead box keeps its share of the
+        traffic until the checks take it out, and stays out until they put it back; without
+        them it keeps its share while it is down. With at least ``needed`` boxes serving it
+        serves all it is sent (k of n, binomial); with fewer, the share their capacity
+        carries (``demand``: the load in boxes' worth of work), the rest being rejected or
+        timing out (an optimistic figure with unbounded queues and no timeouts, where the
+        backlog is served late instead)."""
+        n = spec.boxes
+        cycle = mtbf + mttr
+        if detect is not None and mttr > detect.down:
+            serve = max(mtbf - detect.up, 0.0) / cycle
+            dead = detect.down / cycle
+            how = (f"{needed}-of-{n}, out of rotation {mttr - detect.down + detect.up:.3g}s per "
+                   f"failure, {detect.down:.3g}s of traffic to a dead box before the checks notice")
+        else:
+            serve = mtbf / cycle
+            dead = mttr / cycle
+            how = f"{needed}-of-{n}, a dead box keeps its share of traffic for {mttr:.3g}s"
+        return k_of_n(n, needed, serve, dead, demand), how
+
+    @classmethod
+    def crash_availability(cls, spec: Any, lost: int, fault: Any, detect: Detection | None,
+                           needed: int, write_share: float, duration: float) -> tuple[float, str]:
+        """``(availability, how)`` of the component while a crash takes ``lost`` of its
+        copies down for ``duration`` seconds of the measured window."""
+        left = spec.copies - lost
+        if left < needed or left <= 0:
+            return 0.0, f"{lost} of {spec.copies} down leaves {left}, {needed} needed"
+        share = lost / spec.copies
+        if detect is not None:
+            return (1.0 - share * min(1.0, detect.down / duration) if duration > 0 else 1.0,
+                    f"{lost} of {spec.copies} down, out of rotation after {detect.down:.3g}s")
+        return 1.0 - share, f"{lost} of {spec.copies} down and still sent traffic"
 
     # ------------------------------------------------------------------ SPOF analysis
     @classmethod

@@ -208,6 +208,41 @@ class Datastore(Kind):
                     f"{share_total[hot_shard] / share_total.sum():.0%} of the work")
         return spec.shards * spec.replicas * spec.workers, float(util.max()), note
 
+    # -- availability model
+    @classmethod
+    def steady_availability(cls, spec, mtbf, mttr, detect, needed, write_share, demand=None):
+        """Replicas of a shard fail independently. Reads go to a live replica at once (with
+        ``read_from: any``); writes fail while the shard's primary is dead and not yet
+        replaced (the ``failover`` time, or the repair when there is none), and with
+        ``replication: sync`` while any copy is dead and still a member."""
+        cycle = mtbf + mttr
+        r = spec.replicas
+        u = mttr / cycle
+        none_left = u ** r
+        stall = (mttr if spec.failover is None or r == 1 else min(spec.failover, mttr)) / cycle
+        write_loss = min(1.0, none_left + stall * (r if spec.replication == "sync" else 1))
+        read_loss = none_left if spec.read_from == "any" else write_loss
+        avail = 1.0 - (1 - write_share) * read_loss - write_share * write_loss
+        failover = "never" if spec.failover is None else f"{spec.failover:g}s"
+        return avail, (f"{r} replica(s) per shard; reads need 1 live copy, writes stall "
+                       f"{stall * cycle:.3g}s per primary failure (failover {failover})")
+
+    @classmethod
+    def crash_availability(cls, spec, lost, fault, detect, needed, write_share, duration):
+        """A crash of a shard's copies: with none left its keys fail; with the primary
+        among them, writes stall until the failover promotes a live replica."""
+        shards = 1.0 / spec.shards if fault.shard is not None else 1.0
+        if fault.zone is not None:
+            primary = spec.zone_of(0) == fault.zone
+        else:
+            primary = getattr(fault, "replica", None) in (None, 0)
+        if lost >= spec.replicas:
+            return 1.0 - shards, f"every copy of {shards:.0%} of the keys down"
+        stall = 1.0 if spec.failover is None else min(1.0, spec.failover / duration) if duration > 0 else 0.0
+        loss = (write_share if spec.read_from == "any" else 1.0) * stall if primary else 0.0
+        return 1.0 - shards * loss, (f"{lost} of {spec.replicas} replicas down"
+                                     + (", writes stall until the failover" if primary else ""))
+
     # -- SPOF analysis
     @classmethod
     def redundancy(cls, spec, name, comp):

@@ -29,7 +29,7 @@ def missing(v: Any) -> bool:
 def fmt(v: Any, kind: str = "num") -> str:
     """One value for a table: ``pct``, ``util``, ``ms``, ``int``, ``x`` (a computed load
     multiplier, 2 decimals), ``load`` (a load multiplier as given: ``2x``), ``s`` (seconds),
-    ``met`` (an SLO verdict: ``met`` or ``MISSED``), ``str`` (as is) or ``num``; ``-`` when
+    ``met`` (an SLO verdict: ``met`` or ``MISSED``), ``usd`` (dollars), ``str`` (as is) or ``num``; ``-`` when
     missing."""
     if missing(v):
         return "-"
@@ -41,6 +41,8 @@ def fmt(v: Any, kind: str = "num") -> str:
         if v < 0.9999 or v == 1.0:
             return f"{v:.2%}"
         return f"{v:.4%}" if v < 0.999999995 else ">99.9999%"  # never "100.0000%" for less than all
+    if kind == "usd":
+        return f"${v:,.0f}" if abs(v) >= 100 else f"${v:,.2f}"
     if kind == "util":
         return f"{v:.1%}"
     if kind == "ms":

@@ -139,10 +139,15 @@ def run_task(task: Task) -> dict[str, Any]:
     row["requests"] = int(s["requests"])
     row["errors"] = int(s["rejected"] + s["timeout"] + s["failed"] + s["unanswered"])
     row["slo_met"] = r.slo_met
+    row["stable"] = bool(r.stable)
     row["warnings"] = " | ".join(r.all_warnings())
-    util = r.components()["utilization"]
-    for comp, u in util.items():
+    comps = r.components()
+    for comp, u in comps["utilization"].items():
         row[f"util.{comp}"] = float(u)
+    for comp, w in comps["mean_wait_ms"].items():
+        row[f"wait_ms.{comp}"] = float(w)
+    for comp, w in comps["wait_probability"].items():
+        row[f"wait_p.{comp}"] = float(w)
     return row
 
 

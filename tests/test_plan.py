@@ -1,0 +1,224 @@
+"""The capacity planner: its search space, its choices against exact theory (Erlang C for
+staffing, k-of-n availability for redundancy), reproducibility, resuming, and bad input."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import simarch
+from simarch.analysis.availability import availability_model
+from simarch.errors import SpecError
+from simarch.study.experiment import mean_ci
+from simarch.study.plan import expand_range, parse_vary, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------- the space
+
+
+def test_ranges():
+    assert expand_range("2..6") == [2, 3, 4, 5, 6]
+    assert expand_range("10k..1M") == [10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000]
+    assert expand_range("1..64:x2") == [1, 2, 4, 8, 16, 32, 64]
+    assert expand_range("2..10:4") == [2, 6, 10]
+    assert parse_vary("db.shards=1,2,4,8") == ("db.shards", [1, 2, 4, 8])
+    assert parse_vary("api.instances=2..4,8") == ("api.instances", [2, 3, 4, 8])
+    for bad in ("api.instances", "=2..4", "api.instances=5..2", "api.instances=2..x", "a=1..8:0"):
+        with pytest.raises(SpecError):
+            parse_vary(bad)
+
+
+# ---------------------------------------------------------------------------- staffing
+
+
+def erlang_c(c: int, a: float) -> float:
+    """P(wait) in M/M/c with offered load a = lambda/mu (Erlang C), written out."""
+    if a >= c:
+        return 1.0
+    top = a ** c / math.factorial(c) * c / (c - a)
+    return top / (sum(a ** k / math.factorial(k) for k in range(c)) + top)
+
+
+LAM, MU = 45.0, 10.0  # arrivals per second; services per second per worker (100 ms, exponential)
+
+
+def mmc_design(workers: int = 1) -> simarch.Architecture:
+    return simarch.Architecture("mmc", workload={"rate": LAM},
+                                simulation={"duration": 400, "warmup": 40}).add(
+        "api", kind="service", workers=workers, service_time={"exponential": 1 / MU})
+
+
+@pytest.mark.parametrize("require, metric", [
+    ("api.mean_wait<=20ms", lambda c: erlang_c(c, LAM / MU) / (c * MU - LAM) <= 0.020),
+    ("api.wait_probability<=0.15", lambda c: erlang_c(c, LAM / MU) <= 0.15),
+])
+def test_staffing_matches_erlang_c(require, metric):
+    """The planner's minimum number of workers for one M/M/c service equals the exact Erlang C
+    answer, for a target on the mean wait and on the probability of waiting.
+
+    a = 4.5 Erlangs. Mean wait: c = 6 waits 28.1 ms, c = 7 waits 8.69 ms, so c* = 7.
+    P(wait): c = 7 gives 0.217, c = 8 0.104, so c* = 8 for a bound of 0.15. The simulation
+    confirms with 5 replications of 400 s (N = 18,000 requests each); the upper 95% bound of
+    the replication means must be under the bound: at c* the SE of the mean wait is about
+    0.4 ms (8.69 ms against 20 ms) and of P(wait) about 0.004 (0.104 against 0.15), so the
+    confirmation is not a coin toss; the test prints the simulated figures.
+    """
+    best = next(c for c in range(1, 30) if LAM < c * MU and metric(c))
+    assert best == (7 if "mean_wait" in require else 8)
+    p = plan(mmc_design(), {"api.workers": "1..16"}, require=[require], replications=5,
+             confirm=2, executor="serial", progress=False)
+    assert p.chosen_params == {"api.workers": best}, str(p)
+    sim = p.simulated()
+    print(sim[[c for c in sim.columns if c.startswith("sim")]].to_string())
+
+
+# ---------------------------------------------------------------------------- redundancy
+
+MTBF, MTTR = 200.0, 40.0
+INTERVAL, UNHEALTHY, HEALTHY = 1.0, 2, 10
+
+
+def redundant_design(instances: int = 1) -> simarch.Architecture:
+    arch = simarch.Architecture(
+        "tier", workload={"rate": 500, "entry": "lb"}, slo={"availability": 0.99},
+        simulation={"duration": 2000, "warmup": 50})
+    arch.add("lb", kind="load_balancer",
+             health_check={"interval": INTERVAL, "unhealthy_after": UNHEALTHY, "healthy_after": HEALTHY})
+    arch.add("api", kind="service", instances=instances, workers=4, queue=20,
+             service_time={"exponential": "10ms"})
+    arch.call("lb", "api")
+    data = arch.to_dict()
+    data["faults"] = [{"kind": "random", "target": "api", "mtbf": {"exponential": MTBF},
+                       "mttr": {"exponential": MTTR}}]
+    return simarch.Architecture.from_dict(data)
+
+
+DEMAND = 500 * 0.010 / 4  # the load in boxes' worth of work: 5 busy workers, 4 per box
+
+
+def k_of_n_with_detection(n: int, k: int, detect: bool = True) -> float:
+    """Share of requests served: a box serves (up and in rotation) with probability s; while
+    dead but not yet noticed by the health checks (d) it still gets its share of traffic.
+    With j >= k boxes serving, all is carried (k of n); with fewer, j / DEMAND of it."""
+    cycle = MTBF + MTTR
+    if detect:
+        down = (UNHEALTHY - 0.5) * INTERVAL  # first check at a random phase, then every interval
+        up = (HEALTHY - 0.5) * INTERVAL
+        s, d = (MTBF - up) / cycle, down / cycle
+    else:
+        s, d = MTBF / cycle, 0.0
+    total = 0.0
+    for j in range(1, n + 1):
+        pj = math.comb(n, j) * s ** j * (1 - s) ** (n - j)
+        q = d / (1 - s)
+        carried = 1.0 if j >= k else j / DEMAND  # fewer than k: what their workers carry
+        total += pj * carried * sum(math.comb(n - j, m) * q ** m * (1 - q) ** (n - j - m) * j / (j + m)
+                          for m in range(n - j + 1))
+    return total
+
+
+def test_redundancy_matches_k_of_n():
+    """The planner's number of instances equals the smallest n whose k-of-n availability
+    meets 99%, with the health checks' detection delay counted (k = 2: 500 req/s of 10 ms
+    need 5 busy workers, more than one box of 4). MTBF 200 s, MTTR 40 s, checks every 1 s,
+    2 failed to take a box out (1.5 s of traffic to it, on average) and 10 passed to put it
+    back (9.5 s): 5 boxes give 99.052%, 4 give 98.528%. Ignoring the detection, 4 would do
+    (99.614%).
+    """
+    k = 2
+    best = next(n for n in range(1, 20) if k_of_n_with_detection(n, k) >= 0.99)
+    naive = next(n for n in range(1, 20) if k_of_n_with_detection(n, k, detect=False) >= 0.99)
+    assert best != naive  # the case tells the two apart
+    p = plan(redundant_design(), {"api.instances": "1..10"}, confirm=0, progress=False)
+    assert p.chosen_params == {"api.instances": best}
+    row = p.table.loc[p.chosen]
+    assert row["model_availability"] == pytest.approx(k_of_n_with_detection(best, k), rel=1e-12)
+
+
+@pytest.mark.slow
+def test_availability_model_against_simulation():
+    """The modelled availability of the 4-instance tier against the simulation: 8
+    replications of 2,000 s (about 33 failures each). The tolerance is 3 standard errors
+    of the replication mean plus 0.002 for the model's approximations (a failure during the
+    readmission delay, checks of overlapping failures)."""
+    arch = redundant_design(4)
+    model = availability_model(arch).availability
+    vals = [simarch.simulate(arch, seed=s, progress=False).summary().loc["all", "availability"]
+            for s in range(8)]
+    mean, lo, hi, sd = mean_ci(vals)
+    se = sd / math.sqrt(len(vals))
+    print(f"model {model:.5f} simulation {mean:.5f} SE {se:.5f}")
+    assert abs(mean - model) <= 3 * se + 0.002
+
+
+# ---------------------------------------------------------------------------- reproducibility
+
+
+def small_plan(**kw):
+    return plan(mmc_design(), {"api.workers": "5..8"}, require=["api.mean_wait<=20ms"],
+                replications=3, confirm=1, duration="60s", warmup="5s", progress=False, **kw)
+
+
+def test_same_seed_same_plan_whatever_the_executor(tmp_path):
+    a = small_plan(executor="serial")
+    b = small_plan(executor="processes", workers=2)
+    assert a.chosen == b.chosen
+    cols = ["design_index", "replication", "p99_ms", "mean_ms", "availability"]
+    ra = a.runs[cols].sort_values(cols[:2]).reset_index(drop=True)
+    rb = b.runs[cols].sort_values(cols[:2]).reset_index(drop=True)
+    assert ra.equals(rb)
+
+
+def test_a_plan_resumes_from_its_folder(tmp_path):
+    out = tmp_path / "plan"
+    first = small_plan(executor="serial", out=out)
+    assert first.settings["simulated_now"] > 0
+    again = small_plan(executor="serial", out=out)
+    assert again.settings["simulated_now"] == 0
+    assert again.chosen == first.chosen
+    saved = simarch.load(out / "chosen.yaml")
+    assert saved.spec.components["api"].workers == first.chosen_params["api.workers"]
+    back = type(first).read(out)
+    assert back.chosen == first.chosen and len(back.table) == len(first.table)
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kw, path", [
+    ({"vary": {"api.workers": "9..1"}}, "vary"),
+    ({"vary": {"api.workers": []}}, "vary"),
+    ({"require": ["nope.utilization<=0.5"]}, "require"),
+    ({"require": ["api.speed<=1"]}, "require"),
+    ({"replications": 1}, "replications"),
+    ({"objective": "fast"}, "objective"),
+])
+def test_bad_input(kw, path):
+    args = {"vary": {"api.workers": "1..4"}, "require": ["api.utilization<=0.8"], **kw}
+    with pytest.raises(SpecError) as e:
+        plan(mmc_design(), args.pop("vary"), progress=False, **args)
+    assert e.value.path[0] == path
+
+
+def test_cli_plan(tmp_path):
+    spec = tmp_path / "mmc.yaml"
+    spec.write_text(mmc_design().to_yaml())
+    out = tmp_path / "chosen.yaml"
+    cmd = [sys.executable, "-m", "simarch.cli", "plan", str(spec), "--vary", "api.workers=5..8",
+           "--require", "api.mean_wait<=20ms", "--replications", "3", "--confirm", "1",
+           "--duration", "60s", "--warmup", "5s", "--serial", "--write-spec", str(out),
+           "--out", str(tmp_path / "p")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "frontier" in r.stdout and "chosen" in r.stdout
+    assert simarch.load(out).spec.components["api"].workers == 7
+    assert (tmp_path / "p" / "frontier.png").stat().st_size > 1000
+    bad = subprocess.run(cmd[:5] + ["--vary", "api.workers=9..1"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("error: --vary") and bad.stderr.count("\n") == 1
