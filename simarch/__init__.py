@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from .model.architecture import Architecture, load
     from .results.result import Result
     from .run.simulate import simulate
+    from .analysis.availability import AvailabilityReport, availability_model
     from .study.compare import Comparison, compare
+    from .study.plan import Plan, plan
     from .study.sweep import read_dataset, sweep
 
 __all__ = [
@@ -43,6 +45,10 @@ __all__ = [
     "Comparison",
     "sweep",
     "read_dataset",
+    "plan",
+    "Plan",
+    "availability_model",
+    "AvailabilityReport",
     "spof",
     "SpofReport",
     "plots",
@@ -63,6 +69,10 @@ _LAZY = {
     "Comparison": "simarch.study.compare",
     "compare": "simarch.study.compare",
     "sweep": "simarch.study.sweep",
+    "plan": "simarch.study.plan",
+    "Plan": "simarch.study.plan",
+    "availability_model": "simarch.analysis.availability",
+    "AvailabilityReport": "simarch.analysis.availability",
     "read_dataset": "simarch.study.sweep",
     "plots": "simarch.plots",
 }

@@ -419,11 +419,11 @@ def _plot_plan(p, out: Path) -> None:
 
 @app.command("report")
 def report_cmd(
-    results: Annotated[Path, typer.Argument(help="A folder written by run --out, compare --out or sweep --out.", show_default=False)],
+    results: Annotated[Path, typer.Argument(help="A folder written by run --out, compare --out, sweep --out or plan --out.", show_default=False)],
     html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")],
 ) -> None:
-    """Write one self-contained HTML page (tables and embedded plots) of a run, a comparison
-    or a sweep, ready to share."""
+    """Write one self-contained HTML page (tables and embedded plots) of a run, a comparison,
+    a sweep or a plan, ready to share."""
     from .present.html import write_report
 
     try:

@@ -13,6 +13,7 @@ import pytest
 import simarch
 from simarch.analysis.availability import availability_model
 from simarch.errors import SpecError
+from simarch.present.html import render_report
 from simarch.study.experiment import mean_ci
 from simarch.study.plan import expand_range, parse_vary, plan
 
@@ -186,6 +187,9 @@ def test_a_plan_resumes_from_its_folder(tmp_path):
     assert saved.spec.components["api"].workers == first.chosen_params["api.workers"]
     back = type(first).read(out)
     assert back.chosen == first.chosen and len(back.table) == len(first.table)
+    page = render_report(out)
+    assert "Cost-versus-p99 frontier" in page and "data:image/png;base64" in page
+    assert f"design {first.chosen} at" in page
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -37,12 +37,13 @@ from ..model.architecture import load as load_arch
 from ..model.status import OK, STATUS_NAMES
 from ..results.text import fmt, missing
 from ..study.compare import Comparison
+from ..study.plan import Plan, changes_table, simulated_table, verdict_text
 from ..study.sweep import read_dataset
 
 __all__ = ["KINDS", "render_report", "results_kind", "write_report"]
 
 #: The kinds of results folder a report can be written for (``type`` in ``simarch.json``).
-KINDS = ("run", "comparison", "sweep")
+KINDS = ("run", "comparison", "sweep", "plan")
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _PAGES = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
@@ -627,9 +628,60 @@ def _sweep_page(folder: Path, meta: dict[str, Any]) -> str:
     return _page("sweep", str(design), meta, folder, **context)
 
 
+# --------------------------------------------------------------------------- plan
+
+#: designs listed in a plan report's table of every design screened (cheapest first)
+PLAN_ROWS = 200
+
+
+def _plan_page(folder: Path, meta: dict[str, Any]) -> str:
+    p = Plan.read(folder)
+    s = p.settings
+    targets = ", ".join(f"{k} >= {v:.4%}" if k == "availability" else f"{k} <= {v * 1e3:g} ms"
+                        for k, v in p.targets.items())
+    bits = [f"load {fmt(p.load, 'load')}", f"objective {s.get('objective', 'cost')}",
+            f"SLO {targets}" if targets else None,
+            f"{s.get('replications')} replications per simulated design, seed {s.get('seed')}",
+            _window_text(s.get("duration"), s.get("warmup"))]
+    params = [f"param.{x}" for x in p.params]
+    pcols = [(c, c.removeprefix("param."), "str") for c in params]
+    front = p.frontier.copy()
+    front.insert(0, "design", [("* " if i == p.chosen else "") + str(i) for i in front.index])
+    fcols = [("design", "design", "str"), *pcols, ("cost_month", "cost per month", "usd"),
+             ("p99_ms", "p99 ms", "ms"), ("p99_source", "p99 from", "str"),
+             ("availability", "availability", "pct"), ("availability_source", "availability from", "str"),
+             ("margin", "margin", "pct"), ("verdict", "verdict", "str")]
+    t = p.table.sort_values(["cost_month", "resources"]).head(PLAN_ROWS).reset_index()
+    scols = [("design", "design", "str"), *pcols, ("cost_month", "cost per month", "usd"),
+             ("model_mean_ms", "model mean ms", "ms"), ("model_p99_ms", "model p99 ms", "ms"),
+             ("model_availability", "model availability", "pct"), ("max_utilization", "max utilisation", "pct"),
+             ("bottleneck", "bottleneck", "str"), ("model_saturation_load", "saturates at", "x"),
+             ("verdict", "verdict", "str"), ("error", "error", "str")]
+    sim = simulated_table(p)
+    context = {
+        "meta_lines": [" · ".join(b for b in bits if b)],
+        "verdict": verdict_text(p), "warnings": p.warnings,
+        "changes": _text_table(changes_table(p)),
+        "frontier": _table(front, fcols),
+        "simulated": _text_table(sim) if len(sim) else None,
+        "simulated_note": (f"{s.get('replications')} replications each on common random numbers; "
+                           f"{s.get('confidence', 0.95):.0%} confidence bounds: a design meets when the "
+                           "upper bound of each latency target and the lower bound of availability "
+                           "are within the SLO"),
+        "screened": _table(t, scols, drop_empty=["error"]),
+        "screened_note": (f"{len(p.table)} designs screened with the models in "
+                          f"{s.get('screen_seconds', math.nan):.1f} s"
+                          + (f"; the {PLAN_ROWS} cheapest shown" if len(p.table) > PLAN_ROWS else "")),
+        "plots": [_figure("Cost against p99: every design screened (models), the frontier, the "
+                          "simulated designs with their p99 upper bounds", (7.5, 4.5),
+                          lambda ax: p.plot_frontier(ax=ax))],
+    }
+    return _page("plan", f"{p.design}: plan for {p.load:g}x", meta, folder, **context)
+
+
 # --------------------------------------------------------------------------- entry points
 
-_RENDER = {"run": _run_page, "comparison": _comparison_page, "sweep": _sweep_page}
+_RENDER = {"run": _run_page, "comparison": _comparison_page, "sweep": _sweep_page, "plan": _plan_page}
 
 
 def render_report(results_dir: str | Path) -> str:

@@ -347,10 +347,10 @@ class Plan:
 
     def _repr_html_(self) -> str:
         parts = [f"<h4>{self.design}: plan for {self.load:g}x</h4>",
-                 f"<p>{_verdict_text(self)}</p>",
+                 f"<p>{verdict_text(self)}</p>",
                  html_table(_frontier_view(self), _FORMATS, "design", caption="cost-versus-p99 frontier"),
-                 html_table(self.changes().reset_index().astype({"input": str, "chosen": str}),
-                            {}, "what", caption="chosen against input")]
+                 html_table(changes_table(self), {c: "str" for c in changes_table(self).columns},
+                            caption="chosen against input")]
         return "<div>\n" + "\n".join(parts) + "\n</div>"
 
     # ---- persistence
@@ -842,7 +842,8 @@ def _frontier_view(p: Plan) -> pd.DataFrame:
     return f
 
 
-def _verdict_text(p: Plan) -> str:
+def verdict_text(p: Plan) -> str:
+    """One sentence: what was screened and simulated, and the choice."""
     s = p.settings
     head = (f"screened {s['screened']} designs with the models in {s['screen_seconds']:.1f} s; "
             f"simulated {len(p.simulated())} of them x {s['replications']} replications")
@@ -853,6 +854,42 @@ def _verdict_text(p: Plan) -> str:
     how = "" if row["simulated"] else " by the models alone (not simulated)"
     return (head + f"; chosen{how}: design {p.chosen} at ${row['cost_month']:,.0f}/month "
             f"(input design: ${inp['cost_month']:,.0f}/month, {inp['verdict']})")
+
+
+def changes_table(p: Plan) -> pd.DataFrame:
+    """The chosen design against the input, as text cells (what, input, chosen, source)."""
+    kinds = {"cost_month": "usd", "p99_ms": "ms", "availability": "pct"}
+    labels = {"cost_month": "cost per month", "p99_ms": "p99 ms"}
+    rows = []
+    for what, r in p.changes().iterrows():
+        k = kinds.get(str(what), "str")
+        rows.append({"what": labels.get(str(what), str(what)), "input": fmt(r["input"], k),
+                     "chosen": fmt(r["chosen"], k), "changed": "yes" if r["changed"] else "",
+                     "from": r["source"] if isinstance(r.get("source"), str) else "spec"})
+    return pd.DataFrame(rows)
+
+
+def simulated_table(p: Plan) -> pd.DataFrame:
+    """The simulated designs as text cells: parameters, cost, the model's and the
+    simulation's p99 (with the upper bound) and availability (with the lower bound), the
+    margin and the verdict."""
+    sim = p.simulated()
+    rows = []
+    for i, r in sim.iterrows():
+        tag = ("* " if i == p.chosen else "") + ("input " if i == p.input_design else "")
+        row = {"design": f"{tag}{i}"}
+        row.update({x: str(p.values_of(i)[x]) for x in p.params})
+        row.update({
+            "cost per month": fmt(r["cost_month"], "usd"),
+            "model p99 ms": fmt(r["model_p99_ms"], "ms"),
+            "simulated p99 ms [upper]": f"{fmt(r.get('sim_p99_ms'), 'ms')} [{fmt(r.get('sim_p99_ms_ci_high'), 'ms')}]",
+            "model availability": fmt(r["model_availability"], "pct"),
+            "simulated availability [lower]": f"{fmt(r.get('sim_availability'), 'pct')} "
+                                              f"[{fmt(r.get('sim_availability_ci_low'), 'pct')}]",
+            "margin": fmt(r["margin"], "pct"), "verdict": r["verdict"],
+            "why": r.get("sim_note") or ""})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _changes_lines(p: Plan) -> list[str]:
@@ -873,27 +910,17 @@ def format_plan(p: Plan) -> str:
     targets = ", ".join(f"{k} >= {v:.4%}" if k == "availability" else f"{k} <= {v * 1e3:g} ms"
                         for k, v in p.targets.items())
     lines = [f"Plan for {p.design!r} at {p.load:g}x load: objective {p.settings.get('objective', 'cost')}, "
-             f"SLO {targets}", _verdict_text(p), ""]
+             f"SLO {targets}", verdict_text(p), ""]
     lines.append("Cost-versus-p99 frontier (source: model = queueing and availability models, "
                  "simulation = mean of the replications; * = chosen)")
     fv = _frontier_view(p)
     fmts = {c: "str" for c in fv.columns} | _FORMATS
     lines.append(text_table(fv.set_index("design"), fmts, "design"))
-    sim = p.simulated()
+    sim = simulated_table(p)
     if len(sim):
-        lines += ["", f"Simulated designs ({p.settings['replications']} replications each, "
-                      f"{p.settings['confidence']:.0%} confidence bounds)"]
-        cols = [f"param.{x}" for x in p.params] + ["cost_month", "model_p99_ms", "sim_p99_ms",
-                                                    "sim_p99_ms_ci_high", "sim_availability",
-                                                    "sim_availability_ci_low", "margin", "verdict"]
-        view = sim[[c for c in cols if c in sim]].copy()
-        view.columns = [c.removeprefix("param.") for c in view.columns]
-        view.insert(0, "design", [("* " if i == p.chosen else "") + ("input " if i == p.input_design else "") + str(i)
-                                  for i in view.index])
-        fm = {c: "str" for c in view.columns} | _FORMATS | {
-            "model_p99_ms": "ms", "sim_p99_ms": "ms", "sim_p99_ms_ci_high": "ms",
-            "sim_availability": "pct", "sim_availability_ci_low": "pct"}
-        lines.append(text_table(view.set_index("design"), fm, "design"))
+        lines += ["", f"Simulated designs ({p.settings['replications']} replications each on common "
+                      f"random numbers; {p.settings['confidence']:.0%} confidence bounds)"]
+        lines.append(sim.to_string(index=False))
     lines += ["", "Chosen against input"]
     lines += _changes_lines(p)
     for w in p.warnings:
