@@ -143,7 +143,18 @@ def parse_vary(option: str) -> tuple[str, list[Any]]:
 
 
 def expand_values(values: str) -> list[Any]:
-    """Comma-separated YAML values and ``A..B`` ranges, in order, each value once."""
+    """Comma-separated YAML values and ``A..B`` ranges, in order, each value once; or a
+    YAML list of values when the text starts with ``[`` (for values that are lists
+    themselves: ``[[a], [a, b]]`` for zones)."""
+    if values.strip().startswith("["):
+        got = yaml_load(values.strip())
+        if not isinstance(got, list) or not got:
+            raise SpecError(f"a YAML list of values such as [[a], [a, b]], got {excerpt(values)}")
+        out_: list[Any] = []
+        for v in got:
+            if v not in out_:
+                out_.append(v)
+        return out_
     out: list[Any] = []
     for part in values.split(","):
         out += expand_range(part)
