@@ -31,15 +31,18 @@ def che_hit_ratio(p: np.ndarray, capacity: int) -> tuple[float, np.ndarray]:
     live = p[p > 0]
     if capacity >= len(live):
         return 1.0, (p > 0).astype(float)
-    lo, hi = 0.0, 1.0
-    while np.sum(-np.expm1(-live * hi)) < capacity:
-        hi *= 2.0
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if np.sum(-np.expm1(-live * mid)) < capacity:
-            lo = mid
-        else:
-            hi = mid
+    # the root of f(T) = sum(1 - exp(-p T)) - capacity: f is increasing and concave, and
+    # f(capacity) <= 0 (1 - exp(-x) <= x, sum p = 1), so Newton steps from T = capacity
+    # rise monotonically to the root, quadratically near it
+    n = len(live)
+    t = float(capacity) / float(np.sum(live))
+    for _ in range(200):
+        e = np.exp(-live * t)
+        f = n - float(np.sum(e)) - capacity
+        if f >= -1e-10 * capacity:
+            break
+        t -= f / float(np.sum(live * e))
+    hi = t
     per_key = -np.expm1(-p * hi)
     return float(np.sum(p * per_key)), per_key
 

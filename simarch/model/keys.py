@@ -9,6 +9,7 @@ to the first point clockwise. The mapping depends only on the key, the shard cou
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -40,15 +41,22 @@ def ring_points(shards: int, vnodes: int) -> tuple[np.ndarray, np.ndarray]:
     return pos[order], owner[order]
 
 
+@functools.lru_cache(maxsize=32)
 def shard_of_keys(n_keys: int, shards: int, vnodes: int = 100) -> np.ndarray:
-    """The shard (0..shards-1) of each key 0..n_keys-1 on the consistent-hash ring."""
+    """The shard (0..shards-1) of each key 0..n_keys-1 on the consistent-hash ring.
+
+    Kept for the last few layouts asked for (the analyses of a plan and the runs of a study
+    ask for the same ones again), so the array is read-only."""
     if shards == 1:
-        return np.zeros(n_keys, dtype=np.int64)
-    pos, owner = ring_points(shards, vnodes)
-    h = splitmix64(np.arange(n_keys, dtype=np.uint64))
-    idx = np.searchsorted(pos, h, side="left")
-    idx[idx == len(pos)] = 0  # wrap around the ring
-    return owner[idx]
+        out = np.zeros(n_keys, dtype=np.int64)
+    else:
+        pos, owner = ring_points(shards, vnodes)
+        h = splitmix64(np.arange(n_keys, dtype=np.uint64))
+        idx = np.searchsorted(pos, h, side="left")
+        idx[idx == len(pos)] = 0  # wrap around the ring
+        out = owner[idx]
+    out.setflags(write=False)
+    return out
 
 
 def key_probabilities(keys: KeysSpec) -> np.ndarray:
