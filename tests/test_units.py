@@ -311,7 +311,7 @@ def test_parse_size_rejects_negative(value: object) -> None:
     ("size", "text"),
     [(0, "0 B"), (512, "512 B"), (2_000, "2 KB"), (231_481.5, "231 KB"), (999_999, "1 MB"),
      (2e10, "20 GB"), (7.3e12, "7.3 TB"), (3.65e15, "3.65 PB"), (2.5e18, "2.5 EB"),
-     (4e21, "4,000 EB"), (2048, "2.05 KB")],
+     (4e21, "4,000 EB"), (3e25, "3e+07 EB"), (2048, "2.05 KB")],
 )
 def test_format_size(size: float, text: str) -> None:
     assert format_size(size) == text

@@ -164,7 +164,7 @@ def format_size(size: float) -> str:
     rounded = float(f"{abs(size):.3g}")  # round first so 999,999 shows as '1 MB', not '1e+03 KB'
     factor, unit = next(((f, u) for f, u in _SIZE_DISPLAY if rounded >= f), (1.0, "B"))
     number = rounded / factor
-    text = f"{number:,.0f}" if number >= 1000 else f"{number:.3g}"
+    text = f"{number:,.0f}" if 1000 <= number < 1e6 else f"{number:.3g}"  # 1.2e+07 EB: absurd
     return f"{'-' if size < 0 else ''}{text} {unit}"
 
 
