@@ -458,6 +458,9 @@ def validate(
         return
     from .run.budget import estimate
 
+    summary = arch.workload_summary(mult)  # the rate derived from users, the storage
+    if not summary.empty:
+        typer.echo(f"{summary}\n")
     rep = capacity_report(arch, mult)
     typer.echo(str(rep))
     sim = arch.spec.simulation

@@ -212,6 +212,102 @@ SPEC_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
         """,
         ("workload", "'rate'", "'users'", "not both"),
     ),
+    "daily_active_users_zero": (
+        """\
+        workload: {daily_active_users: 0, requests_per_user: 50}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.daily_active_users", ">= 1", "0"),
+    ),
+    "daily_active_users_not_a_number": (
+        """\
+        workload: {daily_active_users: 2 million, requests_per_user: 50}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.daily_active_users", "'2 million'", "'2M'", "M = million"),
+    ),
+    "peak_to_mean_below_one": (
+        """\
+        workload: {daily_active_users: 2M, requests_per_user: 50, peak_to_mean: 0.5}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.peak_to_mean", ">= 1", "0.5"),
+    ),
+    "daily_active_users_and_rate": (
+        """\
+        workload: {rate: 10, daily_active_users: 2M, requests_per_user: 50}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload", "'rate'", "'daily_active_users'", "not both"),
+    ),
+    "daily_active_users_and_users": (
+        """\
+        workload: {users: 10, think_time: 1s, daily_active_users: 2M, requests_per_user: 50}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload", "'users'", "'daily_active_users'", "not both"),
+    ),
+    "daily_active_users_without_requests_per_user": (
+        """\
+        workload: {daily_active_users: 2M}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload", "needs 'requests_per_user'", "per day"),
+    ),
+    "peak_to_mean_with_rate": (
+        """\
+        workload: {rate: 10, peak_to_mean: 3}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload", "'peak_to_mean' goes with 'daily_active_users'"),
+    ),
+    "storage_retention_without_size": (
+        """\
+        workload: {rate: 10, storage: {retention: 5y}}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.storage", "'retention' needs a size", "'per_write'", "'per_request'"),
+    ),
+    "storage_size_unit_typo": (
+        """\
+        workload: {rate: 10, storage: {per_write: 2XB, retention: 5y}}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.storage.per_write", "'2XB'", "KB", "KiB", "powers of 1024"),
+    ),
+    "storage_retention_unit_typo": (
+        """\
+        workload: {rate: 10, storage: {per_request: 2KB, retention: 5 years}}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.storage.retention", "'5 years'", "d, y"),
+    ),
+    "storage_per_write_without_a_writing_class": (
+        """\
+        workload: {rate: 10, requests: {browse: {weight: 1}}, storage: {per_write: 2KB}}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload.storage.per_write", "no request class writes", "browse", "op: write", "per_request"),
+    ),
+    "storage_with_closed_loop_users": (
+        """\
+        workload: {users: 10, think_time: 1s, storage: {per_request: 2KB}}
+        components:
+          api: {kind: service, service_time: 4ms}
+        """,
+        ("workload", "'storage'", "mean rate", "'daily_active_users'"),
+    ),
     "workers_zero": (
         """\
         workload: {rate: 10}
@@ -382,6 +478,15 @@ EXTREME_CASES = {
         workload: {rate: 10}
         components:
           db: {kind: datastore, shards: 1000000000000000000000000000000, service_time: 1ms}
+        """,
+    "a_hundred_billion_users_storing_petabytes": """\
+        workload:
+          daily_active_users: 100B
+          requests_per_user: 1B
+          peak_to_mean: 1e6
+          storage: {per_request: 1PB, retention: 1e9y}
+        components:
+          db: {kind: datastore, shards: 2000, replicas: 100, service_time: 1ms}
         """,
 }
 

@@ -566,7 +566,7 @@ def test_empirical_csv_empty_column(tmp_path: pathlib.Path) -> None:
 
 def test_empirical_csv_bad_unit(tmp_path: pathlib.Path) -> None:
     with pytest.raises(
-        ValueError, match="empirical.unit: must be one of us, ms, s, m, h, got 'sec'"
+        ValueError, match="empirical.unit: must be one of us, ms, s, m, h, d, y, got 'sec'"
     ):
         parse_distribution(
             {"empirical": {"csv": "x.csv", "column": "a", "unit": "sec"}}, base_dir=tmp_path

@@ -81,7 +81,7 @@ def _class_rates(arch: Architecture, load: float, entry_response: float) -> dict
         total = users / (wl.think_time.mean + entry_response)
     else:
         prof = rate_profile(wl, load, arch.base_dir, spec.simulation.warmup + spec.simulation.duration)
-        total = prof[1] if prof is not None else (wl.rate or 0.0) * load
+        total = prof[1] if prof is not None else wl.base_rate * load
     return {c: total * w / total_w for c, w in weights.items()}
 
 

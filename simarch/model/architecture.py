@@ -23,7 +23,7 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from ..errors import SpecError, excerpt
+from ..errors import SpecError, argument, excerpt
 from .dists import DISTRIBUTION_NAMES
 from .spec import (
     CallSpec,
@@ -34,7 +34,8 @@ from .spec import (
     parse_spec,
     read_yaml,
 )
-from .workload import read_trace, trace_path
+from .units import parse_multiplier
+from .workload import WorkloadSummary, read_trace, summarize_workload, trace_path
 
 
 class Architecture:
@@ -195,6 +196,19 @@ class Architecture:
     def classes(self) -> list[str]:
         return list(self.spec.workload.requests)
 
+    def workload_summary(self, load: float | str = 1.0) -> WorkloadSummary:
+        """The back-of-envelope numbers of the workload at ``load``: the rate derived from
+        ``daily_active_users`` step by step, and the storage of ``workload.storage`` (growth,
+        size after the retention, per datastore with its replicas and shards). ``str()`` of it
+        is what ``simarch validate`` prints first."""
+        with argument("load"):
+            mult = parse_multiplier(load)
+        spec = self.spec
+        reach = self.reach()
+        stores = {n: (*c.data_layout, reach.get(n, set())) for n, c in spec.components.items()
+                  if c.data_layout is not None}
+        return summarize_workload(spec.workload, stores, mult, self.name)
+
     def to_dict(self) -> dict[str, Any]:
         """The spec as a plain mapping (what was given, not the defaults filled in)."""
         return copy.deepcopy(self._data)
@@ -328,6 +342,12 @@ def check_graph(spec: Spec) -> None:
                             ("calls", i, "mode"))
 
     check_faults(spec)
+    storage = spec.workload.storage
+    if storage is not None and storage.per_write is not None and \
+            not any(spec.workload.op(c) == "write" for c in classes):
+        raise SpecError(f"no request class writes (classes: {', '.join(classes)}): give the classes "
+                        "that store data 'op: write' (or a write-like name), or give 'per_request'",
+                        ("workload", "storage", "per_write"))
 
     g = build_graph(spec)
     try:

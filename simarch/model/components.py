@@ -105,6 +105,13 @@ class ComponentBase(_Model):
         """Concurrent requests one instance serves at most (``None``: no limit)."""
         return getattr(self, "workers", None)
 
+    @property
+    def data_layout(self) -> tuple[int, int] | None:
+        """``(shards, copies of each shard)`` of the data the component keeps for good, or
+        ``None`` when it keeps none (caches and queues hold data for a while only). The
+        storage estimate sizes the components that have one."""
+        return None
+
     # -- graph rules (raise SpecError with the path of the offending field)
     def check(self, name: str, spec: Spec) -> None:
         """Rules for the component as a whole, once the spec is parsed."""
@@ -243,6 +250,10 @@ class DatastoreSpec(ComponentBase):
     @property
     def copies(self) -> int:
         return self.replicas
+
+    @property
+    def data_layout(self) -> tuple[int, int] | None:
+        return self.shards, self.replicas
 
     def check_crash(self, name: str, fault, i: int) -> None:
         if fault.shard is not None and fault.shard >= self.shards:

@@ -841,7 +841,7 @@ def _parse_empirical(body: object, base_dir: pathlib.Path | None) -> Distributio
     assert isinstance(body, Mapping)
     unit = body.get("unit", "s")
     if unit not in DURATION_UNITS:
-        raise ValueError(f"empirical.unit: must be one of us, ms, s, m, h, got {unit!r}")
+        raise ValueError(f"empirical.unit: must be one of us, ms, s, m, h, d, y, got {unit!r}")
     path = pathlib.Path(str(body["csv"])).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = pathlib.Path(base_dir) / path

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from .dists import DISTRIBUTION_NAMES, Constant, Distribution, parse_distribution
-from .units import parse_duration, parse_fraction, parse_rate
+from .units import parse_count, parse_duration, parse_fraction, parse_rate, parse_size
 
 # --------------------------------------------------------------------------- scalar types
 
@@ -57,6 +57,8 @@ Duration = Annotated[float, BeforeValidator(_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]
+Count = Annotated[float, BeforeValidator(parse_count)]  # 2000000, '2M', '50k', '1.5B'
+Size = Annotated[float, BeforeValidator(parse_size)]  # bytes: 512, '2KB', '4KiB'
 Dist = Annotated[Distribution, BeforeValidator(_dist)]
 
 # Sizes are held in memory (a pool per instance or replica, an entry per key): bound them.
@@ -65,6 +67,7 @@ MAX_REPLICAS = 100
 MAX_WORKERS = 100_000
 MAX_QUEUE = 1_000_000_000
 MAX_USERS = 1_000_000
+MAX_DAILY_USERS = 100_000_000_000  # daily active users: more than ten times the world's population
 MAX_KEYS = 10_000_000
 MAX_ATTEMPTS = 100  # retries past this many attempts have no meaning
 MAX_RING_POINTS = 200_000  # shards x vnodes on a datastore's hash ring

@@ -16,15 +16,17 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ..errors import SpecError, excerpt
 from .components import COMPONENT_MODELS, KINDS, ComponentBase, ComponentSpec
 from .dists import Distribution
 from .fields import (
     MAX_ATTEMPTS,
+    MAX_DAILY_USERS,
     MAX_KEYS,
     MAX_USERS,
+    Count,
     Dist,
     Duration,
     Fraction,
@@ -32,9 +34,11 @@ from .fields import (
     Rate,
     Real,
     ServiceTime,
+    Size,
     Whole,
     _Model,
 )
+from .units import SECONDS_PER_DAY, parse_multiplier
 from .yamlio import read_yaml, yaml_load  # noqa: F401 - part of this module's API
 
 # --------------------------------------------------------------------------- calls
@@ -131,8 +135,6 @@ def _plain(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- workload
-
-
 
 
 class KeysSpec(_Model):
@@ -245,10 +247,39 @@ class ProfileSpec(_Model):
         return "constant"
 
 
+class StorageSpec(_Model):
+    """The data the workload stores: bytes per write request (or per request) and how long
+    they are kept; :func:`simarch.model.workload.storage_estimate` turns them into sizes."""
+
+    per_write: Size | None = Field(None, gt=0, le=1e15, description="bytes stored by each write request")
+    per_request: Size | None = Field(None, gt=0, le=1e15, description="bytes stored by every request")
+    retention: PositiveDuration | None = Field(None, description="how long the data is kept")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> StorageSpec:
+        if self.per_write is not None and self.per_request is not None:
+            raise ValueError("give 'per_write' (bytes stored by each write request) or 'per_request' "
+                             "(bytes stored by every request), not both")
+        if self.per_write is None and self.per_request is None:
+            what = "'retention' needs a size" if self.retention is not None else "a size is missing"
+            raise ValueError(f"{what}: give 'per_write' (bytes stored by each write request, e.g. "
+                             "2KB) or 'per_request' (bytes stored by every request)")
+        return self
+
+    @property
+    def bytes(self) -> float:
+        """Bytes stored by each write (``per_write``) or each request (``per_request``)."""
+        return float(self.per_write if self.per_write is not None else self.per_request)  # type: ignore[arg-type]
+
+
 class WorkloadSpec(_Model):
-    """Open-loop Poisson arrivals at ``rate``, or ``users`` in a closed loop with ``think_time``."""
+    """Open-loop Poisson arrivals at ``rate`` (or at the peak rate derived from
+    ``daily_active_users``), or ``users`` in a closed loop with ``think_time``."""
 
     rate: Rate | None = None
+    daily_active_users: Count | None = Field(None, ge=1, le=MAX_DAILY_USERS)
+    requests_per_user: Count | None = Field(None, gt=0, le=1e9, description="requests per user per day")
+    peak_to_mean: Real | None = Field(None, description="peak rate / mean rate over a day, >= 1")
     users: Whole | None = Field(None, ge=1, le=MAX_USERS)
     think_time: Dist | None = None
     entry: str | None = None
@@ -256,9 +287,43 @@ class WorkloadSpec(_Model):
         default_factory=lambda: {"default": RequestClassSpec()}
     )
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
+    storage: StorageSpec | None = None
+
+    @field_validator("peak_to_mean", mode="before")
+    @classmethod
+    def _peak_at_least_mean(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        try:
+            ratio = parse_multiplier(v)
+        except ValueError:
+            ratio = 0.0
+        if not ratio >= 1:
+            raise ValueError("expected a ratio >= 1 such as 3 or '3x' (the peak rate is at least "
+                             f"the mean), got {excerpt(v)}")
+        return ratio
 
     @model_validator(mode="after")
     def _open_or_closed(self) -> WorkloadSpec:
+        if self.daily_active_users is not None:
+            if self.rate is not None:
+                raise ValueError("give 'rate' or 'daily_active_users' (the rate is derived from "
+                                 "them), not both")
+            if self.users is not None:
+                raise ValueError("give closed-loop 'users' or 'daily_active_users' (an open-loop "
+                                 "rate derived from them), not both")
+            if self.requests_per_user is None:
+                raise ValueError("'daily_active_users' needs 'requests_per_user', the requests each "
+                                 "user sends per day")
+            if self.profile.trace is not None:
+                raise ValueError("a 'trace' profile gives absolute rates, so 'daily_active_users' "
+                                 "would not be used: give one of them (ramp, step, spike and "
+                                 "diurnal profiles multiply the derived rate)")
+        else:
+            for name in ("requests_per_user", "peak_to_mean"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"'{name}' goes with 'daily_active_users' (a rate derived "
+                                     "from the users)")
         if self.users is not None:
             if self.rate is not None:
                 raise ValueError("give 'rate' (open loop) or 'users' (closed loop), not both")
@@ -272,15 +337,51 @@ class WorkloadSpec(_Model):
         else:
             if self.think_time is not None:
                 raise ValueError("'think_time' goes with closed-loop 'users'")
-            if self.rate is None and self.profile.trace is None:
-                raise ValueError("give 'rate' (requests per second) or closed-loop 'users'")
+            if self.rate is None and self.daily_active_users is None and self.profile.trace is None:
+                raise ValueError("give 'rate' (requests per second), 'daily_active_users' (with "
+                                 "'requests_per_user') or closed-loop 'users'")
         if not self.requests:
             raise ValueError("'requests' needs at least one request class")
+        if self.storage is not None and self.mean_rate is None:
+            raise ValueError("'storage' fills at the mean rate of an open-loop workload: give "
+                             "'rate' or 'daily_active_users' (closed-loop 'users' and a 'trace' "
+                             "profile have no set mean rate)")
         return self
 
     def op(self, cls_name: str) -> str:
         rc = self.requests[cls_name]
         return rc.op or default_op(cls_name)
+
+    @property
+    def requests_per_day(self) -> float | None:
+        """``daily_active_users`` × ``requests_per_user``; ``None`` for a workload not given by
+        its users."""
+        if self.daily_active_users is None or self.requests_per_user is None:
+            return None
+        return self.daily_active_users * self.requests_per_user
+
+    @property
+    def mean_rate(self) -> float | None:
+        """The mean open-loop rate over a day at 1x load, requests per second: requests per day
+        / 86,400 s for a workload given by its users, ``rate`` otherwise; ``None`` for a closed
+        loop or a trace. Storage fills at this rate."""
+        per_day = self.requests_per_day
+        if per_day is not None:
+            return per_day / SECONDS_PER_DAY
+        if self.users is not None or self.profile.trace is not None:
+            return None
+        return self.rate
+
+    @property
+    def base_rate(self) -> float:
+        """The open-loop arrival rate at 1x load, before any profile multiplier, requests per
+        second: ``rate``, or for a workload given by its users the peak rate, mean rate ×
+        ``peak_to_mean`` (designs are sized for the peak); 0 for a closed loop or a trace
+        without ``rate``. The simulation and every analysis read the rate here."""
+        per_day = self.requests_per_day
+        if per_day is not None:
+            return per_day / SECONDS_PER_DAY * (self.peak_to_mean or 1.0)
+        return self.rate or 0.0
 
 
 # --------------------------------------------------------------------------- faults

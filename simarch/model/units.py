@@ -1,4 +1,5 @@
-"""Parsing and formatting of the quantities found in specs: durations, rates, fractions, multipliers.
+"""Parsing and formatting of the quantities found in specs: durations, rates, fractions,
+multipliers, counts and byte sizes.
 
 Every parser accepts a plain number (already in base units: seconds, per second, ...) or a
 string with a unit suffix, and raises a one-line ``ValueError`` that says what is allowed and
@@ -15,18 +16,39 @@ from types import MappingProxyType
 from ..errors import excerpt
 
 __all__ = [
+    "COUNT_UNITS",
     "DURATION_UNITS",
+    "SIZE_UNITS",
     "format_duration",
+    "format_size",
+    "parse_count",
     "parse_duration",
     "parse_fraction",
     "parse_multiplier",
     "parse_rate",
+    "parse_size",
 ]
 
-#: Seconds per duration unit. ``m`` is minutes; ``µs`` (micro sign or Greek mu) equals ``us``.
+SECONDS_PER_DAY = 86_400.0
+DAYS_PER_YEAR = 365  # a year is 365 days: no leap days in a back-of-envelope estimate
+
+#: Seconds per duration unit. ``m`` is minutes; ``µs`` (micro sign or Greek mu) equals ``us``;
+#: ``d`` is 24 hours and ``y`` 365 days.
 DURATION_UNITS: MappingProxyType[str, float] = MappingProxyType(
-    {"us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    {"us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+     "d": SECONDS_PER_DAY, "y": DAYS_PER_YEAR * SECONDS_PER_DAY}
 )
+
+#: Bytes per size unit. The decimal (SI) units are powers of 1000 (``KB`` = 1,000 bytes,
+#: ``MB`` = 10⁶), as disks are sold; the binary (IEC) units powers of 1024 (``KiB`` = 1,024
+#: bytes, ``MiB`` = 1,048,576). ``kB`` is the same as ``KB``; a bare number is bytes.
+SIZE_UNITS: MappingProxyType[str, float] = MappingProxyType({
+    "B": 1.0, "KB": 1e3, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15,
+    "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30, "TiB": 2.0**40, "PiB": 2.0**50,
+})
+
+#: Multiples of a count: ``k`` (or ``K``) a thousand, ``M`` a million, ``B`` a billion (10⁹).
+COUNT_UNITS: MappingProxyType[str, float] = MappingProxyType({"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9})
 
 _RATE_UNITS = {"": 1.0, "/s": 1.0, "rps": 1.0, "/m": 1 / 60, "/h": 1 / 3600}
 
@@ -38,10 +60,13 @@ _QUANTITY = re.compile(
 MIN_MULTIPLIER, MAX_MULTIPLIER = 1e-6, 1e6  # a load multiplier outside these means nothing
 _MAX_TEXT = 64  # a quantity written as text is short; a longer string is refused unread
 
-_DURATION_HINT = "a duration such as '4ms' or '1.5s' (units: us, ms, s, m, h)"
+_DURATION_HINT = "a duration such as '4ms' or '1.5s' (units: us, ms, s, m, h, d, y)"
 _RATE_HINT = "a rate such as '1200', '1200/s', '1200 rps', '300/m' or '10/h'"
 _FRACTION_HINT = "a fraction between 0 and 1 such as 0.999 or '99.9%'"
 _MULTIPLIER_HINT = "a multiplier > 0 such as 10, '10x', '0.5x' or '150%'"
+_COUNT_HINT = "a number such as 2000000, '2M', '50k' or '1.5B' (k = thousand, M = million, B = billion)"
+_SIZE_HINT = ("a size such as 512, '2KB', '1.5 MB' or '4KiB' (units: B, KB, MB, GB, TB, PB = powers "
+              "of 1000; KiB, MiB, GiB, TiB, PiB = powers of 1024)")
 
 
 def _split(
@@ -71,8 +96,8 @@ def parse_duration(value: object, *, allow_zero: bool = True) -> float:
     """Parse a duration and return it in seconds.
 
     ``value`` is a number of seconds (``bool`` is rejected) or a string made of a number,
-    optional spaces and a unit among ``us``, ``µs``, ``ms``, ``s``, ``m`` (minutes) and ``h``;
-    a bare numeric string means seconds. Negative, NaN and infinite values are rejected, and
+    optional spaces and a unit among ``us``, ``µs``, ``ms``, ``s``, ``m`` (minutes), ``h``,
+    ``d`` (days) and ``y`` (years of 365 days); a bare numeric string means seconds. Negative, NaN and infinite values are rejected, and
     zero too when ``allow_zero`` is false.
     """
     seconds = _split(value, {"": 1.0, **DURATION_UNITS}, _DURATION_HINT)
@@ -108,6 +133,39 @@ def parse_multiplier(value: object) -> float:
         raise ValueError(f"multiplier must be between {MIN_MULTIPLIER:g} and {MAX_MULTIPLIER:g}, "
                          f"got {excerpt(value)}")
     return factor
+
+
+def parse_count(value: object) -> float:
+    """Parse a count ≥ 0: a number, or a number with ``k``/``K`` (thousand), ``M`` (million) or
+    ``B`` (billion): ``'2M'`` -> 2,000,000, ``'1.5k'`` -> 1,500. Not necessarily whole."""
+    count = _split(value, {"": 1.0, **COUNT_UNITS}, _COUNT_HINT)
+    if count < 0:
+        raise ValueError(f"must not be negative, got {excerpt(value)}")
+    return count
+
+
+def parse_size(value: object) -> float:
+    """Parse a size in bytes ≥ 0: a number of bytes, or a number with a unit of
+    :data:`SIZE_UNITS` (``'2KB'`` -> 2,000, ``'2KiB'`` -> 2,048, ``'1.5 GB'`` -> 1.5e9)."""
+    size = _split(value, {"": 1.0, **SIZE_UNITS}, _SIZE_HINT)
+    if size < 0:
+        raise ValueError(f"size must not be negative, got {excerpt(value)}")
+    return size
+
+
+_SIZE_DISPLAY = ((1e18, "EB"), (1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB"))
+
+
+def format_size(size: float) -> str:
+    """Format bytes in decimal units with 3 significant digits: 2000 -> '2 KB',
+    3.65e15 -> '3.65 PB', 512 -> '512 B'."""
+    if not math.isfinite(size):
+        return str(size)
+    rounded = float(f"{abs(size):.3g}")  # round first so 999,999 shows as '1 MB', not '1e+03 KB'
+    factor, unit = next(((f, u) for f, u in _SIZE_DISPLAY if rounded >= f), (1.0, "B"))
+    number = rounded / factor
+    text = f"{number:,.0f}" if 1000 <= number < 1e6 else f"{number:.3g}"  # 1.2e+07 EB: absurd
+    return f"{'-' if size < 0 else ''}{text} {unit}"
 
 
 _DISPLAY_UNITS = ((3600.0, "h"), (60.0, "m"), (1.0, "s"), (1e-3, "ms"), (1e-6, "us"))

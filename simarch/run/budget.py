@@ -129,7 +129,7 @@ def estimate(arch: Architecture, load: float, duration: float, warmup: float) ->
         open_loop = False
     else:
         prof = rate_profile(wl, load, arch.base_dir, horizon)
-        rate = prof[1] if prof is not None else (wl.rate or 0.0) * load
+        rate = prof[1] if prof is not None else wl.base_rate * load
         requests = rate * horizon
         open_loop = True
     for name, comp in spec.components.items():
@@ -152,7 +152,8 @@ def check_budget(arch: Architecture, load: float, duration: float, warmup: float
     if work.events > limit or not math.isfinite(work.events):
         per_s = work.events / (warmup + duration) if warmup + duration > 0 else math.inf
         # the field to change: the arrival rate when one second of it is already too much
-        path = (("workload", "rate") if work.open_loop and per_s > limit / 60
+        rate_field = "rate" if arch.spec.workload.daily_active_users is None else "daily_active_users"
+        path = (("workload", rate_field) if work.open_loop and per_s > limit / 60
                 else ("workload", "users") if not work.open_loop and per_s > limit / 60
                 else ("simulation", "duration"))
         raise SpecError(

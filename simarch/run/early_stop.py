@@ -69,7 +69,7 @@ def _arrivals_to_come(sim: Any) -> Any:
         # per user: at most one request per think time, plus the one under way
         return lambda r: (users * (r / think.mean + 1.0 + scv), users * (r / think.mean) * max(scv, 1.0))
     profile = rate_profile(wl, sim.load, sim.arch.base_dir, sim.end)
-    peak = (wl.rate or 0.0) * sim.load if profile is None else profile[1]
+    peak = wl.base_rate * sim.load if profile is None else profile[1]
     if not math.isfinite(peak):
         return None
     return lambda r: (peak * r, peak * r)  # Poisson candidates at the peak rate

@@ -251,8 +251,8 @@ class Simulation:
         else:
             profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
             if profile is None:
-                if wl.rate * self.load > 0:
-                    spawn(env, self._open_source(wl.rate * self.load, None))
+                if wl.base_rate * self.load > 0:
+                    spawn(env, self._open_source(wl.base_rate * self.load, None))
             else:
                 spawn(env, self._open_source(0.0, profile))
         for u, v, call in self.arch.call_edges():  # consumers and other per-call processes
