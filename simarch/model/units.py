@@ -21,6 +21,7 @@ __all__ = [
     "parse_fraction",
     "parse_multiplier",
     "parse_rate",
+    "parse_size",
 ]
 
 #: Seconds per duration unit. ``m`` is minutes; ``µs`` (micro sign or Greek mu) equals ``us``.
@@ -108,6 +109,32 @@ def parse_multiplier(value: object) -> float:
         raise ValueError(f"multiplier must be between {MIN_MULTIPLIER:g} and {MAX_MULTIPLIER:g}, "
                          f"got {excerpt(value)}")
     return factor
+
+
+#: Bytes per size unit (case-insensitive): decimal ``KB``/``MB``/``GB``/``TB`` (10^3 steps)
+#: and binary ``KiB``/``MiB``/``GiB``/``TiB`` (2^10 steps).
+SIZE_UNITS: MappingProxyType[str, float] = MappingProxyType({
+    "": 1.0, "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+    "kib": 2.0**10, "mib": 2.0**20, "gib": 2.0**30, "tib": 2.0**40})
+_SIZE_HINT = "a size such as '1KB', '512B', '4KiB' or '2MB' (a bare number is bytes)"
+
+
+def parse_size(value: object) -> float:
+    """Parse a size > 0 and return it in bytes: a number of bytes, or a string with a unit
+    among ``B``, ``KB``, ``MB``, ``GB``, ``TB`` (powers of 1000) and ``KiB``, ``MiB``, ``GiB``,
+    ``TiB`` (powers of 1024), in any case: ``'1KB'`` -> 1000.0, ``'4KiB'`` -> 4096.0."""
+    given = value
+    if isinstance(value, str) and len(value) <= _MAX_TEXT:
+        match = _QUANTITY.fullmatch(value)
+        if match is not None and match["unit"].lower() in SIZE_UNITS:
+            value = f"{match['num']}{match['unit'].lower()}"
+    try:
+        size = _split(value, SIZE_UNITS, _SIZE_HINT)
+    except ValueError:
+        raise ValueError(f"expected {_SIZE_HINT}, got {excerpt(given)}") from None
+    if not size > 0:
+        raise ValueError(f"size must be > 0, got {excerpt(given)}")
+    return size
 
 
 _DISPLAY_UNITS = ((3600.0, "h"), (60.0, "m"), (1.0, "s"), (1e-3, "ms"), (1e-6, "us"))
