@@ -143,6 +143,8 @@ def run_task(task: Task) -> dict[str, Any]:
     util = r.components()["utilization"]
     for comp, u in util.items():
         row[f"util.{comp}"] = float(u)
+    if r.cost is not None:  # a design with prices: its monthly cost at the simulated rates
+        row["cost_usd_month"] = r.cost.monthly_usd
     return row
 
 
