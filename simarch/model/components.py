@@ -207,7 +207,8 @@ class ComponentBase(_Model):
         if it is not None and self.hourly_unit is not None:
             return hourly_line(name, self.kind, self.hourly_unit, it.per_hour, self.boxes,
                                self.box_unit, f"catalogue: {it.name}", it.name,
-                               "" if it.source else "catalogue price not confirmed")
+                               "built-in price not confirmed" if it.catalogue == "built-in" and not it.source
+                               else "")
         return None
 
     def miss_share(self) -> float:
