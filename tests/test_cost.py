@@ -531,3 +531,12 @@ def test_compare_without_prices_has_no_cost(tmp_path):
     assert len(cmp.cost) == 0 and "cost" not in cmp.to_dict() and "Cost" not in str(cmp)
     cmp.save(tmp_path / "c")
     assert not (tmp_path / "c" / "cost.parquet").exists()
+
+
+def test_a_sweep_of_a_priced_design_has_its_cost(priced, tmp_path):
+    df = simarch.sweep(priced, {"api.instances": [2, 3]}, tmp_path / "sweep", duration="3s",
+                       warmup="1s", executor="serial", progress=False)
+    by = df.set_index("param.api.instances")["cost_usd_month"]
+    assert by[3] - by[2] == pytest.approx(0.0816 * 730, rel=0.02)  # one more m7g.large
+    assert simarch_cli("report", tmp_path / "sweep", "--html", tmp_path / "s.html").returncode == 0
+    assert "cost USD a month" in (tmp_path / "s.html").read_text()

@@ -647,10 +647,11 @@ def _sweep_page(folder: Path, meta: dict[str, Any]) -> str:
     utils = [c for c in df.columns if c.startswith("util.")]
     cols += [(c, c.replace("util.", "util ").replace("utilization", "utilisation"), "pct")
              for c in utils]
-    cols += [("requests", "requests", "int"), ("error", "error", "str")]
+    cols += [("cost_usd_month", "cost USD a month", "usd"), ("requests", "requests", "int"),
+             ("error", "error", "str")]
     errors = df["error"] if "error" in df else pd.Series([None] * len(df))
     context["results"] = _table(df, cols, row_classes=[None if missing(e) else "err" for e in errors],
-                                drop_empty=["error", "slo_met", *utils])
+                                drop_empty=["error", "slo_met", "cost_usd_month", *utils])
 
     shown = [m for m in ("p99_ms", "availability") if m in df]
     ok = df[errors.isna().to_numpy()] if "error" in df else df
