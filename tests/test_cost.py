@@ -540,3 +540,9 @@ def test_a_sweep_of_a_priced_design_has_its_cost(priced, tmp_path):
     assert by[3] - by[2] == pytest.approx(0.0816 * 730, rel=0.02)  # one more m7g.large
     assert simarch_cli("report", tmp_path / "sweep", "--html", tmp_path / "s.html").returncode == 0
     assert "cost USD a month" in (tmp_path / "s.html").read_text()
+
+
+def test_the_builder_refuses_a_catalogue_of_the_wrong_type():
+    with pytest.raises(simarch.SpecError) as info:
+        simarch.Architecture("b", workload={"rate": 1}, catalogue=5)
+    assert info.value.path == ("catalogue",)

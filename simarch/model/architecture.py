@@ -53,6 +53,9 @@ class Architecture:
         for field, value in (("workload", workload), ("slo", slo), ("simulation", simulation)):
             if value is not None and not isinstance(value, Mapping):
                 raise SpecError(f"a mapping of fields, got {excerpt(value)}", (field,))
+        if catalogue is not None and not isinstance(catalogue, (str, Mapping)):
+            raise SpecError("a catalogue is the name of a YAML file or a mapping with 'types', "
+                            f"got {excerpt(catalogue)}", ("catalogue",))
         if not isinstance(name, str):
             raise SpecError(f"a design's name is a string, got {excerpt(name)}", ("name",))
         self._data: dict[str, Any] = {"name": name, "components": {}, "calls": []}
