@@ -22,12 +22,13 @@ from .errors import SimarchError, SpecError
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ below
     from . import plots
+    from .analysis.availability import AvailabilityReport, availability_model
     from .analysis.capacity import CapacityReport, capacity_report
+    from .analysis.cost import CostReport, cost
     from .analysis.spof import SpofReport, spof
     from .model.architecture import Architecture, load
     from .results.result import Result
     from .run.simulate import simulate
-    from .analysis.availability import AvailabilityReport, availability_model
     from .study.compare import Comparison, compare
     from .study.plan import Plan, plan
     from .study.sweep import read_dataset, sweep
@@ -36,6 +37,8 @@ __all__ = [
     "Architecture",
     "CapacityReport",
     "capacity_report",
+    "cost",
+    "CostReport",
     "Result",
     "SimarchError",
     "SpecError",
@@ -64,6 +67,8 @@ _LAZY = {
     "simulate": "simarch.run.simulate",
     "CapacityReport": "simarch.analysis.capacity",
     "capacity_report": "simarch.analysis.capacity",
+    "CostReport": "simarch.analysis.cost",
+    "cost": "simarch.analysis.cost",
     "SpofReport": "simarch.analysis.spof",
     "spof": "simarch.analysis.spof",
     "Comparison": "simarch.study.compare",

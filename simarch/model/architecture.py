@@ -49,10 +49,14 @@ class Architecture:
         slo: Mapping[str, Any] | None = None,
         simulation: Mapping[str, Any] | None = None,
         description: str | None = None,
+        catalogue: str | Mapping[str, Any] | None = None,
     ):
         for field, value in (("workload", workload), ("slo", slo), ("simulation", simulation)):
             if value is not None and not isinstance(value, Mapping):
                 raise SpecError(f"a mapping of fields, got {excerpt(value)}", (field,))
+        if catalogue is not None and not isinstance(catalogue, (str, Mapping)):
+            raise SpecError("a catalogue is the name of a YAML file or a mapping with 'types', "
+                            f"got {excerpt(catalogue)}", ("catalogue",))
         if not isinstance(name, str):
             raise SpecError(f"a design's name is a string, got {excerpt(name)}", ("name",))
         self._data: dict[str, Any] = {"name": name, "components": {}, "calls": []}
@@ -64,6 +68,8 @@ class Architecture:
             self._data["slo"] = dict(slo)
         if simulation is not None:
             self._data["simulation"] = dict(simulation)
+        if catalogue is not None:  # instance types of one's own: a file or a mapping
+            self._data["catalogue"] = catalogue if isinstance(catalogue, str) else dict(catalogue)
         self.source: str | None = None
         self.base_dir: Path | None = None
         self._spec: Spec | None = None
@@ -94,7 +100,7 @@ class Architecture:
         if not isinstance(name, str) or not name:
             raise SpecError("a component name is a non-empty string", ("components",))
         data = {"kind": kind, **params}
-        parse_component(name, data, self.base_dir)  # fail now, at the call that is wrong
+        parse_component(name, data, self.base_dir, self._data.get("catalogue"))  # fail now, at the call that is wrong
         self._data["components"][name] = data
         self._touch()
         return self
@@ -221,6 +227,12 @@ class Architecture:
         out["calls"] = [c.to_spec() for c in spec.calls]
         out["workload"] = dict(out.get("workload", {}))
         out["workload"]["entry"] = self.entry
+        if "catalogue" in out:  # the types it uses, inline: the resolved spec stands alone
+            used = {c.instance_type for c in spec.components.values()
+                    if getattr(c, "instance_type", None) is not None}
+            out["catalogue"] = {"types": {t.name: t.to_entry() for t in sorted(used, key=lambda t: t.name)}}
+            if not used:
+                del out["catalogue"]
         return out
 
     def to_yaml(self) -> str:

@@ -6,16 +6,20 @@ statistics and its hooks for the analyses). :func:`component_model` registers a 
 its ``kind``; the spec's ``components`` field is the union of the registered models.
 
 Each model also carries the graph rules that concern its kind (``check_*`` methods), so that
-:func:`simarch.model.architecture.check_graph` never switches on a kind.
+:func:`simarch.model.architecture.check_graph` never switches on a kind, and its price
+(``cost_units`` and :meth:`ComponentBase.monthly_cost`), so that the cost model in
+:mod:`simarch.model.cost` does not either.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
+import difflib
+import math
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from ..errors import SpecError
+from ..errors import SpecError, excerpt
 from .fields import (
     MAX_INSTANCES,
     MAX_KEYS,
@@ -33,6 +37,18 @@ from .fields import (
     _Model,
     _zero_service_time,
 )
+from .pricing import (
+    HOURLY_UNITS,
+    SECONDS_PER_MONTH,
+    UNITS,
+    Catalogue,
+    CostLine,
+    CostSpec,
+    InstanceType,
+    builtin_catalogue,
+    hourly_line,
+)
+from .units import parse_size
 
 if TYPE_CHECKING:
     from .spec import CallSpec, Spec
@@ -45,6 +61,39 @@ def component_model(cls: type[ComponentBase]) -> type[ComponentBase]:
     kind = cls.model_fields["kind"].annotation.__args__[0]  # Literal["service"] -> "service"
     COMPONENT_MODELS[kind] = cls
     return cls
+
+
+def _kind_name(cls: type) -> str:
+    return cls.model_fields["kind"].annotation.__args__[0]
+
+
+def catalogue_of(info: ValidationInfo | None) -> Catalogue:
+    """The catalogue a validation uses: the spec's (put in the validation context by
+    :func:`simarch.model.spec.parse_spec`), else the built-in one."""
+    found = (info.context or {}).get("catalogue") if info is not None else None
+    return found if isinstance(found, Catalogue) else builtin_catalogue()
+
+
+def _instance_type(v: Any, info: ValidationInfo) -> InstanceType:
+    if isinstance(v, InstanceType):
+        return v
+    return catalogue_of(info).lookup(v)
+
+
+#: A name in the catalogue, validated into its :class:`~simarch.model.pricing.InstanceType`.
+InstanceTypeName = Annotated[InstanceType, BeforeValidator(_instance_type)]
+_INSTANCE_TYPE_HELP = ("a name in the catalogue of instance types: prices the component by the "
+                       "hour and, with no 'workers' given, gives it one worker per core")
+
+
+def _size(v: Any) -> float:
+    size = parse_size(v)
+    if not size > 0:
+        raise ValueError(f"a size > 0 such as '1KB', got {v!r}")
+    return size
+
+
+Size = Annotated[float, BeforeValidator(_size)]  # bytes
 
 
 class HealthCheckSpec(_Model):
@@ -89,6 +138,86 @@ class ComponentBase(_Model):
         description="how callers without a load balancer spread requests over the instances",
     )
     fanout: Literal["sequential", "parallel"] = "sequential"
+    cost: CostSpec | None = Field(
+        None, description="price in USD: {per_instance_hour: x} and the like; a plain number "
+                          "is the kind's natural unit")
+
+    # -- price: the units a kind accepts; the first is what a plain number means (None: a
+    # plain number is refused); the hourly unit and what its quantity counts
+    cost_units: ClassVar[tuple[str, ...]] = ("per_instance_hour",)
+    plain_cost_unit: ClassVar[str | None] = "per_instance_hour"
+    hourly_unit: ClassVar[str | None] = "per_instance_hour"
+    box_unit: ClassVar[str] = "instances"
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _cost_units(cls, v: Any) -> Any:
+        kind = _kind_name(cls)
+        allowed = " or ".join(cls.cost_units)
+        if isinstance(v, bool):
+            raise ValueError(f"a price is a number of USD or {{{cls.cost_units[0]}: USD}}, got {str(v).lower()}")
+        if isinstance(v, (int, float)):
+            if cls.plain_cost_unit is None:
+                raise ValueError(f"a {kind} is priced {allowed}: say which, e.g. "
+                                 f"{{{cls.cost_units[0]}: {v:g}}}")
+            return {cls.plain_cost_unit: v}
+        if isinstance(v, dict):
+            for unit in v:
+                if unit in cls.cost_units:
+                    continue
+                if unit in UNITS:
+                    raise ValueError(f"a {kind} is priced {allowed}, not {unit} (allowed: {', '.join(cls.cost_units)})")
+                close = difflib.get_close_matches(str(unit), cls.cost_units, n=1, cutoff=0.5)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ValueError(f"unknown unit of price {excerpt(unit)} ({hint}a {kind} is priced "
+                                 f"{allowed})")
+            return v
+        if v is None or isinstance(v, CostSpec):
+            return v
+        raise ValueError(f"a price is a number of USD or a mapping such as {{{cls.cost_units[0]}: 0.08}}, "
+                         f"got {excerpt(v)}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workers_from_cores(cls, data: Any, info: ValidationInfo) -> Any:
+        """With an ``instance_type`` and no ``workers``, one worker per core of the type."""
+        if not isinstance(data, dict) or "workers" not in cls.model_fields or "workers" in data:
+            return data
+        given = data.get("instance_type")
+        entry = given if isinstance(given, InstanceType) else catalogue_of(info).get(given)
+        if entry is None:
+            return data  # no instance type, or an unknown one: its own field reports it
+        return {**data, "workers": entry.cores}
+
+    @property
+    def priced(self) -> bool:
+        """Whether the component has a price (a ``cost``, or an ``instance_type``)."""
+        return self.cost is not None or getattr(self, "instance_type", None) is not None
+
+    @property
+    def needs_message_rate(self) -> bool:
+        """Whether its price counts messages (so its monthly cost needs their rate)."""
+        return self.cost is not None and self.cost.unit == "per_million_messages"
+
+    def monthly_cost(self, name: str, messages_per_s: float | None = None) -> CostLine | None:
+        """The component's line of the design's cost (``None`` when it has no price): an
+        hourly price (the ``cost``, else its instance type's) times its boxes and 730 hours."""
+        it: InstanceType | None = getattr(self, "instance_type", None)
+        if self.cost is not None and self.cost.unit in HOURLY_UNITS:
+            note = f"explicit price, not {it.name}'s" if it is not None else ""
+            return hourly_line(name, self.kind, self.cost.unit, self.cost.price, self.boxes,
+                               self.box_unit, "explicit", None if it is None else it.name, note)
+        if it is not None and self.hourly_unit is not None:
+            return hourly_line(name, self.kind, self.hourly_unit, it.per_hour, self.boxes,
+                               self.box_unit, f"catalogue: {it.name}", it.name,
+                               "built-in price not confirmed" if it.catalogue == "built-in" and not it.source
+                               else "")
+        return None
+
+    def miss_share(self) -> float:
+        """The share of visits that take its ``on: miss`` calls, as far as the spec says
+        (without the capacity model): 1 when unknown."""
+        return 1.0
 
     @property
     def boxes(self) -> int:
@@ -154,6 +283,7 @@ class ServiceSpec(ComponentBase):
     workers: Whole = Field(1, ge=1, le=MAX_WORKERS)
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     rate_limit: RateLimitSpec | None = None
+    instance_type: InstanceTypeName | None = Field(None, description=_INSTANCE_TYPE_HELP)
 
 
 @component_model
@@ -164,6 +294,8 @@ class LoadBalancerSpec(ComponentBase):
     connections: Whole | None = Field(None, ge=1, le=MAX_WORKERS)
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     health_check: HealthCheckSpec | None = None
+    instance_type: InstanceTypeName | None = Field(
+        None, description="a name in the catalogue of instance types: prices the load balancer by the hour")
     routes_callees: ClassVar[bool] = True
 
     @property
@@ -187,6 +319,11 @@ class CacheSpec(ComponentBase):
     ttl: PositiveDuration | None = None
     workers: Whole | None = Field(None, ge=1, le=MAX_WORKERS)
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
+    instance_type: InstanceTypeName | None = Field(None, description=_INSTANCE_TYPE_HELP)
+    item_size: Size | None = Field(None, description="bytes an entry takes (1KB, 512B): memory = capacity x item_size")
+
+    cost_units: ClassVar[tuple[str, ...]] = ("per_instance_hour", "per_gb_month")
+    plain_cost_unit: ClassVar[str | None] = None  # memory or nodes: a plain number would be a guess
 
     @model_validator(mode="after")
     def _one_of(self) -> CacheSpec:
@@ -196,7 +333,31 @@ class CacheSpec(ComponentBase):
             raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
         if self.ttl is not None and self.capacity is None:
             raise ValueError("'ttl' needs an LRU cache: give 'capacity' instead of 'hit_ratio'")
+        if self.cost is not None and self.cost.unit == "per_gb_month" and (
+                self.capacity is None or self.item_size is None):
+            raise ValueError("a price per_gb_month is for the cache's memory, capacity x item_size: "
+                             "give 'capacity' (entries) and 'item_size' (bytes an entry takes, e.g. 1KB)")
         return self
+
+    @property
+    def memory_gb(self) -> float | None:
+        """The memory its entries take, in GB (10^9 bytes): capacity x item_size."""
+        if self.capacity is None or self.item_size is None:
+            return None
+        return self.capacity * self.item_size / 1e9
+
+    def monthly_cost(self, name: str, messages_per_s: float | None = None) -> CostLine | None:
+        if self.cost is not None and self.cost.unit == "per_gb_month":
+            gb = self.memory_gb
+            assert gb is not None
+            it = self.instance_type
+            return CostLine(name, self.kind, "per_gb_month", self.cost.price, gb, "GB",
+                            self.cost.price * gb, "explicit", None if it is None else it.name,
+                            f"{self.capacity:,} entries x {self.item_size:,.0f} bytes")
+        return super().monthly_cost(name, messages_per_s)
+
+    def miss_share(self) -> float:
+        return 1.0 - self.hit_ratio if self.hit_ratio is not None else 1.0
 
     def check_call_from(self, name: str, call: CallSpec, i: int, spec: Spec) -> None:
         if call.on == "miss" and call.mode == "forward":
@@ -230,6 +391,14 @@ class DatastoreSpec(ComponentBase):
     vnodes: Whole = Field(100, ge=1, le=10_000, description="virtual nodes per shard on the hash ring")
     failover: PositiveDuration | None = Field(
         10.0, description="time to promote a replica when a primary dies; null: never")
+    instance_type: InstanceTypeName | None = Field(
+        None, description="a name in the catalogue of instance types: prices every replica by the "
+                          "hour and, with no 'workers' given, gives each one worker per core")
+
+    cost_units: ClassVar[tuple[str, ...]] = ("per_replica_hour",)
+    plain_cost_unit: ClassVar[str | None] = "per_replica_hour"
+    hourly_unit: ClassVar[str | None] = "per_replica_hour"
+    box_unit: ClassVar[str] = "replicas"  # every replica of every shard is a box
 
     @model_validator(mode="after")
     def _no_instances(self) -> DatastoreSpec:
@@ -273,6 +442,28 @@ class QueueSpec(ComponentBase):
 
     kind: Literal["queue"]
     capacity: Whole | None = Field(None, ge=1, le=MAX_QUEUE, description="messages held at most")
+
+    cost_units: ClassVar[tuple[str, ...]] = ("per_million_messages",)
+    plain_cost_unit: ClassVar[str | None] = "per_million_messages"
+    hourly_unit: ClassVar[str | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_instance_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "instance_type" in data:
+            raise ValueError("a queue is one logical broker priced per_million_messages: "
+                             "'instance_type' does not apply (give cost: {per_million_messages: USD})")
+        return data
+
+    def monthly_cost(self, name: str, messages_per_s: float | None = None) -> CostLine | None:
+        """Messages enqueued in a month (``messages_per_s`` x 730 hours) at the price per million."""
+        if self.cost is None:
+            return None
+        rate = math.nan if messages_per_s is None else float(messages_per_s)
+        per_month = rate * SECONDS_PER_MONTH
+        return CostLine(name, self.kind, "per_million_messages", self.cost.price, per_month,
+                        "messages", self.cost.price * per_month / 1e6, "explicit",
+                        note="" if messages_per_s is not None else "no message rate")
 
     @model_validator(mode="after")
     def _one_instance(self) -> QueueSpec:

@@ -38,6 +38,7 @@ from .fields import (
     Whole,
     _Model,
 )
+from .pricing import InstanceType, load_catalogue
 from .units import SECONDS_PER_DAY, parse_multiplier
 from .yamlio import read_yaml, yaml_load  # noqa: F401 - part of this module's API
 
@@ -121,6 +122,8 @@ def model_to_spec(model: BaseModel) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, InstanceType):
+        return value.name
     if isinstance(value, Distribution):
         return value.to_spec()
     if isinstance(value, ServiceTime):
@@ -564,6 +567,9 @@ class Spec(_Model):
     slo: SLOSpec | None = None
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
+    catalogue: str | dict[str, Any] | None = Field(
+        None, description="instance types of your own: a YAML file (relative to the spec's "
+                          "folder) or a mapping {types: {name: {per_hour, cores}}}")
 
 
 # --------------------------------------------------------------------------- errors
@@ -697,22 +703,26 @@ def parse_spec(data: dict, source: str | None = None, base_dir: Path | None = No
     """Validate a spec mapping into a :class:`Spec`; raises :class:`SpecError`."""
     if not isinstance(data, dict):
         raise SpecError(f"a spec is a mapping, got {type(data).__name__}", (), source)
+    catalogue = load_catalogue(data.get("catalogue"), base_dir, source)  # what instance_type may name
     try:
-        return Spec.model_validate(data, context={"base_dir": base_dir})
+        return Spec.model_validate(data, context={"base_dir": base_dir, "catalogue": catalogue})
     except ValidationError as e:
         raise spec_error_from_validation(e, source) from None
 
 
-def parse_component(name: str, data: dict, base_dir: Path | None = None) -> ComponentBase:
-    """Validate one component mapping (used by the Python builder)."""
+def parse_component(name: str, data: dict, base_dir: Path | None = None,
+                    catalogue: Any = None) -> ComponentBase:
+    """Validate one component mapping (used by the Python builder); ``catalogue`` is the
+    design's top-level ``catalogue`` (a file or a mapping; default: the built-in one)."""
     if not isinstance(data, dict):
         raise SpecError(f"a component is a mapping of fields, got {excerpt(data)}", ("components", name))
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in COMPONENT_MODELS:
         raise SpecError(f"unknown kind {excerpt(kind)} (allowed: {', '.join(KINDS)})",
                         ("components", name, "kind"))
+    context = {"base_dir": base_dir, "catalogue": load_catalogue(catalogue, base_dir)}
     try:
-        return COMPONENT_MODELS[kind].model_validate(data, context={"base_dir": base_dir})
+        return COMPONENT_MODELS[kind].model_validate(data, context=context)
     except ValidationError as e:
         raise spec_error_from_validation(e, None, ("components", name)) from None
 

@@ -34,8 +34,9 @@ from .._version import __version__
 from ..errors import SpecError, excerpt
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
+from ..model.pricing import UNITS
 from ..model.status import OK, STATUS_NAMES
-from ..results.text import fmt, missing
+from ..results.text import cost_summary, fmt, missing, usd
 from ..study.compare import Comparison
 from ..study.plan import Plan, changes_table, simulated_table, verdict_text
 from ..study.sweep import read_dataset
@@ -101,7 +102,7 @@ def _label(name: str) -> str:
     return n.replace("_", " ").replace("utilization", "utilisation")
 
 
-_NUMBER = re.compile(r"-|[+-]?(?:[\d.,]+|inf).*")
+_NUMBER = re.compile(r"-|[+-]?\$?(?:[\d.,]+|inf).*")
 _VERDICTS = {"met": "c-ok", "MISSED": "c-bad"}
 
 
@@ -357,6 +358,28 @@ def _littles_law_line(ll: dict[str, Any] | None) -> str | None:
     return text + "."
 
 
+def _cost_context(cost: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cost section of a run's page, from ``result.json``'s ``cost`` (None: no price)."""
+    if not cost:
+        return None
+    rows = []
+    for name, ln in (cost.get("components") or {}).items():
+        q = ln.get("quantity")
+        amount = "-" if missing(q) else (f"{q:,.0f}" if float(q).is_integer() else f"{q:,.4g}")
+        rows.append({"component": name, "kind": ln.get("kind") or "",
+                     "price": f"{usd(ln.get('unit_price_usd'))}/{UNITS.get(ln.get('unit'), ln.get('unit'))}",
+                     "quantity": f"{amount} {ln.get('quantity_unit') or ''}".strip(),
+                     "monthly": usd(ln.get("monthly_usd")), "source": ln.get("source") or "",
+                     "note": ln.get("note") or ""})
+    df = pd.DataFrame(rows)
+    if len(df) and not (df["note"] != "").any():
+        df = df.drop(columns=["note"])
+    return {"table": _text_table(df) if len(df) else "",
+            "line": cost_summary(cost.get("monthly_usd"), cost.get("per_million_successful_usd"),
+                                 "at the simulated load") + ".",
+            "unpriced": ", ".join(cost.get("unpriced") or [])}
+
+
 def _run_plots(design: str, arch: Architecture | None, components: pd.DataFrame,
                requests: pd.DataFrame | None, timeseries: pd.DataFrame | None,
                faults: pd.DataFrame | None, span: tuple[float, float] | None) -> list[dict[str, str]]:
@@ -435,6 +458,7 @@ def _run_page(folder: Path, meta: dict[str, Any]) -> str:
         extra_sections=[{"title": title, "table": _table(df, cols)} for title, df, cols in extra
                         if df is not None and len(df)],
         littles_law=_littles_law_line(doc.get("littles_law")),
+        cost=_cost_context(doc.get("cost")),
         plots=_run_plots(str(design), arch, components, tables["requests"], tables["timeseries"],
                          tables["faults"], span),
         spec_text=spec_text)
@@ -456,7 +480,7 @@ def _wide(table: pd.DataFrame, loads: Sequence[float], designs: Sequence[str],
 
 def _comparison_page(folder: Path, meta: dict[str, Any]) -> str:
     tables = {n: _parquet(folder, n, required=(n == "table")) for n in
-              ("runs", "table", "diff", "slo", "knee")}
+              ("runs", "table", "diff", "slo", "knee", "cost")}
     table = tables["table"]
     designs = [str(d) for d in meta.get("designs") or pd.unique(table["design"])]
     loads = sorted(float(x) for x in (meta.get("loads") or pd.unique(table["load"])))
@@ -504,6 +528,17 @@ def _comparison_page(folder: Path, meta: dict[str, Any]) -> str:
             f"{fmt(k['bracket_low'], 'load')} – {fmt(k['bracket_high'], 'load')}",
             "note": k.get("note") or "",
         } for _, k in knee.iterrows()]))
+
+    cost = tables["cost"]
+    context["cost"] = None
+    if cost is not None and len(cost):
+        context["cost"] = _text_table(pd.DataFrame([{
+            "design": str(r["design"]), "load": fmt(r["load"], "load"), "monthly": usd(r["monthly_usd"]),
+            f"vs {designs[0]}": "-" if str(r["design"]) == designs[0] or missing(r["diff_usd"]) else (
+                usd(r["diff_usd"], signed=True)
+                + ("" if missing(r.get("diff_pct")) else f" ({float(r['diff_pct']):+.1f}%)")),
+            "per million successful": usd(r["per_million_usd"]),
+        } for _, r in cost.iterrows()]))
 
     metrics = _ordered_metrics([str(m) for m in pd.unique(table["metric"])])
     blocks = {True: [], False: []}
@@ -613,10 +648,11 @@ def _sweep_page(folder: Path, meta: dict[str, Any]) -> str:
     utils = [c for c in df.columns if c.startswith("util.")]
     cols += [(c, c.replace("util.", "util ").replace("utilization", "utilisation"), "pct")
              for c in utils]
-    cols += [("requests", "requests", "int"), ("error", "error", "str")]
+    cols += [("cost_usd_month", "cost USD a month", "usd"), ("requests", "requests", "int"),
+             ("error", "error", "str")]
     errors = df["error"] if "error" in df else pd.Series([None] * len(df))
     context["results"] = _table(df, cols, row_classes=[None if missing(e) else "err" for e in errors],
-                                drop_empty=["error", "slo_met", *utils])
+                                drop_empty=["error", "slo_met", "cost_usd_month", *utils])
 
     shown = [m for m in ("p99_ms", "availability") if m in df]
     ok = df[errors.isna().to_numpy()] if "error" in df else df

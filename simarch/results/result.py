@@ -30,6 +30,8 @@ from .text import format_result, result_html
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..model.cost import CostBreakdown
+
 TAIL_SAMPLES = 10  # requests beyond a percentile that a window needs for it to be judged fairly
 
 
@@ -38,7 +40,9 @@ class Result:
     """The outcome of :func:`simarch.simulate`.
 
     ``requests`` (DataFrame), ``summary()``, ``components()``, ``instances()``, ``shards()``,
-    ``timeseries(window)`` and ``slo()`` give the numbers; ``to_dict()`` the JSON document;
+    ``timeseries(window)`` and ``slo()`` give the numbers; ``cost`` the design's monthly cost
+    (when a component has a price) and ``cost_per_million`` its cost per million successful
+    requests at the simulated load; ``to_dict()`` the JSON document;
     ``save(dir)`` writes Parquet tables and the resolved spec; a notebook shows it as tables.
     """
 
@@ -70,6 +74,7 @@ class Result:
     event_log: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
+    cost: CostBreakdown | None = field(default=None, repr=False)  # None: nothing has a price
     _requests: pd.DataFrame | None = field(default=None, repr=False)
 
     # ----------------------------------------------------------------- requests
@@ -305,6 +310,15 @@ class Result:
                 "t": _num(g.t), "p": _num(g.p), "unanswered_after_s": _num(st.after),
                 "stuck": st.count, "stuck_expected": _num(st.expected), "stuck_p": _num(st.p)}
 
+    @property
+    def cost_per_million(self) -> float | None:
+        """USD per million successful requests at the simulated load: the design's monthly
+        cost over a month of the window's successful throughput (None: nothing has a price)."""
+        if self.cost is None:
+            return None
+        n_ok = int(np.sum(self.status == Status.OK))
+        return self.cost.per_million(n_ok / self.duration)
+
     def littles_law(self) -> dict[str, float]:
         """L (time-average requests in the system) against lambda * W over the window."""
         lam = sum(self.arrivals) / self.duration
@@ -328,7 +342,7 @@ class Result:
             }
 
         slo = self.slo()
-        return {
+        out = {
             "design": self.design,
             "load": self.load,
             "duration_s": self.duration,
@@ -353,6 +367,11 @@ class Result:
             "events": self.event_log,
             "littles_law": {k: _num(v) for k, v in self.littles_law().items()},
         }
+        if self.cost is not None:  # only for a design with prices: the others' documents stay as they were
+            out["cost"] = {**self.cost.to_dict(),
+                           "per_million_successful_usd": _num(self.cost_per_million),
+                           "successful_rps": _num(float(summ.loc["all", "throughput_rps"]))}
+        return out
 
     def save(self, directory: str | Path) -> Path:
         """Write ``requests``, ``summary``, ``components``, ``instances``, ``shards`` and

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..model.pricing import UNITS
+
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..model.cost import CostBreakdown
     from .result import Result
 
 
@@ -29,8 +32,8 @@ def missing(v: Any) -> bool:
 def fmt(v: Any, kind: str = "num") -> str:
     """One value for a table: ``pct``, ``util``, ``ms``, ``int``, ``x`` (a computed load
     multiplier, 2 decimals), ``load`` (a load multiplier as given: ``2x``), ``s`` (seconds),
-    ``met`` (an SLO verdict: ``met`` or ``MISSED``), ``usd`` (dollars), ``str`` (as is) or ``num``; ``-`` when
-    missing."""
+    ``usd`` (dollars: ``$1,234.50``, ``$0.0816``), ``met`` (an SLO verdict: ``met`` or
+    ``MISSED``), ``str`` (as is) or ``num``; ``-`` when missing."""
     if missing(v):
         return "-"
     if kind == "str":
@@ -41,8 +44,6 @@ def fmt(v: Any, kind: str = "num") -> str:
         if v < 0.9999 or v == 1.0:
             return f"{v:.2%}"
         return f"{v:.4%}" if v < 0.999999995 else ">99.9999%"  # never "100.0000%" for less than all
-    if kind == "usd":
-        return f"${v:,.0f}" if abs(v) >= 100 else f"${v:,.2f}"
     if kind == "util":
         return f"{v:.1%}"
     if kind == "ms":
@@ -55,6 +56,8 @@ def fmt(v: Any, kind: str = "num") -> str:
         return f"{float(v):g}x"
     if kind == "s":
         return f"{float(v):g} s"
+    if kind == "usd":
+        return usd(v)
     if isinstance(v, float):
         return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
@@ -106,6 +109,74 @@ COMPONENT_FORMATS = {
     "p99_latency_ms": "ms", "rejected": "int", "hit_ratio": "pct"}
 
 
+def usd(v: Any, signed: bool = False) -> str:
+    """An amount of US dollars: cents from one dollar up (``$1,234.50``), four significant
+    digits below (``$0.0816``); ``-`` when missing."""
+    if missing(v):
+        return "-"
+    v = float(v)
+    if math.isinf(v):
+        return "unbounded"
+    sign = "-" if v < 0 else ("+" if signed and v > 0 else "")
+    a = abs(v)
+    if a >= 1 or a == 0:
+        return f"{sign}${a:,.2f}"
+    text = f"{a:.4g}"
+    if "e" not in text and len(text.partition(".")[2]) < 2:
+        text = f"{a:.2f}"  # $0.40, not $0.4
+    return f"{sign}${text}"
+
+
+COST_CAPTION = "Cost (USD, on-demand list prices; a month is 730 hours)"
+
+
+def cost_frame(b: CostBreakdown) -> pd.DataFrame:
+    """The lines of a cost breakdown as a DataFrame indexed by component: kind, unit,
+    unit_price_usd, quantity, quantity_unit, monthly_usd, source, instance_type, note."""
+    import pandas as pd  # on first use: a run itself needs no pandas
+    cols = ["kind", "unit", "unit_price_usd", "quantity", "quantity_unit", "monthly_usd", "source",
+            "instance_type", "note"]
+    df = pd.DataFrame([{"component": ln.component, **ln.to_dict()} for ln in b.lines],
+                      columns=["component", *cols])
+    return df.set_index("component")
+
+
+def cost_text_frame(b: CostBreakdown) -> pd.DataFrame:
+    """The lines of a cost breakdown as text cells: price, quantity, monthly, source, note."""
+    import pandas as pd  # on first use: a run itself needs no pandas
+    rows = []
+    for ln in b.lines:
+        q = ln.quantity
+        amount = "-" if missing(q) else (f"{q:,.0f}" if float(q).is_integer() else f"{q:,.4g}")
+        rows.append({"component": ln.component, "kind": ln.kind,
+                     "price": f"{usd(ln.unit_price)}/{UNITS.get(ln.unit, ln.unit)}",
+                     "quantity": f"{amount} {ln.quantity_unit}", "monthly": usd(ln.monthly_usd),
+                     "source": ln.source, "note": ln.note or ""})
+    df = pd.DataFrame(rows, columns=["component", "kind", "price", "quantity", "monthly", "source", "note"])
+    if not (df["note"] != "").any():
+        df = df.drop(columns=["note"])
+    return df.set_index("component")
+
+
+def cost_summary(monthly_usd: float, per_million_usd: float | None, where: str) -> str:
+    """The one line of a design's cost: per month, and per million successful requests
+    ``where`` (e.g. "at the simulated load")."""
+    line = f"Cost: {usd(monthly_usd)}/month"
+    if per_million_usd is not None:
+        line += f"; {usd(per_million_usd)} per million successful requests {where}"
+    return line
+
+
+def format_cost(b: CostBreakdown, per_million_usd: float | None, where: str) -> list[str]:
+    """The cost section of a text report: its table, the components without a price, and
+    the one line."""
+    lines = [COST_CAPTION, cost_text_frame(b).to_string()]
+    if b.unpriced:
+        lines.append(f"  not priced (no cost or instance_type): {', '.join(b.unpriced)}")
+    lines.append(cost_summary(b.monthly_usd, per_million_usd, where))
+    return lines
+
+
 def format_result(r: Result) -> str:
     """The report of one run: end-to-end and per class, per component, and the SLO verdict."""
     lines = [
@@ -137,6 +208,8 @@ def format_result(r: Result) -> str:
     if len(finite):
         top = finite.idxmax()
         lines += ["", f"Busiest component: {top} at {finite.max():.1%} utilisation"]
+    if r.cost is not None:
+        lines += ["", *format_cost(r.cost, r.cost_per_million, "at the simulated load")]
     slo = r.slo()
     if slo is not None:
         lines += ["", "SLO"]
@@ -167,5 +240,8 @@ def result_html(r: Result) -> str:
                         caption="End to end (latency of successful requests, ms)"),
              html_table(r.components(), COMPONENT_FORMATS, "component",
                         caption="Components (time-weighted queue; latency = time in the component and its calls, ms)")]
+    if r.cost is not None:
+        parts += [styled_html(cost_text_frame(r.cost), caption=COST_CAPTION),
+                  f"<p>{html.escape(cost_summary(r.cost.monthly_usd, r.cost_per_million, 'at the simulated load'))}</p>"]
     parts += [f"<p>warning: {html.escape(w)}</p>" for w in r.all_warnings()]
     return "<div>\n" + "\n".join(parts) + "\n</div>"

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model.cost import design_cost
 from ..model.metrics import latency_stats_ms, ratio
 from ..model.spec import fault_label
 from ..model.status import N_STATUS
@@ -161,6 +162,10 @@ def collect(sim: Any) -> Result:
             start, cls, len(sim.classes))
     else:
         pending_start, pending_cls = np.zeros(0), np.zeros(0, np.int16)
+    cost = None
+    if any(c.priced for c in sim.spec.components.values()):  # queues: the simulated message rate
+        cost = design_cost(sim.spec, {n: comp_stats[n]["throughput_rps"] for n, c in sim.spec.components.items()
+                                      if c.needs_message_rate}, load=sim.load, rates_from="simulated")
     slo = None
     if sim.spec.slo is not None:
         slo = {k: v for k, v in sim.spec.slo.model_dump().items() if v is not None}
@@ -193,4 +198,5 @@ def collect(sim: Any) -> Result:
         warnings=_warnings(sim, t_end),
         spec={**sim.arch.resolved(), "simulation": {"duration": sim.duration, "warmup": sim.warmup,
                                                     **({"seed": sim.seed} if isinstance(sim.seed, int) else {})}},
+        cost=cost,
     )

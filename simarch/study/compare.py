@@ -21,10 +21,11 @@ from ..analysis.capacity import capacity_report
 from ..errors import SimarchError, SpecError, argument, excerpt
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
+from ..model.cost import per_million
 from ..model.units import parse_duration
 from ..results.io import atomic_write
 from ..results.slo import margin, meets
-from ..results.text import html_table, styled_html
+from ..results.text import html_table, missing, styled_html, usd
 from ..run.early_stop import RunStopped
 from .experiment import METRICS, Task, check_runs, mean_ci, parse_loads, positive_int, run_tasks
 
@@ -62,7 +63,10 @@ class Comparison:
     * ``diff``: paired differences of each design against the first, with their interval;
     * ``knee``: per design, the highest load multiplier that meets its SLO, with its interval;
     * ``slo``: per design and load, the verdict on the means and the share of replications
-      that met the SLO.
+      that met the SLO;
+    * ``cost``: per design and load, the monthly cost in USD (mean over replications; queues at
+      their simulated message rate), its difference against the first design's at the same
+      load, and the cost per million successful requests; empty when no design has a price.
     """
 
     designs: list[str]
@@ -78,6 +82,7 @@ class Comparison:
     slos: dict[str, dict[str, float] | None] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cost: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COST_COLUMNS))
 
     def metric(self, name: str = "p99_ms") -> pd.DataFrame:
         """Wide view of one metric: rows load, columns (design, mean/ci_low/ci_high)."""
@@ -114,6 +119,9 @@ class Comparison:
         parts = [f"<p><strong>Comparison</strong> of {html.escape(', '.join(self.designs))}: "
                  f"{self.replications} replications per point, {pct}% t-intervals</p>",
                  styled_html(summary_table(self), index=False)]
+        if len(self.cost):
+            parts.append(styled_html(cost_summary_table(self), index=False,
+                                     caption="Cost (USD a month, on-demand list prices)"))
         if len(self.knee):
             parts.append(html_table(self.knee.set_index("design"), KNEE_FORMATS, "design",
                                     caption="Knee: the highest load multiplier that still meets the SLO"))
@@ -121,7 +129,7 @@ class Comparison:
         return "<div>\n" + "\n".join(parts) + "\n</div>"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "type": "comparison",
             "designs": self.designs,
             "loads": self.loads,
@@ -133,13 +141,17 @@ class Comparison:
             "warnings": self.warnings,
             "simarch_version": __version__,
         }
+        if len(self.cost):  # only when a design has prices: other manifests stay as they were
+            out["cost"] = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                            for k, v in r.items()} for r in self.cost.to_dict("records")]
+        return out
 
     def save(self, directory: str | Path) -> Path:
         """Write the tables as Parquet and a manifest (atomically); ``simarch compare
         --out`` adds the two plots as PNG images."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("runs", "table", "diff", "slo", "knee"):
+        for name in ("runs", "table", "diff", "slo", "knee", *(("cost",) if len(self.cost) else ())):
             df = getattr(self, name)
             atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         atomic_write(out / "simarch.json",
@@ -151,6 +163,8 @@ class Comparison:
         d = Path(directory)
         meta = json.loads((d / "simarch.json").read_text())
         tables = {n: pd.read_parquet(d / f"{n}.parquet") for n in ("runs", "table", "diff", "slo", "knee")}
+        if (d / "cost.parquet").exists():
+            tables["cost"] = pd.read_parquet(d / "cost.parquet")
         return cls(meta["designs"], meta["loads"], meta["replications"], meta["seed"],
                    meta["confidence"], slos=meta.get("slos", {}), settings=meta.get("settings", {}),
                    warnings=meta.get("warnings", []), **tables)
@@ -272,11 +286,43 @@ def compare(
             if warned:
                 warnings.append(f"{design} at {load:g}x: {len(warned)} of {len(g)} runs warned, e.g. "
                                 f"{warned[0].split(' | ')[0]}")
+    costs = cost_table(runs, labels, mults)
+    if len(costs):
+        unpriced = [d for d in labels if costs[costs["design"] == d]["monthly_usd"].isna().all()]
+        if unpriced:
+            warnings.append(f"{', '.join(unpriced)} {'has' if len(unpriced) == 1 else 'have'} no component "
+                            "with a price (a cost or an instance_type): its cost shows as '-'")
     if len({json.dumps(s_, sort_keys=True) for s_ in slos.values()}) > 1:
         warnings.append("the designs have different SLOs: their verdicts and knees are judged "
                         "against different targets")
     return Comparison(labels, mults, replications, seed, confidence, runs, table, diff, slo_table,
-                      knee_table, slos, settings, warnings)
+                      knee_table, slos, settings, warnings, costs)
+
+
+COST_COLUMNS = ["design", "load", "monthly_usd", "baseline", "diff_usd", "diff_pct", "per_million_usd"]
+
+
+def cost_table(runs: pd.DataFrame, labels: Sequence[str], loads: Sequence[float]) -> pd.DataFrame:
+    """Per design and load: the mean monthly cost of its runs (USD; ``cost_usd_month``, which
+    a run of a design with prices has), the difference against the first design's at the same
+    load (USD and %), and USD per million successful requests at the mean throughput. Empty
+    when no design has a price."""
+    if "cost_usd_month" not in runs or not runs["cost_usd_month"].notna().any():
+        return pd.DataFrame(columns=COST_COLUMNS)
+    rows = []
+    for design in labels:
+        for load in loads:
+            g = runs[(runs["design"] == design) & (runs["load"] == load)]
+            c = g["cost_usd_month"].dropna()
+            monthly = float(c.mean()) if len(c) else math.nan
+            rps = float(g["throughput_rps"].mean()) if len(g) else math.nan
+            rows.append({"design": design, "load": load, "monthly_usd": monthly, "baseline": labels[0],
+                         "per_million_usd": per_million(monthly, rps)})
+    df = pd.DataFrame(rows)
+    base = df[df["design"] == labels[0]].set_index("load")["monthly_usd"]
+    df["diff_usd"] = df["monthly_usd"] - df["load"].map(base)
+    df["diff_pct"] = 100 * df["diff_usd"] / df["load"].map(base).where(lambda b: b > 0)
+    return df[COST_COLUMNS]
 
 
 #: runs one replication's knee search may take beyond ``knee_steps``, at most
@@ -476,6 +522,20 @@ def summary_table(cmp) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cost_summary_table(cmp) -> pd.DataFrame:
+    """The cost table as text: design, load, monthly, difference against the first design,
+    per million successful requests."""
+    rows = []
+    for _, r in cmp.cost.iterrows():
+        first = r["design"] == cmp.designs[0]
+        pct = r["diff_pct"]
+        diff = "-" if first or missing(r["diff_usd"]) else (
+            usd(r["diff_usd"], signed=True) + ("" if missing(pct) else f" ({pct:+.1f}%)"))
+        rows.append({"design": r["design"], "load": f"{r['load']:g}x", "monthly": usd(r["monthly_usd"]),
+                     f"vs {cmp.designs[0]}": diff, "per million successful": usd(r["per_million_usd"])})
+    return pd.DataFrame(rows)
+
+
 def format_comparison(cmp) -> str:
     """The report ``simarch compare`` prints: per design and load, mean [CI] of each metric,
     the SLO verdict, the paired differences and the knee."""
@@ -493,6 +553,11 @@ def format_comparison(cmp) -> str:
             drows.append({"design": r["design"], "load": f"{r['load']:g}x", "metric": r["metric"],
                           "difference": fmt.format(r["mean_diff"]) + ci})
         lines.append(pd.DataFrame(drows).to_string(index=False))
+    cost = getattr(cmp, "cost", None)
+    if cost is not None and len(cost):
+        lines += ["", f"Cost (USD a month at on-demand list prices, 730 hours; queues at their "
+                      f"simulated message rate), against {cmp.designs[0]}"]
+        lines.append(cost_summary_table(cmp).to_string(index=False))
     if len(cmp.knee):
         lines += ["", "Knee: the highest load multiplier that still meets the SLO"]
         for _, k in cmp.knee.iterrows():

@@ -148,6 +148,8 @@ def run_task(task: Task) -> dict[str, Any]:
         row[f"wait_ms.{comp}"] = float(w)
     for comp, w in comps["wait_probability"].items():
         row[f"wait_p.{comp}"] = float(w)
+    if r.cost is not None:  # a design with prices: its monthly cost at the simulated rates
+        row["cost_usd_month"] = r.cost.monthly_usd
     return row
 
 

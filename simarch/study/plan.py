@@ -438,7 +438,7 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
     row: dict[str, Any] = {f"param.{k}": v for k, v in values.items()}
     try:
         variant = arch.with_changes(values) if values else arch
-        cost = design_cost(variant.spec)
+        cost = design_cost(variant, load=load)
         q = analyze(variant, load)
         cap = capacity_report(variant, load)
         av = availability_model(variant, load, capacity=cap)
@@ -448,6 +448,7 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
     row.update({
         "error": None,
         "cost_month": float(cost.monthly_usd),
+        "unpriced": ", ".join(cost.unpriced),
         "model_mean_ms": float(q.mean_ms),
         "model_p99_ms": float(q.p99_ms),
         "model_availability": float(av.availability),
@@ -769,7 +770,7 @@ def _merge(table: pd.DataFrame, simulated: dict[int, dict[str, Any]], targets: d
                            t.get("model_stable", False)).astype(bool)
     t["margin"] = np.where(has, t["sim_margin"], t.get("model_margin"))
     verdict = []
-    for i, r in t.iterrows():
+    for _, r in t.iterrows():
         if isinstance(r.get("error"), str):
             verdict.append("invalid")
         elif r["simulated"]:
@@ -783,10 +784,13 @@ def _merge(table: pd.DataFrame, simulated: dict[int, dict[str, Any]], targets: d
 
 def _plan_warnings(t: pd.DataFrame, chosen: int | None, meets: list[int], targets) -> list[str]:
     out = []
+    if "unpriced" in t and (unpriced := next((u for u in t["unpriced"] if isinstance(u, str) and u), "")):
+        out.append(f"no price for {unpriced} (give it a 'cost' or an 'instance_type'): it counts "
+                   "as free, and among designs of equal cost the smallest wins")
     if not meets:
-        out.append("the models accept no design of the space: the closest misses were simulated; "
-                   "widen the ranges")
-    if chosen is None:
+        out.append("the models accept no design of the space" + (
+            ": the closest misses were simulated" if t["simulated"].any() else "") + "; widen the ranges")
+    if chosen is None and t["simulated"].any():
         out.append("no simulated design met the SLO with confidence")
     sim = t[t["simulated"]]
     disagree = sim[sim["sim_meets"].astype(bool) != sim["model_meets"].astype(bool)]
@@ -794,12 +798,11 @@ def _plan_warnings(t: pd.DataFrame, chosen: int | None, meets: list[int], target
         out.append(f"the models and the simulation disagree on {len(disagree)} of {len(sim)} simulated "
                    "designs (near the SLO boundary the models' approximations decide the screening; "
                    "the simulation decides the verdict)")
-    for name, rows in (("p99", "model_p99_ms"),):
-        if "p99" in targets and len(sim) and rows in sim:
-            err = (sim[rows] - sim["sim_p99_ms"]) / sim["sim_p99_ms"]
-            worst = err.abs().max()
-            if worst > 0.25:
-                out.append(f"the model's p99 is off by up to {worst:.0%} on the simulated designs")
+    if "p99" in targets and len(sim):
+        err = (sim["model_p99_ms"] - sim["sim_p99_ms"]) / sim["sim_p99_ms"]
+        worst = err.abs().max()
+        if worst > 0.25:
+            out.append(f"the model's p99 is off by up to {worst:.0%} on the simulated designs")
     return out
 
 
