@@ -150,7 +150,8 @@ def cost_text_frame(b: CostBreakdown) -> pd.DataFrame:
         amount = "-" if missing(q) else (f"{q:,.0f}" if float(q).is_integer() else f"{q:,.4g}")
         rows.append({"component": ln.component, "kind": ln.kind,
                      "price": f"{usd(ln.unit_price)}/{UNITS.get(ln.unit, ln.unit)}",
-                     "quantity": f"{amount} {ln.quantity_unit}", "monthly": usd(ln.monthly_usd),
+                     "quantity": f"{amount} {ln.quantity_unit.removesuffix('s') if q == 1 else ln.quantity_unit}",
+                     "monthly": usd(ln.monthly_usd),
                      "source": ln.source, "note": ln.note or ""})
     df = pd.DataFrame(rows, columns=["component", "kind", "price", "quantity", "monthly", "source", "note"])
     if not (df["note"] != "").any():
