@@ -23,6 +23,7 @@ from .errors import SimarchError, SpecError
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ below
     from . import plots
     from .analysis.capacity import CapacityReport, capacity_report
+    from .analysis.queueing import ModelReport, analyze
     from .analysis.spof import SpofReport, spof
     from .model.architecture import Architecture, load
     from .results.result import Result
@@ -34,6 +35,8 @@ __all__ = [
     "Architecture",
     "CapacityReport",
     "capacity_report",
+    "analyze",
+    "ModelReport",
     "Result",
     "SimarchError",
     "SpecError",
@@ -58,6 +61,8 @@ _LAZY = {
     "simulate": "simarch.run.simulate",
     "CapacityReport": "simarch.analysis.capacity",
     "capacity_report": "simarch.analysis.capacity",
+    "ModelReport": "simarch.analysis.queueing",
+    "analyze": "simarch.analysis.queueing",
     "SpofReport": "simarch.analysis.spof",
     "spof": "simarch.analysis.spof",
     "Comparison": "simarch.study.compare",
