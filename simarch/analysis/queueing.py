@@ -39,6 +39,7 @@ accuracy against the simulation.
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from dataclasses import dataclass, field
@@ -415,49 +416,41 @@ def _finite_source(c: int, queue: int | None, lam: float, s: float, n_src: int, 
     workers). Returns ``(blocking probability, P(wait) of an admitted arrival, E[W] / s,
     E[W^2] / s^2)``; visits the callers cannot make wait for a caller's worker, not here."""
     top = n_src if queue is None else min(n_src, c + queue)
-    mu = 1.0 / s
-    p = [1.0]
-    rates = []
-    for n in range(top):
-        r = min(lam, (n_src - n) / think) if think > 0 else lam
-        rates.append(r)
-        p.append(p[-1] * r / (min(n + 1, c) * mu))
-        if p[-1] > 1e250:  # rescale: only ratios matter
-            p = [x * 1e-250 for x in p]
-    total = sum(p)
-    p = [x / total for x in p]
-    blocked_rate = p[top] * (min(lam, (n_src - top) / think) if think > 0 else lam) if top < n_src else 0.0
-    arrive = sum(pi * r for pi, r in zip(p, rates, strict=False))  # admitted arrivals
-    if not arrive > 0:
+    n = np.arange(top + 1, dtype=float)
+    rate = (n_src - n) / think if think > 0 else np.full(top + 1, math.inf)
+    rate = np.minimum(rate, lam)  # rate[n]: arrivals in state n
+    serve = np.minimum(n[1:], c) / s
+    with np.errstate(divide="ignore"):
+        logp = np.concatenate(([0.0], np.cumsum(np.log(rate[:-1]) - np.log(serve))))
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    flow = p * rate
+    admitted = float(flow[:-1].sum()) if top < n_src else float(flow[:top].sum())
+    blocked = float(flow[top]) if top < n_src else 0.0
+    if not admitted > 0:
         return 0.0, 0.0, 0.0, 0.0
-    pb = blocked_rate / (arrive + blocked_rate)
-    wait = w1 = w2 = 0.0
-    for n in range(c, top):
-        x = p[n] * rates[n]
-        j = n - c
-        wait += x
-        w1 += x * (j + 1)
-        w2 += x * (j + 1) * (j + 2)
-    return pb, wait / arrive, w1 / arrive / c, w2 / arrive / (c * c)
+    j = n[c:top] - c  # found j waiting (admitted arrivals that wait)
+    fw = flow[c:top]
+    pw = float(fw.sum()) / admitted
+    w1 = float((fw * (j + 1.0)).sum()) / admitted / c
+    w2 = float((fw * (j + 1.0) * (j + 2.0)).sum()) / admitted / (c * c)
+    return blocked / (admitted + blocked), pw, w1, w2
 
 
+@functools.lru_cache(maxsize=4096)
 def _source_capacity(c: int, queue: int | None, s: float, n_src: int, think: float) -> float:
     """The most visits per second that ``n_src`` callers' workers can bring through a pool of
     ``c`` workers (mean service ``s``), each holding its worker ``think`` seconds between two
     visits: the throughput of the finite-source chain with every worker busy (exact MVA of
     the closed pair for exponential times: the machine-repairman model)."""
     top = n_src if queue is None else min(n_src, c + queue)
-    mu = 1.0 / s
-    p = [1.0]
-    for n in range(top):
-        r = (n_src - n) / think if think > 0 else math.inf
-        if math.isinf(r):
-            return c * mu
-        p.append(p[-1] * r / (min(n + 1, c) * mu))
-        if p[-1] > 1e250:
-            p = [x * 1e-250 for x in p]
-    total = sum(p)
-    return sum(pi * min(n, c) * mu for n, pi in enumerate(p)) / total
+    if not think > 0:
+        return c / s
+    n = np.arange(top + 1, dtype=float)
+    serve = np.minimum(n[1:], c) / s
+    logp = np.concatenate(([0.0], np.cumsum(np.log((n_src - n[:-1]) / think) - np.log(serve))))
+    p = np.exp(logp - logp.max())
+    return float((p[1:] * serve).sum() / p.sum())
 
 
 def _station_wait(st: Station, lam: float, m1: float, m2: float,
@@ -491,7 +484,8 @@ def _station_wait(st: Station, lam: float, m1: float, m2: float,
     k = 0.5 * (st.arrival_scv + cs2)
     if source is not None:
         # a full bounded queue turns visits away, which frees the callers' workers: no limit
-        limit = lam / _source_capacity(c, None, m1, source[0], source[1]) if st.queue is None else math.nan
+        limit = (lam / _source_capacity(c, None, m1, source[0], source[1])
+                 if st.queue is None and source[3] else math.nan)
         if source[0] <= c:
             return rho, 0.0, 0.0, 0.0, 0.0, False, limit  # never more visits than workers
         pb, pw, w1, w2 = _finite_source(c, st.queue, math.inf if limit >= 1.0 else lam, m1,
@@ -567,6 +561,7 @@ class _State:
     unstable: bool = False
     iterations: int = 0
     converged: bool = True
+    x: Any = None  # the fixed point's figures (a start for a nearby rate)
 
     def max_util(self, net: _Net) -> tuple[float, int | None]:
         """The highest utilisation of any pool (offered work over workers; consumer backlogs
@@ -766,12 +761,13 @@ class _Net:
             (p in ("least_connections", "power_of_two_choices")) and self.nodes[self.index[n]].spec.instances > 1
             for n, ps in policies.items() for p in ps)
 
-    def _sources(self) -> dict[tuple[int, int], tuple[int, float, tuple[int, ...]]]:
-        """Per pool (node, station) that takes every visit of its component, when those all
-        come from synchronous calls of callers with worker limits: ``(the callers' workers,
-        that can all be here at once, the time such a worker spends between two visits here
-        (its own service and the network), the callers)``. Copies of writes (made without a
-        caller's worker) exclude a pool."""
+    def _sources(self) -> dict[tuple[int, int], tuple[int, float, tuple[int, ...], bool]]:
+        """Per pool (node, station) of a component whose visits all come from synchronous
+        calls of callers with worker limits: ``(the callers' workers, which can all be here at
+        once, the time such a worker spends between two visits here (its own service and the
+        network, over the pool's share of the visits), the callers, whether the pool takes
+        every visit of the component and no write copies)``. The time at the component's
+        other pools and the copies of writes (made without a caller's worker) are left out."""
         nc = len(self.classes)
         incoming: dict[int, list[_Call]] = {nd.index: [] for nd in self.nodes}
         for k in self.calls:
@@ -807,11 +803,12 @@ class _Net:
                     share[r.station] += f[c] / tot * r.share / nd.stations[r.station].count
                     copied.update(r.copies)
             for i, x in enumerate(share):
-                # only a pool that takes every visit: the callers' workers spread over several
-                # pools move between them, which a chain per pool would not see
-                if i not in copied and x > 0.999 and nd.stations[i].workers is not None \
-                        and nd.stations[i].count == 1:
-                    out[(m, i)] = (n_src, think, tuple(sorted(callers)))
+                if x > 0 and nd.stations[i].workers is not None:
+                    # every caller's worker can be at this pool, and comes back to it after
+                    # ``think / x`` on average; the callers' limit only for a pool that takes
+                    # every visit, with no write copies (which need no caller's worker)
+                    whole = x > 0.999 and i not in copied and nd.stations[i].count == 1
+                    out[(m, i)] = (n_src, think / x, tuple(sorted(callers)), whole)
         return out
 
 
@@ -1116,7 +1113,7 @@ def _times(net: _Net, visits: list, pulled: list, shed: list, group_rate: dict, 
 
 
 def _solve(net: _Net, lam: list[float], wait_scale: float = 1.0, overrides: dict | None = None,
-           max_iter: int = _MAX_ITER) -> _State:
+           max_iter: int = _MAX_ITER, tol: float = 1e-10, start: np.ndarray | None = None) -> _State:
     """The model at entry rates ``lam`` (per class): the two passes, repeated to a fixed point
     when rates depend on times (blocking, timeouts, retries, admission control).
 
@@ -1124,9 +1121,9 @@ def _solve(net: _Net, lam: list[float], wait_scale: float = 1.0, overrides: dict
     and failure probabilities of the calls, backlog blocking), from an empty system; the
     iteration is accelerated by Anderson mixing (memory 5) and kept within the figures'
     ranges; when that stalls, each figure takes its own damped step, halved whenever it
-    overshoots."""
+    overshoots and grown while it does not."""
     layout = _Layout(net)
-    x = layout.start()
+    x = layout.start() if start is None else start
     state = None
     xs: list[np.ndarray] = []
     gs: list[np.ndarray] = []
@@ -1142,9 +1139,10 @@ def _solve(net: _Net, lam: list[float], wait_scale: float = 1.0, overrides: dict
         if net.simple:
             return state
         g = layout.pack_state(state, inp)
-        f = g - x
+        f = np.where(layout.live, g - x, 0.0)
         res = float(np.max(np.abs(f) / layout.scale)) if len(f) else 0.0
-        if res < 1e-10:
+        state.x = x
+        if res < tol:
             return state
         if omega is not None:
             # steps that keep their sign grow, steps that overshoot (the sign flips) halve:
@@ -1201,6 +1199,16 @@ class _Layout:
         lo = np.zeros(n)
         hi = np.ones(n)
         scale = np.ones(n)
+        # a pool's blocking changes rates only through the calls and write copies its visits
+        # make: other pools' blocking follows from the rates and needs no iteration
+        live = np.ones(n, dtype=bool)
+        o = 0
+        for nd, m in zip(net.nodes, self.n_pb, strict=True):
+            feeds = bool(nd.sync or nd.fwd or nd.asyncs or nd.groups) or any(
+                r.copies for rs in nd.routes for r in rs)
+            live[o:o + m] = feeds
+            o += m
+        self.live = live
         o = sum(self.n_pb)
         for k in net.calls:
             for _c in range(nc):
@@ -1389,8 +1397,9 @@ _CLOSED_FIXED = ("closed loop by a fixed point of the response-time law X = N / 
 # =========================================================================== saturation
 
 
-def _saturated(net: _Net, rate: float) -> tuple[bool, _State]:
-    st = _solve(net, [rate * w for w in net.weights])
+def _saturated(net: _Net, rate: float, start: np.ndarray | None = None) -> tuple[bool, _State]:
+    # a verdict needs less precision than a report: blocking and failure shares to 1e-7
+    st = _solve(net, [rate * w for w in net.weights], tol=1e-7, start=start)
     return st.unstable or st.max_util(net)[0] >= 1.0, st
 
 
@@ -1422,7 +1431,8 @@ def _saturation_rate(net: _Net, start: float) -> tuple[float, _State | None]:
     rel = 1e-7 if net.simple else _REL  # a simple design costs one pass per step
     while hi / lo - 1.0 > rel:
         mid = math.sqrt(lo * hi)
-        s_mid, st_mid = _saturated(net, mid)
+        # from the fixed point just below: the lower state of a design that has two
+        s_mid, st_mid = _saturated(net, mid, None if st_lo is None or not st_lo.converged else st_lo.x)
         if s_mid:
             hi = mid
         else:
