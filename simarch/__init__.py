@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from .analysis.availability import AvailabilityReport, availability_model
     from .analysis.capacity import CapacityReport, capacity_report
     from .analysis.cost import CostReport, cost
+    from .analysis.queueing import ModelReport, analyze
     from .analysis.spof import SpofReport, spof
     from .model.architecture import Architecture, load
     from .results.result import Result
@@ -39,6 +40,8 @@ __all__ = [
     "capacity_report",
     "cost",
     "CostReport",
+    "analyze",
+    "ModelReport",
     "Result",
     "SimarchError",
     "SpecError",
@@ -69,6 +72,8 @@ _LAZY = {
     "capacity_report": "simarch.analysis.capacity",
     "CostReport": "simarch.analysis.cost",
     "cost": "simarch.analysis.cost",
+    "ModelReport": "simarch.analysis.queueing",
+    "analyze": "simarch.analysis.queueing",
     "SpofReport": "simarch.analysis.spof",
     "spof": "simarch.analysis.spof",
     "Comparison": "simarch.study.compare",

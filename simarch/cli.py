@@ -439,8 +439,9 @@ def validate(
     spec: SpecArg,
     load: LoadOpt = "1x",
 ) -> None:
-    """Check SPEC and print a static capacity analysis: offered load against capacity per
-    component, the bottleneck and the load at which it saturates."""
+    """Check SPEC and print a static capacity analysis (offered load against capacity per
+    component, the bottleneck and the load at which it saturates), then the approximate
+    queueing model (waits, response times, p99 and the saturation load with queueing)."""
     from .analysis.capacity import capacity_report
     from .model.architecture import hints
     from .model.architecture import load as load_arch
@@ -463,6 +464,9 @@ def validate(
         typer.echo(f"{summary}\n")
     rep = capacity_report(arch, mult)
     typer.echo(str(rep))
+    from .analysis.queueing import analyze
+
+    typer.echo("\n" + str(analyze(arch, mult)))
     sim = arch.spec.simulation
     work = estimate(arch, mult, sim.duration, sim.warmup)
     typer.echo(f"\nOne run ({sim.warmup:g} s warm-up + {sim.duration:g} s at {mult:g}x): {work.describe()}"

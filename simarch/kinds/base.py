@@ -2,7 +2,7 @@
 
 A kind class is a :class:`~simarch.runtime.component.Component` (its runtime behaviour) plus
 class-level hooks that need no simulation: its label and colour for plots, its part in the
-static capacity model and its redundancy for the SPOF analysis. Its statistics reach the
+static capacity model and the queueing model, and its redundancy for the SPOF analysis. Its statistics reach the
 results as plain records through :meth:`Kind.window_stats`, :meth:`Kind.warnings` and
 :meth:`Kind.events`.
 """
@@ -79,6 +79,33 @@ class Flow:
                 a[: len(scaled)] += scaled
                 self.keys = a
         self.rate += rate
+
+
+@dataclass(frozen=True)
+class Station:
+    """A group of identical worker pools of one component in the queueing model:
+    ``count`` pools of ``workers`` workers each (``None``: no limit) with ``queue`` places to
+    wait (``None``: unbounded). The visits routed to the group are spread evenly over its
+    pools and arrive at each with gaps of squared coefficient of variation ``arrival_scv``
+    (1 for Poisson arrivals)."""
+
+    workers: int | None
+    queue: int | None = None
+    count: int = 1
+    arrival_scv: float = 1.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a ``share`` of one class's visits to a component goes in the queueing model:
+    ``station`` serves the visit (a worker held for the service time and the synchronous
+    calls); each station of ``copies`` serves a copy of it for the service time alone (a
+    replicated write); with ``sync`` the answer waits for every copy."""
+
+    share: float
+    station: int
+    copies: tuple[int, ...] = ()
+    sync: bool = False
 
 
 class Kind(Component):
@@ -205,6 +232,43 @@ class Kind(Component):
             return (1.0 - share * min(1.0, detect.down / duration) if duration > 0 else 1.0,
                     f"{lost} of {spec.copies} down, out of rotation after {detect.down:.3g}s")
         return 1.0 - share, f"{lost} of {spec.copies} down and still sent traffic"
+    # ------------------------------------------------------------------ queueing model
+    @classmethod
+    def queueing_layout(cls, spec: Any, flows: dict[str, Any], classes: list[str], workload: Any,
+                        policy: str | None) -> tuple[list[Station], dict[str, list[Route]]]:
+        """The component's worker pools as stations of the queueing model
+        (:mod:`simarch.analysis.queueing`), and per class where its visits go. ``flows`` are
+        the visits of each class with their key popularity; ``policy`` is how the callers
+        pick an instance (``None`` when they differ).
+
+        Default: ``instances`` pools of ``worker_limit`` workers with ``queue`` places to wait.
+        Round robin and random choice split the visits evenly: each pool is its own station,
+        and round robin gives it every k-th arrival of a Poisson stream (gaps with a squared
+        coefficient of variation of 1/k). Least connections and the power of two choices send
+        a visit where the queue is short, which comes close to one queue in front of all the
+        workers (exactly so for least connections with many workers per instance): the
+        instances are pooled into one station."""
+        k = spec.instances
+        w = spec.worker_limit
+        q = getattr(spec, "queue", None)
+        if k > 1 and w is not None and policy in ("least_connections", "power_of_two_choices"):
+            station = Station(w * k, None if q is None else q * k, 1, 1.0)
+        else:
+            station = Station(w, q, k, 1.0 / k if policy == "round_robin" else 1.0)
+        return [station], {c: [Route(1.0, 0)] for c in classes}
+
+    @classmethod
+    def shed_share(cls, spec: Any, rate: float) -> float:
+        """The share of ``rate`` visits per second the component turns away before queueing
+        (admission control), in the queueing model."""
+        return 0.0
+
+    @classmethod
+    def consumer_backlog(cls, spec: Any) -> tuple[bool, int | None]:
+        """``(True, bound)`` when the component's calls are consumer groups that pull messages
+        from a backlog of at most ``bound`` messages (``None``: unbounded) with every worker
+        of the callee, and the caller does not wait for them (a queue)."""
+        return False, None
 
     # ------------------------------------------------------------------ SPOF analysis
     @classmethod

@@ -19,8 +19,26 @@ from ..runtime.pickers import make_live_picker
 from ..runtime.pools import ANY, INF, Pool
 from ..runtime.streams import integer_sampler
 from ..runtime.tasks import gather, spawn
-from .base import Kind
+from .base import Kind, Route, Station
 from .registry import register
+
+
+def _shard_shares(spec: Any, flows: dict[str, Any], classes: list[str]) -> dict[str, np.ndarray]:
+    """Per class with visits, the share of its visits that each shard receives: from the
+    hash-ring placement of its key popularity, or even for a class without keys."""
+    n_keys = max((len(f.keys) for f in flows.values() if f.keys is not None), default=0)
+    shard_of = shard_of_keys(n_keys, spec.shards, spec.vnodes) if n_keys else None
+    out: dict[str, np.ndarray] = {}
+    for c in classes:
+        f = flows[c]
+        if f.rate <= 0:
+            continue
+        if f.keys is not None and shard_of is not None:
+            share = np.bincount(shard_of[: len(f.keys)], weights=f.keys, minlength=spec.shards)
+            out[c] = share / share.sum()
+        else:
+            out[c] = np.full(spec.shards, 1.0 / spec.shards)
+    return out
 
 
 @register
@@ -175,18 +193,10 @@ class Datastore(Kind):
     def utilization(cls, spec, name, flows, busy, classes, workload):
         """Utilisation of the busiest replica, from per-shard rates and read/write service
         times (the hottest replica decides)."""
-        n_keys = max((len(f.keys) for f in flows.values() if f.keys is not None), default=0)
-        shard_of = shard_of_keys(n_keys, spec.shards, spec.vnodes) if n_keys else None
+        shares = _shard_shares(spec, flows, classes)
         work = np.zeros((spec.shards, spec.replicas))
-        for c in classes:
+        for c, share in shares.items():
             f = flows[c]
-            if f.rate <= 0:
-                continue
-            if f.keys is not None and shard_of is not None:
-                share = np.bincount(shard_of[: len(f.keys)], weights=f.keys, minlength=spec.shards)
-                share = share / share.sum()
-            else:
-                share = np.full(spec.shards, 1.0 / spec.shards)
             op = workload.op(c)
             d = spec.service_time.lookup(c, op)
             s = d.mean if d is not None else 0.0
@@ -242,6 +252,50 @@ class Datastore(Kind):
         loss = (write_share if spec.read_from == "any" else 1.0) * stall if primary else 0.0
         return 1.0 - shards * loss, (f"{lost} of {spec.replicas} replicas down"
                                      + (", writes stall until the failover" if primary else ""))
+    # -- queueing model
+    @classmethod
+    def queueing_layout(cls, spec, flows, classes, workload, policy):
+        """One station per replica (``shard * replicas + replica``, replica 0 the primary):
+        a class's visits go to the shards by the hash-ring placement of its key popularity;
+        reads spread evenly over the replicas of their shard (``read_from: any``) or go to
+        the primary; writes go to the primary, and every other replica of the shard serves a
+        copy (the write waits for them with ``replication: sync``). With the round-robin
+        policy each replica gets every r-th read of its shard (gaps of squared coefficient of
+        variation 1/r); a replica's arrivals mix that with the Poisson writes and copies."""
+        r = spec.replicas
+        shares = _shard_shares(spec, flows, classes)
+        sync = spec.replication == "sync" and r > 1
+        read_scv = 1.0 / r if spec.policy == "round_robin" else 1.0
+        rate = np.zeros(spec.shards * r)  # visits per replica at unit load, and their gaps' SCV
+        scv_rate = np.zeros(spec.shards * r)
+        routes: dict[str, list[Route]] = {}
+        for c in classes:
+            share = shares.get(c)
+            if share is None:
+                share = np.full(spec.shards, 1.0 / spec.shards)
+            f = flows[c].rate
+            out: list[Route] = []
+            write = workload.op(c) == "write"
+            for s_, x in enumerate(share.tolist()):
+                if not x > 0:
+                    continue
+                base = s_ * r
+                if write:
+                    out.append(Route(x, base, tuple(range(base + 1, base + r)), sync))
+                    rate[base:base + r] += f * x
+                    scv_rate[base:base + r] += f * x
+                elif spec.read_from == "primary":
+                    out.append(Route(x, base))
+                    rate[base] += f * x
+                    scv_rate[base] += f * x
+                else:
+                    out.extend(Route(x / r, base + j) for j in range(r))
+                    rate[base:base + r] += f * x / r
+                    scv_rate[base:base + r] += f * x / r * read_scv
+            routes[c] = out
+        scv = np.where(rate > 0, scv_rate / np.where(rate > 0, rate, 1.0), 1.0)
+        stations = [Station(spec.workers, spec.queue, 1, float(v)) for v in scv.tolist()]
+        return stations, routes
 
     # -- SPOF analysis
     @classmethod

@@ -172,7 +172,7 @@ class Queue(Kind):
         row["mean_busy"] = math.nan
         return {}
 
-    # -- work estimate, static capacity model and SPOF analysis
+    # -- work estimate, static capacity model, queueing model and SPOF analysis
     @classmethod
     def processes(cls, name: str, spec: Any, design: Any) -> int:
         """One consumer process per worker of each consumer service."""
@@ -186,6 +186,10 @@ class Queue(Kind):
     @classmethod
     def utilization(cls, spec, name, flows, busy, classes, workload):
         return None, math.nan, "broker; see its consumers"
+
+    @classmethod
+    def consumer_backlog(cls, spec: Any) -> tuple[bool, int | None]:
+        return True, spec.capacity
 
     @classmethod
     def redundancy(cls, spec, name, comp):

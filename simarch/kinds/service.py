@@ -42,3 +42,13 @@ class Service(Kind):
     def window_stats(self, now, then, T, row, pool_rows):
         row["rejected"] += now["shed"] - then["shed"]
         return {}
+
+    # -- queueing model
+    @classmethod
+    def shed_share(cls, spec: Any, rate: float) -> float:
+        """The share beyond the token bucket's rate (a fluid estimate: the burst only absorbs
+        short excursions, so a bucket offered less than its rate sheds almost nothing)."""
+        rl = spec.rate_limit
+        if rl is None or not rate > rl.rate:
+            return 0.0
+        return 1.0 - rl.rate / rate
