@@ -1693,6 +1693,8 @@ def analyze(arch: Architecture | str | Any, load: float | str = 1.0) -> ModelRep
         served = sum(r[6] * nd.stations[i].count * (1.0 - r[1]) for i, r in enumerate(res))
         wait = (sum(r[6] * nd.stations[i].count * (1.0 - r[1]) * r[3] for i, r in enumerate(res)
                     if r[6] > 0) / served) if served > 0 else 0.0  # per visit served, as simulated
+        p_wait = (sum(r[6] * nd.stations[i].count * (1.0 - r[1]) * r[2] for i, r in enumerate(res)
+                      if r[6] > 0) / served) if served > 0 else 0.0
         groups = [(k, state.groups[k.index]) for k in nd.groups if k.index in state.groups]
         if nd.broker and groups:
             g_lam = sum(g[6] for _, g in groups)
@@ -1722,7 +1724,7 @@ def analyze(arch: Architecture | str | Any, load: float | str = 1.0) -> ModelRep
         rows.append({
             "component": nd.name, "kind": cs.kind, "arrival_rps": arrival,
             "workers": workers, "utilization": util,
-            "mean_wait_ms": 1e3 * wait, "mean_hold_ms": 1e3 * hold_ms,
+            "mean_wait_ms": 1e3 * wait, "wait_probability": p_wait, "mean_hold_ms": 1e3 * hold_ms,
             "mean_response_ms": 1e3 * resp_ms, "p99_ms": 1e3 * _p99(parts) if parts else math.nan,
             "rejected": rejected, "saturates_at": sat_n, "note": note})
     table_ = pd.DataFrame(rows).set_index("component")

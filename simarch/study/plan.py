@@ -476,7 +476,7 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
             ok &= figures[t] <= v * 1e3
     for r in requires:
         v = row[f"model.{r.text}"]
-        ok &= bool(v <= r.bound) if not math.isnan(v) else True
+        ok &= bool(v <= r.bound)  # NaN (no figure: no worker limit) is never within a bound
     if no_spof:
         ok &= not row["spofs"]
     row["model_meets"] = bool(ok)
