@@ -43,7 +43,6 @@ from pydantic import ValidationError
 from .. import plots
 from .._version import __version__
 from ..analysis.availability import availability_model
-from ..analysis.capacity import capacity_report
 from ..analysis.queueing import analyze
 from ..analysis.spof import static_spof
 from ..errors import SimarchError, SpecError, argument, excerpt
@@ -440,8 +439,7 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
         variant = arch.with_changes(values) if values else arch
         cost = design_cost(variant, load=load)
         q = analyze(variant, load)
-        cap = capacity_report(variant, load)
-        av = availability_model(variant, load, capacity=cap)
+        av = availability_model(variant, load) if variant.spec.faults else None
     except SpecError as e:
         row["error"] = str(e)
         return row
@@ -451,7 +449,8 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
         "unpriced": ", ".join(cost.unpriced),
         "model_mean_ms": float(q.mean_ms),
         "model_p99_ms": float(q.p99_ms),
-        "model_availability": float(av.availability),
+        # requests turned away by full queues (queueing model) and lost to faults
+        "model_availability": float(q.availability) * (float(av.availability) if av is not None else 1.0),
         "model_stable": bool(q.stable),
         "model_saturation_load": float(q.saturation_load),
         "bottleneck": q.bottleneck,
@@ -466,12 +465,12 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
         static, zones = static_spof(variant)
         spofs = list(static.index[static["spof"]]) + list(zones.index[zones["spof"]])
         row["spofs"] = ", ".join(spofs)
-    figures = {"mean": q.mean_ms, "p99": q.p99_ms, "availability": av.availability}
+    figures = {"mean": q.mean_ms, "p99": q.p99_ms, "availability": row["model_availability"]}
     row["model_margin"] = _margin(targets, figures) if q.stable else -math.inf
     ok = bool(q.stable)
     for t, v in targets.items():
         if t == "availability":
-            ok &= av.availability >= v
+            ok &= row["model_availability"] >= v
         elif t in MODEL_LATENCY:
             ok &= figures[t] <= v * 1e3
     for r in requires:
@@ -634,10 +633,12 @@ def plan(
         all_runs: list[dict[str, Any]] = []
         order = _order(valid, objective)
         meets = [i for i in order if valid.loc[i, "model_meets"]]
+        accepted = set(meets)
         chosen = None
         spent = 0
         for rnd in range(rounds if confirm else 0):
-            batch = [i for i in meets if i not in simulated][:confirm]
+            ahead = meets if chosen is None else [i for i in order[: order.index(chosen)] if i in accepted]
+            batch = [i for i in ahead if i not in simulated][:confirm]
             if rnd == 0:
                 # the closest misses among the designs ranked before the best accepted one
                 before = order[: order.index(meets[0])] if meets else order
@@ -679,7 +680,9 @@ def plan(
             confirmed = [i for i in order if i in simulated and simulated[i]["sim_meets"]]
             if confirmed:
                 chosen = confirmed[0]
-                break
+                # done unless the models accept cheaper designs that are not simulated yet
+                if not [i for i in order[: order.index(chosen)] if i in accepted and i not in simulated]:
+                    break
     finally:
         if lock is not None:
             lock.release()
