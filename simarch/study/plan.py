@@ -59,6 +59,7 @@ from .sweep import LOCK, MANIFEST, _parts, _point_id, _write_row, spec_hash
 __all__ = ["Plan", "plan", "parse_vary", "expand_range"]
 
 MAX_DESIGNS = 20_000  # combinations one plan may screen
+FRONTIER_STEP = 0.005  # a dearer design is on the frontier if its p99 is lower by more than this share
 LATENCY_TARGETS = ("mean", "p50", "p90", "p95", "p99", "p999")
 MODEL_LATENCY = {"mean": "mean_ms", "p99": "p99_ms"}  # what the queueing model estimates
 REQUIRE_METRICS = {"utilization": ("utilization", 1.0), "mean_wait": ("mean_wait_ms", 1e3),
@@ -272,20 +273,29 @@ class Plan:
     # ---- views
     @property
     def frontier(self) -> pd.DataFrame:
-        """The cost-versus-p99 frontier: the designs no other design beats on both cost and
-        p99 (best known figures: simulated where simulated, else modelled), with their
-        availability and margin to the SLO."""
+        """The cost-versus-p99 frontier: among the stable designs that meet the availability
+        target (and every ``require`` bound), those no other beats on both cost and p99
+        (best known figures: simulated where simulated, else modelled), with their
+        availability and margin to the SLO; the chosen design is always listed. A dearer
+        design joins only if its p99 is lower by more than :data:`FRONTIER_STEP`."""
         t = self.table
-        ok = t[t["stable"] & t["p99_ms"].notna()].sort_values(["cost_month", "p99_ms"])
+        ok = t["stable"] & t["p99_ms"].notna()
+        if "availability" in self.targets:
+            ok &= t["availability"] >= self.targets["availability"]
+        for c in [c for c in t.columns if c.startswith("model.")]:
+            ok &= t[c] <= _bound_of(c)
+        ok = t[ok].sort_values(["cost_month", "p99_ms"])
         keep, best = [], math.inf
         for i, r in ok.iterrows():
-            if r["p99_ms"] < best:
+            if r["p99_ms"] < best * (1 - FRONTIER_STEP):
                 keep.append(i)
                 best = r["p99_ms"]
+        if self.chosen is not None and self.chosen not in keep:
+            keep.append(self.chosen)
         cols = [f"param.{p}" for p in self.params] + [
             "cost_month", "p99_ms", "p99_source", "availability", "availability_source", "meets",
             "margin", "verdict"]
-        return t.loc[keep, cols]
+        return t.loc[keep, cols].sort_values("cost_month")
 
     @property
     def chosen_params(self) -> dict[str, Any] | None:
@@ -406,6 +416,14 @@ class Plan:
                    meta.get("settings", {}), meta.get("warnings", []))
 
 
+def _bound_of(column: str) -> float:
+    """The bound of a ``model.COMP.METRIC<=V`` column."""
+    text = column.removeprefix("model.")
+    m = _REQUIRE_RE.match(text)
+    metric, value = m.group(2), m.group(4)
+    return parse_duration(value) * 1e3 if metric == "mean_wait" else float(yaml_load(value))
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
@@ -431,8 +449,31 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- screening
 
 
+#: failures the replications of a design must see, in all, for the simulated availability
+#: to decide its verdict; with fewer, the availability model decides (and says so)
+MIN_FAILURES = 20
+
+
+def expected_failures(arch: Architecture, duration: float | None = None, warmup: float | None = None) -> float:
+    """The failures one run of ``arch`` sees in its measured window, on average: for each
+    ``random`` fault, its boxes times the share of a failure cycle (``mtbf + mttr``) that the
+    window covers; each ``crash`` in the window counts once."""
+    sim = arch.spec.simulation
+    w0 = sim.warmup if warmup is None else warmup
+    w1 = w0 + (sim.duration if duration is None else duration)
+    total = 0.0
+    for f in arch.spec.faults:
+        span = max(0.0, min(f.end, w1) - max(f.at, w0))
+        if f.kind == "random" and span > 0:
+            total += arch.spec.components[f.target].boxes * span / (f.mtbf.mean + f.mttr.mean)
+        elif f.kind == "crash" and span > 0:
+            total += 1.0
+    return total
+
+
 def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: dict[str, float],
-            requires: Sequence[Requirement], no_spof: bool) -> dict[str, Any]:
+            requires: Sequence[Requirement], no_spof: bool, window: tuple[float | None, float | None] = (None, None)
+            ) -> dict[str, Any]:
     """The models' figures for one design (an ``error`` when the combination is invalid)."""
     row: dict[str, Any] = {f"param.{k}": v for k, v in values.items()}
     try:
@@ -453,6 +494,7 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
         "model_availability": float(q.availability) * (float(av.availability) if av is not None else 1.0),
         "model_stable": bool(q.stable),
         "model_saturation_load": float(q.saturation_load),
+        "failures_per_run": expected_failures(variant, *window),
         "bottleneck": q.bottleneck,
         "max_utilization": float(np.nanmax(q.table["utilization"].to_numpy(dtype=float)))
         if len(q.table) else math.nan,
@@ -486,8 +528,9 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
 
 
 def _sim_verdict(g: pd.DataFrame, targets: dict[str, float], requires: Sequence[Requirement],
-                 confidence: float) -> dict[str, Any]:
-    """Figures and verdict of one design from its replications."""
+                 confidence: float, model: pd.Series | None = None) -> dict[str, Any]:
+    """Figures and verdict of one design from its replications (``model``: its screening
+    row, whose availability decides when the runs saw too few failures to tell)."""
     out: dict[str, Any] = {"sim_replications": len(g)}
     errors = g["error"].dropna() if "error" in g else []
     if len(errors):
@@ -513,10 +556,23 @@ def _sim_verdict(g: pd.DataFrame, targets: dict[str, float], requires: Sequence[
     if "availability" in targets:
         v = targets["availability"]
         ok = not math.isnan(lo) and lo >= v
+        seen = float(model["failures_per_run"]) * len(g) if model is not None else math.inf
+        out["sim_failures"] = seen
+        if ok and seen < MIN_FAILURES and model is not None:
+            # the runs saw too few failures to measure it: the model decides
+            a = float(model["model_availability"])
+            ok = a >= v
+            out["availability_judged_by"] = "model"
+            margins.append((a - v) / (1 - v) if v < 1 else -math.inf)
+            if not ok:
+                notes.append(f"modelled availability {a:.4%} < {v:.4%} (the runs saw about "
+                             f"{seen:.2g} failures, too few to measure it)")
+        else:
+            out["availability_judged_by"] = "simulation"
+            margins.append((lo - v) / (1 - v) if not math.isnan(lo) and v < 1 else -math.inf)
+            if not ok:
+                notes.append(f"availability lower bound {lo:.4%} < {v:.4%}")
         met &= ok
-        margins.append((lo - v) / (1 - v) if not math.isnan(lo) and v < 1 else -math.inf)
-        if not ok:
-            notes.append(f"availability lower bound {lo:.4%} < {v:.4%}")
     for r in requires:
         col = {"utilization": "util", "mean_wait": "wait_ms", "wait_probability": "wait_p"}[r.metric]
         key = f"{col}.{r.component}"
@@ -610,7 +666,7 @@ def plan(
     bar = _progress(len(combos), "screening", progress)
     rows = []
     for values in combos:
-        rows.append(_screen(arch, values, mult, targets, requires, no_spof))
+        rows.append(_screen(arch, values, mult, targets, requires, no_spof, (dur, warm)))
         bar.update(1)
     bar.close()
     screen_s = time.perf_counter() - t0
@@ -676,7 +732,7 @@ def plan(
             for i in batch:
                 g = pd.DataFrame([done_rows[pid] for j, pid in want if j == i])
                 all_runs += [done_rows[pid] for j, pid in want if j == i]
-                simulated[i] = _sim_verdict(g, targets, requires, confidence)
+                simulated[i] = _sim_verdict(g, targets, requires, confidence, table.loc[i])
             confirmed = [i for i in order if i in simulated and simulated[i]["sim_meets"]]
             if confirmed:
                 chosen = confirmed[0]
@@ -768,7 +824,9 @@ def _merge(table: pd.DataFrame, simulated: dict[int, dict[str, Any]], targets: d
     t["p99_ms"] = np.where(has, t["sim_p99_ms"], t.get("model_p99_ms"))
     t["p99_source"] = np.where(has, "simulation", "model")
     t["availability"] = np.where(has, t["sim_availability"], t.get("model_availability"))
-    t["availability_source"] = np.where(has, "simulation", "model")
+    judged = t["availability_judged_by"] if "availability_judged_by" in t else pd.Series("simulation", index=t.index)
+    t["availability"] = np.where(has & (judged == "model"), t.get("model_availability"), t["availability"])
+    t["availability_source"] = np.where(has & (judged != "model"), "simulation", "model")
     t["stable"] = np.where(has, t["sim_stable"].fillna(False).astype(bool) if "sim_stable" in t else False,
                            t.get("model_stable", False)).astype(bool)
     t["margin"] = np.where(has, t["sim_margin"], t.get("model_margin"))
@@ -796,6 +854,11 @@ def _plan_warnings(t: pd.DataFrame, chosen: int | None, meets: list[int], target
     if chosen is None and t["simulated"].any():
         out.append("no simulated design met the SLO with confidence")
     sim = t[t["simulated"]]
+    if "availability_judged_by" in sim and (sim["availability_judged_by"] == "model").any():
+        few = sim[sim["availability_judged_by"] == "model"]
+        out.append(f"the runs of {len(few)} simulated design(s) saw fewer than {MIN_FAILURES} failures "
+                   f"in all (about {few['sim_failures'].min():.2g} to {few['sim_failures'].max():.2g}): "
+                   "their availability is the model's; a longer --duration measures it")
     disagree = sim[sim["sim_meets"].astype(bool) != sim["model_meets"].astype(bool)]
     if len(disagree):
         out.append(f"the models and the simulation disagree on {len(disagree)} of {len(sim)} simulated "
