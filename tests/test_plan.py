@@ -218,6 +218,16 @@ def test_same_seed_same_plan_whatever_the_executor(executor):
         b.table.drop(columns=["sim_note"], errors="ignore"))
 
 
+def test_screening_in_processes_gives_the_same_table():
+    """A space of at least PARALLEL_SCREEN designs is screened in local processes."""
+    args = ({"api.workers": "1..80"},)
+    kw = {"require": ["api.mean_wait<=20ms"], "confirm": 0, "progress": False}
+    a = plan(mmc_design(), *args, executor="serial", **kw)
+    b = plan(mmc_design(), *args, executor="processes", workers=2, **kw)
+    assert len(a.table) == 80
+    assert a.table.equals(b.table) and a.chosen_params == b.chosen_params == {"api.workers": 7}
+
+
 def test_a_plan_resumes_from_its_folder(tmp_path):
     out = tmp_path / "plan"
     first = small_plan(executor="serial", out=out)

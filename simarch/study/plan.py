@@ -26,10 +26,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ from ..model.spec import SLOSpec, spec_error_from_validation, yaml_load
 from ..model.units import parse_duration, parse_multiplier
 from ..results.text import fmt, html_table
 from ..results.text import table as text_table
-from .experiment import Task, _progress, check_runs, mean_ci, positive_int, run_tasks
+from .experiment import Task, _progress, _worker_init, check_runs, mean_ci, positive_int, run_tasks
 from .sweep import LOCK, MANIFEST, _parts, _point_id, _write_row, spec_hash
 
 __all__ = ["Plan", "plan", "parse_vary", "expand_range"]
@@ -524,6 +526,53 @@ def _screen(arch: Architecture, values: dict[str, Any], load: float, targets: di
     return row
 
 
+#: a space this large is screened in local processes (unless the executor is "serial")
+PARALLEL_SCREEN = 64
+
+
+def _screen_chunk(data: dict[str, Any], source: str | None, base_dir: str | None,
+                  chunk: list[dict[str, Any]], load: float, targets: dict[str, float],
+                  requires: Sequence[Requirement], no_spof: bool, window: tuple) -> list[dict[str, Any]]:
+    arch = Architecture.from_dict(data, source=source, base_dir=Path(base_dir) if base_dir else None)
+    return [_screen(arch, v, load, targets, requires, no_spof, window) for v in chunk]
+
+
+def _screen_all(arch: Architecture, combos: list[dict[str, Any]], load: float, targets, requires,
+                no_spof: bool, window: tuple, executor: Any, workers: int | None,
+                progress: bool) -> list[dict[str, Any]]:
+    """The models' rows of every design, in order: in this process, or for a large space in
+    local processes (the figures are the same either way: the models are deterministic)."""
+    bar = _progress(len(combos), "screening", progress)
+    n_workers = min(workers or os.cpu_count() or 1, max(1, len(combos) // 16))
+    try:
+        if executor == "serial" or len(combos) < PARALLEL_SCREEN or n_workers < 2:
+            rows = []
+            for values in combos:
+                rows.append(_screen(arch, values, load, targets, requires, no_spof, window))
+                bar.update(1)
+            return rows
+        step = max(1, math.ceil(len(combos) / (4 * n_workers)))
+        chunks = [combos[i:i + step] for i in range(0, len(combos), step)]
+        base = str(arch.base_dir) if arch.base_dir else None
+        out: list[list[dict[str, Any]]] = [[] for _ in chunks]
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context(),
+                                   initializer=_worker_init)
+        try:
+            futures = {pool.submit(_screen_chunk, arch.to_dict(), arch.source, base, c, load, targets,
+                                   list(requires), no_spof, window): k for k, c in enumerate(chunks)}
+            for fut in as_completed(futures):
+                out[futures[fut]] = fut.result()
+                bar.update(len(out[futures[fut]]))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        else:
+            pool.shutdown(wait=True)
+        return [r for chunk in out for r in chunk]
+    finally:
+        bar.close()
+
+
 # ---------------------------------------------------------------------------- confirmation
 
 
@@ -663,12 +712,8 @@ def plan(
     if input_values not in combos:
         combos.append(input_values)
     t0 = time.perf_counter()
-    bar = _progress(len(combos), "screening", progress)
-    rows = []
-    for values in combos:
-        rows.append(_screen(arch, values, mult, targets, requires, no_spof, (dur, warm)))
-        bar.update(1)
-    bar.close()
+    rows = _screen_all(arch, combos, mult, targets, requires, no_spof, (dur, warm), executor,
+                       workers, progress)
     screen_s = time.perf_counter() - t0
     table = pd.DataFrame(rows)
     table.index.name = "design"
@@ -690,19 +735,40 @@ def plan(
         order = _order(valid, objective)
         meets = [i for i in order if valid.loc[i, "model_meets"]]
         accepted = set(meets)
+        twins = _twin_keys(valid)
+        tried: set[Any] = set()  # twin keys of the designs simulated (or queued) so far
         chosen = None
         spent = 0
+        scale = {"mean": 1.0, "p99": 1.0}
         for rnd in range(rounds if confirm else 0):
-            ahead = meets if chosen is None else [i for i in order[: order.index(chosen)] if i in accepted]
-            batch = [i for i in ahead if i not in simulated][:confirm]
+            if rnd > 0:
+                scale = _calibration(valid, simulated, targets)
+                accepted = {i for i in meets if _accepted_scaled(valid.loc[i], targets, scale)}
+            ahead = [i for i in order if i in accepted]
+            if chosen is not None:
+                ahead = ahead[: ahead.index(chosen)] if chosen in ahead else [
+                    i for i in ahead if order.index(i) < order.index(chosen)]
+            batch = []
+            for i in ahead:
+                if len(batch) >= confirm:
+                    break
+                if i not in simulated and twins[i] not in tried:
+                    batch.append(i)
+                    tried.add(twins[i])
             if rnd == 0:
                 # the closest misses among the designs ranked before the best accepted one
                 before = order[: order.index(meets[0])] if meets else order
                 misses = valid.loc[before]
                 misses = misses[~misses["model_meets"] & misses["model_stable"]]
-                batch += list(misses.sort_values("model_margin", ascending=False).index[:confirm])
+                for i in misses.sort_values("model_margin", ascending=False).index:
+                    if len(batch) >= 2 * confirm:
+                        break
+                    if twins[i] not in tried:
+                        batch.append(int(i))
+                        tried.add(twins[i])
                 if input_index not in batch:
                     batch.append(input_index)
+                    tried.add(twins[input_index])
             if not batch:
                 break
             check_runs(len(batch) * replications, "plan")
@@ -750,7 +816,13 @@ def plan(
         # the cheapest confirmed design, cheaper ones not simulated are model misses
         chosen = _order(table[table["verdict"] == "meets (simulation)"], objective)[0]
     warnings_ = _plan_warnings(table, chosen, meets, targets)
+    for fig, f in scale.items():
+        if f > 1.0 + 1e-9:
+            warnings_.append(f"the simulation found the model's {fig} optimistic (by up to x{f:.2f} on "
+                             "the accepted designs simulated): later rounds chose what to simulate with "
+                             f"the model's {fig} scaled by that")
     settings = {"replications": replications, "confirm": confirm, "rounds": rounds, "seed": seed,
+                "calibration": scale,
                 "duration": dur, "warmup": warm, "confidence": confidence, "objective": objective,
                 "require": [r.text for r in requires], "no_spof": no_spof,
                 "vary": {k: list(v) for k, v in params.items()}, "screened": len(table),
@@ -793,6 +865,36 @@ def _order(t: pd.DataFrame, objective: str) -> list[int]:
     key = pd.DataFrame({"cost": t["cost_month"], "size": size, "p99": p99, "i": t.index})
     cols = ["cost", "size", "p99", "i"] if objective == "cost" else ["p99", "cost", "size", "i"]
     return [int(i) for i in key.sort_values(cols)["i"]]
+
+
+def _twin_keys(t: pd.DataFrame) -> dict[int, Any]:
+    """Designs the models cannot tell apart (the same cost and the same modelled figures,
+    e.g. caches larger than the key space) share a key: the planner simulates one of each."""
+    cols = [c for c in ("cost_month", "model_mean_ms", "model_p99_ms", "model_availability",
+                        "model_stable") if c in t]
+    return {int(i): tuple(round(float(r[c]), 9) if isinstance(r[c], float) else r[c] for c in cols)
+            for i, r in t.iterrows()}
+
+
+def _calibration(t: pd.DataFrame, simulated: dict[int, dict[str, Any]], targets) -> dict[str, float]:
+    """How far the simulation has found the model optimistic: per latency figure the model
+    estimates, the largest ratio of the simulation's upper bound to the model's figure over
+    the stable simulated designs the models accepted (1 when the model was never under)."""
+    out = {"mean": 1.0, "p99": 1.0}
+    for fig, col in (("mean", "mean_ms"), ("p99", "p99_ms")):
+        for i, v in simulated.items():
+            model = t.loc[i, f"model_{col}"]
+            hi = v.get(f"sim_{col}_ci_high")
+            if t.loc[i, "model_meets"] and v.get("sim_stable") and hi is not None \
+                    and math.isfinite(hi) and model > 0:
+                out[fig] = max(out[fig], float(hi) / float(model))
+    return out
+
+
+def _accepted_scaled(r: pd.Series, targets: Mapping[str, float], scale: Mapping[str, float]) -> bool:
+    """Whether the models still accept a design once its latencies are scaled by ``scale``."""
+    return all(r[f"model_{MODEL_LATENCY[t]}"] * scale[t] <= v * 1e3 for t, v in targets.items()
+               if t in MODEL_LATENCY)
 
 
 def _resources(table: pd.DataFrame, params: dict[str, list[Any]]) -> list[float]:
