@@ -220,7 +220,7 @@ def test_same_seed_same_plan_whatever_the_executor(executor):
 
 def test_screening_in_processes_gives_the_same_table():
     """A space of at least PARALLEL_SCREEN designs is screened in local processes."""
-    args = ({"api.workers": "1..80"},)
+    args = ({"api.workers": "1..80:1"},)
     kw = {"require": ["api.mean_wait<=20ms"], "confirm": 0, "progress": False}
     a = plan(mmc_design(), *args, executor="serial", **kw)
     b = plan(mmc_design(), *args, executor="processes", workers=2, **kw)
