@@ -579,7 +579,8 @@ def _screen_all(arch: Architecture, combos: list[dict[str, Any]], load: float, t
 def _sim_verdict(g: pd.DataFrame, targets: dict[str, float], requires: Sequence[Requirement],
                  confidence: float, model: pd.Series | None = None) -> dict[str, Any]:
     """Figures and verdict of one design from its replications (``model``: its screening
-    row, whose availability decides when the runs saw too few failures to tell)."""
+    row, whose availability decides when the design has faults but its runs saw too few
+    failures to measure their effect)."""
     out: dict[str, Any] = {"sim_replications": len(g)}
     errors = g["error"].dropna() if "error" in g else []
     if len(errors):
@@ -607,7 +608,7 @@ def _sim_verdict(g: pd.DataFrame, targets: dict[str, float], requires: Sequence[
         ok = not math.isnan(lo) and lo >= v
         seen = float(model["failures_per_run"]) * len(g) if model is not None else math.inf
         out["sim_failures"] = seen
-        if ok and seen < MIN_FAILURES and model is not None:
+        if ok and 0 < seen < MIN_FAILURES and model is not None:
             # the runs saw too few failures to measure it: the model decides
             a = float(model["model_availability"])
             ok = a >= v
