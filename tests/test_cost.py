@@ -216,10 +216,18 @@ def test_given_workers_and_an_explicit_cost_win():
     assert line.monthly_usd == pytest.approx(73.0) and line.source == "explicit"
 
 
-def test_no_example_prices_anything():
+def test_the_priced_example_costs_what_its_prices_say():
+    """cached_sharded prices every component; the other examples price nothing. 730 hours a
+    month: lb 2 x 0.0225, api 6 x m7g.large 0.0816, cache 1 x 0.219, db 4 x 2 replicas x
+    db.r6g.large 0.24."""
     for path in sorted(Path("architectures").glob("*.yaml")):
         arch = simarch.load(path)
-        assert not design_cost(arch).priced, path
+        b = design_cost(arch)
+        if path.stem != "cached_sharded":
+            assert not b.priced, path
+            continue
+        assert not b.unpriced
+        assert b.monthly_usd == pytest.approx(730 * (2 * 0.0225 + 6 * 0.0816 + 0.219 + 8 * 0.24))
 
 
 def test_a_catalogue_file_adds_and_replaces_types(tmp_path):
