@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
 from .. import plots
@@ -56,7 +55,7 @@ from ..model.units import parse_duration, parse_multiplier
 from ..results.text import fmt, html_table
 from ..results.text import table as text_table
 from .experiment import Task, _progress, _worker_init, check_runs, mean_ci, positive_int, run_tasks
-from .sweep import LOCK, MANIFEST, _parts, _point_id, _write_row, spec_hash
+from .sweep import MANIFEST, _parts, _point_id, _write_row, lock_folder, spec_hash
 
 __all__ = ["Plan", "plan", "parse_vary", "expand_range"]
 
@@ -979,9 +978,6 @@ def _open_out(out: str | Path | None, arch: Architecture, names: list[str]):
     if out is None:
         return None, None
     d = Path(out)
-    if d.exists() and not d.is_dir():
-        raise SpecError(f"'{d}' is a file, not a folder for the plan", ("--out",))
-    d.mkdir(parents=True, exist_ok=True)
     manifest = d / MANIFEST
     if manifest.exists():
         try:
@@ -991,13 +987,7 @@ def _open_out(out: str | Path | None, arch: Architecture, names: list[str]):
         if old.get("type") != "plan" or old.get("design") != arch.name:
             raise SpecError(f"holds {'a plan of ' + excerpt(old.get('design')) if old.get('type') == 'plan' else 'other results'}"
                             ": resume a plan of the same design, or choose another --out", (), str(d))
-    lock = FileLock(str(d / LOCK))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SpecError(f"another study is writing to '{d}' right now; wait for it, or choose "
-                        "another --out", ("--out",)) from None
-    return lock, d
+    return lock_folder(d, "plan"), d
 
 
 def _done_runs(d: Path) -> dict[str, dict[str, Any]]:

@@ -91,6 +91,21 @@ def _write_row(directory: Path, row: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def lock_folder(out: Path, what: str) -> FileLock:
+    """Create the folder of a study and hold its lock (released by the caller), or refuse
+    with a :class:`SpecError` on ``--out`` when it is a file or another study holds it."""
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"'{out}' is a file, not a folder for the {what}", ("--out",))
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SpecError(f"another {what} is writing to '{out}' right now; wait for it, or choose "
+                        "another --out", ("--out",)) from None
+    return lock
+
+
 def sweep(
     design: Architecture | str | Path | dict,
     params: Mapping[str, Sequence[Any]],
@@ -126,15 +141,7 @@ def sweep(
     with argument("warmup"):
         warm = None if warmup is None else parse_duration(warmup)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SpecError(f"'{out}' is a file, not a folder for the sweep", ("--out",))
-    out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out / LOCK))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SpecError(f"another sweep is writing to '{out}' right now; wait for it, or choose "
-                        "another --out", ("--out",)) from None
+    lock = lock_folder(out, "sweep")
     try:
         return _sweep_locked(arch, params, out, mults, replications, seed, dur, warm, executor,
                              workers, progress)
