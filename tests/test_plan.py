@@ -158,6 +158,37 @@ def test_availability_model_against_simulation():
     assert abs(mean - model) <= 3 * se + 0.002
 
 
+def test_datastore_replicas_for_an_availability_target():
+    """Replicas of a shard fail independently (MTBF 1 h, MTTR 10 min: each is down a share
+    u = 1/7 of the time). Reads fail only with every replica down (u^r); a write also stalls
+    for the 10 s failover after a primary failure (a share 10 s / 70 min). With 10% writes
+    the availability is 1 - u^r - 0.1 x stall: 97.9% with 2 replicas, 99.69% with 3,
+    99.935% with 4, so 99.9% needs 4."""
+    u = 600 / 4200
+    stall = 10 / 4200
+
+    def avail(r: int) -> float:
+        if r == 1:
+            return 1 - 0.9 * u - 0.1 * min(1.0, 2 * u)
+        return 1 - 0.9 * u ** r - 0.1 * (u ** r + stall)
+
+    best = next(r for r in range(1, 10) if avail(r) >= 0.999)
+    assert best == 4
+    arch = simarch.Architecture(
+        "replicated", workload={"rate": 100, "requests": {"read": {"weight": 0.9}, "write": {"weight": 0.1}}},
+        slo={"availability": 0.999}, simulation={"duration": 3600, "warmup": 60})
+    arch.add("db", kind="datastore", replicas=1, workers=8, failover="10s", cost={"per_replica_hour": 0.24},
+             service_time={"exponential": "2ms"})
+    data = arch.to_dict()
+    data["faults"] = [{"kind": "random", "target": "db", "mtbf": {"exponential": "1h"},
+                       "mttr": {"exponential": "10m"}}]
+    p = plan(simarch.Architecture.from_dict(data), {"db.replicas": "1..6"}, confirm=0, progress=False)
+    assert p.chosen_params == {"db.replicas": best}
+    for r in range(1, 7):
+        row = p.table[p.table["param.db.replicas"] == r].iloc[0]
+        assert row["model_availability"] == pytest.approx(avail(r), rel=1e-9)
+
+
 def zoned_design() -> simarch.Architecture:
     """A tier that must ride out the loss of zone a for 100 s of a 1,000 s window."""
     arch = simarch.Architecture("zoned", workload={"rate": 500, "entry": "lb"},
