@@ -41,7 +41,7 @@ def ring_points(shards: int, vnodes: int) -> tuple[np.ndarray, np.ndarray]:
     return pos[order], owner[order]
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=4)  # (an array of n_keys int64 each: a few, not many)
 def shard_of_keys(n_keys: int, shards: int, vnodes: int = 100) -> np.ndarray:
     """The shard (0..shards-1) of each key 0..n_keys-1 on the consistent-hash ring.
 
