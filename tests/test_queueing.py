@@ -447,3 +447,27 @@ def _accuracy_module():
     sys.modules["model_accuracy"] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+ACCURACY_REPS = 3  # replications per point (the script's table uses 5 of 300 s)
+ACCURACY_DURATION = 60.0  # measured seconds per replication
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [p.stem for p in EXAMPLES])
+def test_model_against_the_simulation(name):
+    """Every example (faults removed) at 1x, 5x and its knee, ACCURACY_REPS replications of
+    ACCURACY_DURATION s each: where every component's utilisation is at most 0.8 (and the model
+    is stable), the model's mean latency is within 10% of the simulation's mean; the model's
+    saturation load is within 5% of the simulated one (measured by the script's ``--find``,
+    hard-coded there). A miss is a failure: the known misses are listed, with their reason, in
+    ``docs/background/queueing-model.md``."""
+    acc = _accuracy_module()
+    df = acc.accuracy_table([name], ACCURACY_REPS, ACCURACY_DURATION)
+    print(acc.markdown(df))
+    checked = df[df["target"].notna()]
+    assert len(checked), "nothing in scope"
+    for _, row in checked.iterrows():
+        assert abs(row["error"]) <= row["target"], (
+            f"{name} {row['point']} {row['figure']}: model {row['model']:.4g}, simulation "
+            f"{row['sim']:.4g} ± {row['ci']:.2g} ({100 * row['error']:+.1f}%)")

@@ -9,10 +9,14 @@ model). What it computes, per component and end to end, at a load multiplier:
 * visit rates along the calls (probabilities, ``requests:`` routing, cache misses from Che's
   approximation, datastore shards and replicas, retries as extra visits, rejected visits
   taken out of what flows on);
-* per station (the pools of an instance or a replica): utilisation, the probability of
-  waiting and the mean wait from Erlang C, corrected for general service and arrival
-  variability by Allen and Cunneen's factor ``(c_a^2 + c_s^2) / 2``; with a bounded queue,
-  the M/M/c/K blocking probability and wait;
+* per station (the pools of an instance or a replica; one pooled station for least
+  connections and the power of two choices): utilisation, the probability of waiting and
+  the mean wait from Erlang C, corrected for general service and arrival variability by
+  Allen and Cunneen's factor ``(c_a^2 + c_s^2) / 2``; with a bounded queue, the M/M/c/K
+  blocking probability and wait; for a pool whose visits all hold a worker of a
+  worker-limited caller, a finite-source chain that cannot hold more visits than the
+  callers have workers, and the callers saturate where those run out (the method of
+  layers' view: a server's threads are the customers of the layer below);
 * holding and response times, bottom up: a caller's holding time is its own service plus
   the time of its synchronous calls (network latency, the callee's response, capped at the
   timeout, every attempt of a retried call and the backoffs); ``forward`` calls add to the
@@ -25,13 +29,14 @@ model). What it computes, per component and end to end, at a load multiplier:
   recursion for multi-server stations) when the design is a product-form network, else a
   fixed point of the interactive response-time law ``X = N / (Z + R(X))`` with the waits
   scaled by ``(N - 1) / N`` (Schweitzer's estimate of the queue an arrival sees);
-* the load multiplier at which the first station reaches utilisation 1, found by bisection
-  on the load with the whole model solved at each step.
+* the load multiplier at which the first station reaches utilisation 1 (or its callers'
+  workers run out), found by bisection on the load with the whole model solved at each step.
 
 Rates depend on times only through blocking, timeouts, retries and admission control; when a
 design has any of these the two passes (rates top down, times bottom up) are repeated to a
-fixed point, starting from an empty system, so the fixed point found is the lowest one (a
-design that can also sit in a retry storm is reported in its good state).
+fixed point, starting from an empty system (or, in the saturation search, from the fixed point
+just below), so the fixed point found is the lowest one (a design that can also sit in a retry
+storm is reported in its good state).
 
 ``docs/background/queueing-model.md`` states the method, the assumptions and the measured
 accuracy against the simulation.
@@ -64,9 +69,10 @@ from ..results.text import fmt, html_table, table
 __all__ = ["ModelReport", "analyze", "format_model", "gamma_cdf", "gamma_quantile"]
 
 METHOD = ("layered M/M/c: Erlang C with the Allen-Cunneen correction, M/M/c/K for bounded "
-          "queues, holding times of synchronous calls to a fixed point, Che for LRU caches, "
-          "retries as extra visits, Clark's maximum for fan-out; p99 from the Erlang C mixture "
-          "(components) and a gamma fit (end to end)")
+          "queues, finite-source pools behind worker-limited callers, holding times of "
+          "synchronous calls to a fixed point, Che for LRU caches, retries as extra visits, "
+          "Clark's maximum for fan-out; p99 from the Erlang C mixture (components) and a gamma "
+          "fit (end to end)")
 SHORT_METHOD = "layered M/M/c, Erlang C with Allen-Cunneen"
 P99 = 0.99
 _SQRT2 = math.sqrt(2.0)
@@ -1404,40 +1410,70 @@ def _saturated(net: _Net, rate: float, start: np.ndarray | None = None) -> tuple
 
 
 def _saturation_rate(net: _Net, start: float) -> tuple[float, _State | None]:
-    """The entry rate at which the first pool reaches utilisation 1 (consumer backlogs
-    included), by bisection on the rate with the model solved at each step; returns it and
-    the state just below it."""
+    """The entry rate at which the first pool reaches utilisation 1 (consumer backlogs and
+    callers' worker limits included), with the model solved at each step: a bracket from the
+    static estimate, in steps of 10%, then regula falsi (Illinois) on the highest utilisation
+    minus 1, with bisection where that jumps (a fixed point that stops existing, as in a retry
+    storm). Returns the rate and the state just below it."""
     probe = 1e-6 * start if start > 0 else 1e-6
     tiny = _solve(net, [probe * w for w in net.weights])
     u, _ = tiny.max_util(net)
     if not u > 0:
         return math.inf, None
-    hi = probe / u * 1.0001  # the static estimate: queueing only brings saturation closer
-    sat, _ = _saturated(net, hi)
-    for _ in range(60):
-        if sat:
-            break
-        hi *= 2.0
-        sat, _ = _saturated(net, hi)
-    if not sat:
-        return math.inf, None
-    lo = hi / 2.0
-    sat_lo, st_lo = _saturated(net, lo)
-    for _ in range(60):
-        if not sat_lo:
-            break
-        hi, lo = lo, lo / 2.0
-        sat_lo, st_lo = _saturated(net, lo)
-    rel = 1e-7 if net.simple else _REL  # a simple design costs one pass per step
-    while hi / lo - 1.0 > rel:
-        mid = math.sqrt(lo * hi)
-        # from the fixed point just below: the lower state of a design that has two
-        s_mid, st_mid = _saturated(net, mid, None if st_lo is None or not st_lo.converged else st_lo.x)
-        if s_mid:
-            hi = mid
+
+    def excess(rate: float, warm: _State | None) -> tuple[bool, float, _State]:
+        sat, st = _saturated(net, rate, None if warm is None or not warm.converged else warm.x)
+        util = st.max_util(net)[0]
+        return sat, (util - 1.0 if math.isfinite(util) and not st.unstable else math.inf), st
+
+    hi = probe / u  # the static estimate: queueing mostly brings saturation closer
+    sat, f_hi, st_hi = excess(hi, None)
+    st_lo = None
+    if sat:  # down in steps of 10% to a rate that keeps up
+        lo = hi
+        for _ in range(200):
+            lo /= 1.1
+            sat, f_lo, st = excess(lo, None)
+            if not sat:
+                st_lo = st
+                break
+            hi, f_hi = lo, f_lo
         else:
-            lo, st_lo = mid, st_mid
-    return math.sqrt(lo * hi), st_lo
+            return 0.0, None
+    else:  # blocking upstream can push it beyond: up in steps of 10% (or never)
+        lo, f_lo, st_lo = hi, f_hi, st_hi
+        for _ in range(200):
+            hi = lo * 1.1
+            sat, f_hi, st = excess(hi, st_lo)
+            if sat:
+                break
+            lo, f_lo, st_lo = hi, f_hi, st
+        else:
+            return math.inf, None
+    rel = 1e-7 if net.simple else _REL
+    side = 0
+    while hi / lo - 1.0 > rel:
+        if math.isfinite(f_hi) and f_hi > f_lo:
+            mid = lo - f_lo * (hi - lo) / (f_hi - f_lo)
+            if not lo < mid < hi or side == 2 or side == -2:  # stuck on one side: bisect
+                mid = math.sqrt(lo * hi)
+                side = 0
+        else:
+            mid = math.sqrt(lo * hi)
+        sat, f_mid, st_mid = excess(mid, st_lo)
+        if sat:
+            hi, f_hi = mid, f_mid
+            side = side + 1 if side > 0 else 1
+            if side == 2:
+                f_lo *= 0.5  # Illinois
+        else:
+            lo, f_lo, st_lo = mid, f_mid, st_mid
+            side = side - 1 if side < 0 else -1
+            if side == -2:
+                f_hi *= 0.5
+        if not sat and -f_mid < rel * 1e-2:  # within a hundredth of the precision of 1
+            break
+    return math.sqrt(lo * hi) if hi / lo - 1.0 <= rel else lo, st_lo
 
 
 # =========================================================================== percentiles
