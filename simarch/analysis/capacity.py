@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 import pandas as pd
@@ -85,6 +86,40 @@ def _class_rates(arch: Architecture, load: float, entry_response: float) -> dict
     return {c: total * w / total_w for c, w in weights.items()}
 
 
+def propagate_flows(spec: Any, kinds: dict[str, Any], order: list[str], out_calls: dict[str, list],
+                    entry: str, rates: dict[str, float]
+                    ) -> tuple[dict[str, dict[str, Flow]], dict[str, float], dict[str, dict[str, float]]]:
+    """Visits per component and class, with their key popularity, from ``rates`` (per class)
+    at the entry, along the calls in topological ``order``: call probabilities, per-class
+    routing, and the caches' hit ratios (each kind's ``split_flows``) for ``on: miss`` calls.
+    Returns the flows, each cache's hit ratio and each component's miss share per class."""
+    classes = list(rates)
+    flows: dict[str, dict[str, Flow]] = {n: {c: Flow() for c in classes} for n in spec.components}
+    for cls in classes:
+        keys = spec.workload.requests[cls].keys
+        flows[entry][cls].add(rates[cls], key_probabilities(keys) if keys is not None else None)
+    hit_ratio: dict[str, float] = {}
+    miss: dict[str, dict[str, float]] = {}
+    for n in order:
+        h, miss_frac, miss_keys = kinds[n].split_flows(spec.components[n], flows[n], classes)
+        if h is not None:
+            hit_ratio[n] = h
+        miss[n] = miss_frac
+        for c in out_calls[n]:
+            for cls in classes:
+                if c.requests is not None and cls not in c.requests:
+                    continue
+                f = flows[n][cls]
+                if f.rate <= 0:
+                    continue
+                rate, keys = f.rate * c.probability, f.keys
+                if c.on == "miss":
+                    rate *= miss_frac.get(cls, 1.0)
+                    keys = miss_keys.get(cls, keys)
+                flows[c.to][cls].add(rate, keys)
+    return flows, hit_ratio, miss
+
+
 def capacity_report(arch: Architecture, load: float | str = 1.0) -> CapacityReport:
     """Estimate utilisation per component and the load at which the design saturates."""
     arch = load_arch(arch)
@@ -146,27 +181,7 @@ def capacity_report(arch: Architecture, load: float | str = 1.0) -> CapacityRepo
     rates = _class_rates(arch, load, entry_resp)
 
     # ---- flows in topological order
-    flows: dict[str, dict[str, Flow]] = {n: {c: Flow() for c in classes} for n in comps}
-    for cls in classes:
-        keys = spec.workload.requests[cls].keys
-        flows[entry][cls].add(rates[cls], key_probabilities(keys) if keys is not None else None)
-    hit_ratio: dict[str, float] = {}
-    for n in order:
-        h, miss_frac, miss_keys = kinds[n].split_flows(comps[n], flows[n], classes)
-        if h is not None:
-            hit_ratio[n] = h
-        for c in out_calls[n]:
-            for cls in classes:
-                if c.requests is not None and cls not in c.requests:
-                    continue
-                f = flows[n][cls]
-                if f.rate <= 0:
-                    continue
-                rate, keys = f.rate * c.probability, f.keys
-                if c.on == "miss":
-                    rate *= miss_frac.get(cls, 1.0)
-                    keys = miss_keys.get(cls, keys)
-                flows[c.to][cls].add(rate, keys)
+    flows, hit_ratio, _miss = propagate_flows(spec, kinds, order, out_calls, entry, rates)
 
     # refine holding times with the estimated miss ratios, then recompute entry rates if closed loop
     compute_times({n: 1.0 - h for n, h in hit_ratio.items() if not math.isnan(h)})

@@ -57,14 +57,14 @@ import pandas as pd
 
 from ..errors import argument
 from ..kinds import kind
-from ..kinds.base import Flow, Route, Station
+from ..kinds.base import Route, Station
 from ..model.architecture import Architecture, call_edges, call_graph, entry_of
 from ..model.architecture import load as load_arch
 from ..model.dists import Exponential
-from ..model.keys import key_probabilities
 from ..model.units import parse_multiplier
 from ..model.workload import rate_profile
 from ..results.text import fmt, html_table, table
+from .capacity import propagate_flows
 
 __all__ = ["ModelReport", "analyze", "format_model", "gamma_cdf", "gamma_quantile"]
 
@@ -641,32 +641,11 @@ class _Net:
 
         # ---- first pass: key popularity and cache splits at unit rate (load independent)
         classes = self.classes
-        flows: dict[str, dict[str, Flow]] = {n: {c: Flow() for c in classes} for n in comps}
-        for c, w in zip(classes, self.weights, strict=True):
-            keys = spec.workload.requests[c].keys
-            flows[entry][c].add(w, key_probabilities(keys) if keys is not None else None)
         out_calls: dict[str, list] = {n: [] for n in comps}
         for u, _, call in edges:
             out_calls[u].append(call)
-        self.hit_ratio: dict[str, float] = {}
-        miss: dict[str, dict[str, float]] = {}
-        for n in order:
-            h, miss_frac, miss_keys = kinds[n].split_flows(comps[n], flows[n], classes)
-            if h is not None:
-                self.hit_ratio[n] = h
-            miss[n] = miss_frac
-            for call in out_calls[n]:
-                for c in classes:
-                    if call.requests is not None and c not in call.requests:
-                        continue
-                    f = flows[n][c]
-                    if f.rate <= 0:
-                        continue
-                    rate, keys = f.rate * call.probability, f.keys
-                    if call.on == "miss":
-                        rate *= miss_frac.get(c, 1.0)
-                        keys = miss_keys.get(c, keys)
-                    flows[call.to][c].add(rate, keys)
+        flows, self.hit_ratio, miss = propagate_flows(
+            spec, kinds, order, out_calls, entry, dict(zip(classes, self.weights, strict=True)))
         self.flows = flows
 
         # ---- how callers pick each component's instance
