@@ -86,7 +86,7 @@ class Cache(Kind):
         self.misses = 0
         self.fill_at_warm: int | None = None
 
-    def serve(self, pool: Pool, cls: int, key: int):
+    def serve(self, pool: Pool, cls: int, key: int, parent: int):
         lru = self.lru
         if lru is not None:
             filled = lru.get(key)
@@ -97,9 +97,9 @@ class Cache(Kind):
             hit = self._hit_u() < self.hit_ratio
         if hit:
             self.hits += 1
-            return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])  # hands over
+            return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])  # hands over
         self.misses += 1
-        status = yield self._serve(pool, cls, key, self.miss_path[cls], self.fwd[cls])
+        status = yield self._serve(pool, cls, key, parent, self.miss_path[cls], self.fwd[cls])
         if status == OK and lru is not None:
             lru[key] = self.env._now
             lru.move_to_end(key)

@@ -15,6 +15,7 @@ import numpy as np
 from ..model.keys import shard_of_keys
 from ..model.metrics import ratio
 from ..model.status import FAILED, OK
+from ..runtime.hops import ASYNC, COPY
 from ..runtime.pickers import make_live_picker
 from ..runtime.pools import ANY, INF, Pool
 from ..runtime.streams import integer_sampler
@@ -79,7 +80,7 @@ class Datastore(Kind):
     def picker(self, policy: str | None = None, tag: str | int = "") -> Callable[[], Pool]:
         return itertools.repeat(ANY).__next__
 
-    def serve(self, pool: Pool | None, cls: int, key: int):
+    def serve(self, pool: Pool | None, cls: int, key: int, parent: int):
         if key >= 0:
             shard = self.shard_of[key] if self.shards > 1 else 0
         else:
@@ -87,11 +88,13 @@ class Datastore(Kind):
         self.shard_load[shard] += 1
         if self.is_write[cls]:
             primary = self.primary[shard]
-            status = yield self._serve(primary, cls, key, self.calls[cls], self.fwd[cls])
+            status = yield self._serve(primary, cls, key, parent, self.calls[cls], self.fwd[cls])
             members = self.members[shard]
             if status == OK and len(members) > 1:
                 env = self.env
-                copies = [spawn(env, self._serve(r, cls, key, self._no_calls, self._no_calls, False))
+                # the copies' hop rows hang off the primary's visit (just recorded, if at all)
+                up = self.last * 4 + (COPY if self.sync else ASYNC) if parent >= 0 else -1
+                copies = [spawn(env, self._serve(r, cls, key, up, self._no_calls, self._no_calls, False))
                           for r in members if r is not primary]
                 if self.sync:
                     return gather(env, copies)  # hands over: a failed copy fails the write
@@ -100,7 +103,7 @@ class Datastore(Kind):
         if replica is None:
             self.arrived += 1
             return FAILED  # no live copy of this shard
-        return self._serve(replica, cls, key, self.calls[cls], self.fwd[cls])  # hands over
+        return self._serve(replica, cls, key, parent, self.calls[cls], self.fwd[cls])  # hands over
 
     # -- faults and failover
     def pools_for(self, fault: Any) -> list[Pool]:

@@ -18,6 +18,7 @@ from ..model.dists import sampler
 from ..model.metrics import float32_array, latency_stats_ms
 from ..model.status import FAILED, OK, REJECTED
 from ..runtime.calls import CALL, Call
+from ..runtime.hops import ASYNC
 from ..runtime.pools import ANY, INF, Pool
 from ..runtime.tasks import spawn
 from .base import Kind
@@ -82,7 +83,7 @@ class Queue(Kind):
         return b
 
     # -- the request path
-    def serve(self, pool: Pool | None, cls: int, key: int):
+    def serve(self, pool: Pool | None, cls: int, key: int, parent: int):
         env = self.env
         t0 = env._now
         self.arrived += 1
@@ -91,24 +92,25 @@ class Queue(Kind):
             broker.refused += 1
             if broker.hang:
                 yield Event(env)
-            return FAILED
+            return self._done(parent, t0, t0, FAILED)
         st = self.st[cls]()
         for factor, add in self.slow:
             st = st * factor + (add() if add is not None else 0.0)
         yield st
         if self.err_p and self._err_u() < self.err_p:
-            return FAILED
+            return self._done(parent, t0, env._now, FAILED)
         targets = [b for b in self.backlogs
                    if b.takes[cls] and (b.prob >= 1.0 or self._u() < b.prob)]
         for b in targets:
             if len(b.items) >= self.limit:
                 self.rejected += 1
-                return REJECTED
+                return self._done(parent, t0, env._now, REJECTED)
         now = env._now
         self.enqueued += 1
         if now >= self.warm:
-            self.lat.append(now - t0)
-        msg = (cls, key, now)
+            self.lats[cls].append(now - t0)
+        vid = self._done(parent, t0, now, OK)
+        msg = (cls, key, now, vid * 4 + ASYNC if parent >= 0 else -1)
         for b in targets:
             if b.getters:
                 b.getters.popleft().succeed(msg)
@@ -119,6 +121,15 @@ class Queue(Kind):
                 if self.depth > self.d_max:
                     self.d_max = self.depth
         return OK
+
+    def _done(self, parent: int, t0: float, now: float, status: int) -> int:
+        """Write the visit's hop row (the broker's time is its service), if it is recorded;
+        returns the status, or the visit's id for a message enqueued."""
+        if parent < 0:
+            return status
+        vid = self.hops.new_id()
+        self._row(vid, parent, self.pools[0], t0, t0, now, now, status)
+        return vid if status == OK else status
 
     def consumer(self, backlog: Backlog, call: Call, pool: Pool):
         """One consumer worker: take a message, make the call to the consumer service, repeat."""
@@ -135,11 +146,11 @@ class Queue(Kind):
                 ev = Event(env)
                 getters.append(ev)
                 msg = yield ev
-            cls, key, t = msg
+            cls, key, t, parent = msg
             now = env._now
             if now >= self.warm:
                 self.wait.append(now - t)
-            status = yield self._one(lat, timeout, serve, pick, cls, key)
+            status = yield self._one(lat, timeout, serve, pick, cls, key, None, None, parent)
             if status == OK:
                 self.consumed += 1
             else:

@@ -23,14 +23,17 @@ class Service(Kind):
         self.bucket = TokenBucket(rl.rate, rl.burst) if rl is not None else None
         self.shed = 0
 
-    def serve(self, pool: Pool, cls: int, key: int):
+    def serve(self, pool: Pool, cls: int, key: int, parent: int):
         if self.bucket is not None and not self.bucket.take(self.env._now):
-            return self._shed()
-        return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])
+            return self._shed(pool, parent)
+        return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
 
-    def _shed(self):
+    def _shed(self, pool: Pool, parent: int):
         self.arrived += 1
         self.shed += 1
+        if parent >= 0:
+            t = self.env._now
+            self._row(self.hops.new_id(), parent, pool, t, t, t, t, REJECTED)
         return REJECTED
         yield  # a generator, like every request path
 

@@ -22,6 +22,7 @@ from ..model.metrics import ratio as _ratio
 from ..model.status import ERROR_NAMES, STATUS_NAMES, Status
 from ..model.units import parse_duration
 from .binning import bin_requests, window_edges
+from .hops import Hops
 from .io import atomic_write
 from .slo import judge
 from .stability import Growth, Stuck, backlog_growth, stuck_requests, unanswered_after
@@ -75,6 +76,9 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
     cost: CostBreakdown | None = field(default=None, repr=False)  # None: nothing has a price
+    component_latency: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per
+    # component and class: visits and residence-time percentiles
+    hops: Hops | None = field(default=None, repr=False)  # hop records (None: not recorded)
     _requests: pd.DataFrame | None = field(default=None, repr=False)
 
     # ----------------------------------------------------------------- requests

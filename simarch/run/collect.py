@@ -18,6 +18,7 @@ from ..model.cost import design_cost
 from ..model.metrics import latency_stats_ms, ratio
 from ..model.spec import fault_label
 from ..model.status import N_STATUS
+from ..results.hops import STRIDE, Hops
 from ..results.result import Result
 
 
@@ -54,7 +55,7 @@ def _component_rows(sim: Any, t_end: float) -> tuple[dict, list, dict[str, list]
                 "uptime": 1.0 - px / T,
             })
         cap = comp.capacity
-        lstats = latency_stats_ms(np.frombuffer(comp.lat, dtype=np.float32))
+        lstats = latency_stats_ms(_visit_latencies(comp))
         arrived = now["arrived"] - then["arrived"]
         extra = now["extra"] - then["extra"]
         st: dict[str, Any] = {
@@ -73,7 +74,10 @@ def _component_rows(sim: Any, t_end: float) -> tuple[dict, list, dict[str, list]
             "mean_wait_ms": 1e3 * queue / done if done else math.nan,
             "wait_probability": (now["waited"] - then["waited"]) / done if done else math.nan,
             "mean_latency_ms": lstats["mean"],
+            "p50_latency_ms": lstats["p50"],
+            "p90_latency_ms": lstats["p90"],
             "p99_latency_ms": lstats["p99"],
+            "p999_latency_ms": lstats["p999"],
             "rejected": rejected,
             "hit_ratio": math.nan,
             "uptime": 1.0 - down / (T * len(comp.pools)),
@@ -83,6 +87,52 @@ def _component_rows(sim: Any, t_end: float) -> tuple[dict, list, dict[str, list]
         comp_stats[name] = st
         inst_stats.extend(pool_rows)
     return comp_stats, inst_stats, tables
+
+
+def _visit_latencies(comp: Any, cls: int | None = None) -> np.ndarray:
+    """The residence times (s) of a component's visits in the window, of one class or all."""
+    bufs = comp.lats if cls is None else [comp.lats[cls]]
+    parts = [np.frombuffer(b, dtype=np.float32) for b in bufs if len(b)]
+    if not parts:
+        return np.zeros(0, np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _latency_by_class(sim: Any) -> list[dict[str, Any]]:
+    """Per component and request class: visits and residence-time percentiles (ms)."""
+    rows = []
+    for name, comp in sim.components.items():
+        for c, cls in enumerate(sim.classes):
+            lat = _visit_latencies(comp, c)
+            if not len(lat):
+                continue
+            st = latency_stats_ms(lat)
+            rows.append({"component": name, "class": cls, "visits": len(lat),
+                         **{f"{k}_ms": st[k] for k in ("mean", "p50", "p90", "p99", "p999")}})
+    return rows
+
+
+def _hops(sim: Any) -> Hops | None:
+    """The run's hop records as columns (no copy), with what it takes to read them."""
+    log = sim.hops
+    if log is None:
+        return None
+    rows = np.frombuffer(log.rows, dtype=float).reshape(-1, STRIDE) if len(log.rows) else np.zeros((0, STRIDE))
+    comps = list(sim.components.values())
+    return Hops(
+        rows=rows,
+        components=list(sim.components),
+        pool_component=np.array([sim.component_index[p_owner] for p_owner in _pool_owners(sim)], dtype=np.int64),
+        pool_names=[p.name for p in sim.pools],
+        parallel=np.array([bool(c.parallel) for c in comps]),
+        request_root=np.frombuffer(sim.r_id, dtype=np.int64).copy() if len(sim.r_id) else np.zeros(0, np.int64),
+        request_key=np.frombuffer(sim.r_key, dtype=np.int64).copy() if len(sim.r_key) else np.zeros(0, np.int64),
+        every=log.every,
+    )
+
+
+def _pool_owners(sim: Any) -> list[str]:
+    return [name for name, c in sim.components.items() for _ in c.pools]
 
 
 def _calls_and_events(sim: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -199,4 +249,6 @@ def collect(sim: Any) -> Result:
         spec={**sim.arch.resolved(), "simulation": {"duration": sim.duration, "warmup": sim.warmup,
                                                     **({"seed": sim.seed} if isinstance(sim.seed, int) else {})}},
         cost=cost,
+        component_latency=_latency_by_class(sim),
+        hops=_hops(sim),
     )

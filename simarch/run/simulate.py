@@ -29,6 +29,7 @@ def simulate(
     *,
     progress: bool = True,
     stop_on_miss: bool = False,
+    hops: bool | int | None = None,
 ) -> Result:
     """Simulate a design and return its :class:`~simarch.results.result.Result`.
 
@@ -49,6 +50,12 @@ def simulate(
     do, and raises :class:`~simarch.run.early_stop.RunStopped` (a :class:`SimarchError` that
     says why) instead of returning a result: for searches that only need the verdict. A run
     that meets its SLO is never stopped (see :mod:`simarch.run.early_stop`).
+
+    ``hops`` decides which requests are recorded hop by hop (every visit, with its network,
+    wait and service time, for :meth:`Result.attribution` and trace export): by default all
+    of them when the window is expected to hold 2 million requests or fewer, else one in N
+    (N the smallest that keeps the records within 2 million requests); ``False`` records
+    none, ``True`` all, an integer N one in N (by arrival order).
     """
     arch = load_arch(arch)
     sim_defaults = arch.spec.simulation
@@ -75,6 +82,10 @@ def simulate(
                                    or not max_events > 0):
         raise SpecError(f"max_events is a number of events > 0, got {excerpt(max_events)}", ("max_events",))
     check_budget(arch, mult, dur, warm, max_events)
-    sim = Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed)
+    if hops is not None and (not isinstance(hops, (bool, int, np.integer)) or (
+            not isinstance(hops, bool) and hops < 1)):
+        raise SpecError(f"hops is true, false or a whole number N >= 1 (one request in N), got "
+                        f"{excerpt(hops)}", ("hops",))
+    sim = Simulation(arch, load=mult, duration=dur, warmup=warm, seed=seed, hops=hops)
     bar = RunProgress(sim.end, desc=f"{arch.name} {mult:g}x") if progress else None
     return sim.run(progress=bar, stop=SloWatch.of(sim) if stop_on_miss else None)

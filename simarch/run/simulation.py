@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,12 +33,31 @@ from ..model.spec import Spec
 from ..model.status import FAILED, N_STATUS
 from ..model.workload import rate_profile
 from ..runtime.faults import schedule_faults
+from ..runtime.hops import HopLog
 from ..runtime.links import Link
 from ..runtime.pools import Pool
 from ..runtime.resilience import Resilience
 from ..runtime.streams import key_sampler, stream, uniform_sampler
 from ..runtime.tasks import RequestTask, run_until, spawn
+from .budget import estimate
 from .collect import collect
+
+HOPS_LIMIT = 2_000_000  # requests a run records hop by hop, at most; above, one in N
+
+
+def hop_sampling(arch: Architecture, load: float, duration: float, hops: bool | int | None) -> int:
+    """One request in how many to record hop by hop (0: none). ``hops`` is ``None`` (the
+    default: all when the window is expected to hold ``HOPS_LIMIT`` requests or fewer,
+    else one in N, N the smallest keeping the expected count within the limit), ``False``
+    (none), ``True`` (all) or N."""
+    if hops is None:
+        expected = estimate(arch, load, duration, 0.0).requests
+        return max(1, math.ceil(expected / HOPS_LIMIT))
+    if hops is True:
+        return 1
+    if hops is False:
+        return 0
+    return int(hops)
 
 
 @contextmanager
@@ -64,7 +84,7 @@ class Simulation:
     """One run: builds the runtime from an architecture, drives the workload, collects records."""
 
     def __init__(self, arch: Architecture, *, load: float = 1.0, duration: float, warmup: float,
-                 seed: int | np.random.SeedSequence):
+                 seed: int | np.random.SeedSequence, hops: bool | int | None = None):
         self.arch = arch
         self.spec: Spec = arch.spec
         self.load = float(load)
@@ -98,8 +118,17 @@ class Simulation:
                 self.links[frozenset(pair)] = Link(self.uniform("link", *sorted(pair)))
         self.resilience: list[Resilience] = []
         self.fault_log: list[tuple[str, str, str, float, float]] = []  # name, kind, target, start, end
+        # hop records (see simarch.runtime.hops): every request of the window, or one in N
+        every = hop_sampling(arch, self.load, self.duration, hops)
+        self.hops: HopLog | None = HopLog(every) if every else None
+        self.r_id = array("q")  # per request record: its root id in the hop records (-1: none)
+        self.r_key = array("q")  # and its key
+        self.component_index = {name: i for i, name in enumerate(self.spec.components)}
         self.components: dict[str, Kind] = {
             name: kind(spec.kind)(self, name, spec) for name, spec in self.spec.components.items()}
+        self.pools: list[Pool] = [p for c in self.components.values() for p in c.pools]
+        for gid, p in enumerate(self.pools):
+            p.gid = gid
         self._wire()
         self.warm_counters: dict[str, Any] = {}
         self.warm_resilience: list[dict[str, Any]] = []
@@ -152,19 +181,29 @@ class Simulation:
             self.a_cls.append(cls)
         return t0
 
+    def _root(self, t0: float) -> int:
+        """The root id of a request arriving at ``t0`` (-1: not recorded hop by hop)."""
+        if self.hops is None or t0 < self.warmup:
+            return -1
+        return self.hops.root()
+
     def _arrive(self, serve, pick, cls: int, key: int) -> None:
         """A request from a client arrives now: it runs as its own task."""
         t0 = self._arrival(cls)
+        hops = self.hops
+        rid = -1 if hops is None or t0 < self.warmup else (
+            hops.new_id() if hops.every == 1 else hops.root())
         inst = pick()
         if inst is None:
-            self._record(t0, cls, FAILED)  # no entry instance in rotation
+            self._record(t0, cls, FAILED, rid, key)  # no entry instance in rotation
             return
-        RequestTask(self.env, serve(inst, cls, key), self._finish, t0, cls)._step(None)
+        RequestTask(self.env, serve(inst, cls, key, rid * 4 if rid >= 0 else -1), self._finish, t0,
+                    cls, rid, key)._step(None)
 
     def _finish(self, task: RequestTask) -> None:
-        self._record(task.t0, task.cls, task.value)
+        self._record(task.t0, task.cls, task.value, task.rid, task.key)
 
-    def _record(self, t0: float, cls: int, status: int) -> None:
+    def _record(self, t0: float, cls: int, status: int, rid: int = -1, key: int = -1) -> None:
         now = self.env._now
         self.sys_n -= 1
         self.sys_end += now
@@ -172,15 +211,19 @@ class Simulation:
             self.t_start.append(t0)
             self.t_end.append(now)
             self.code.append(cls * N_STATUS + status)
+            if self.hops is not None:
+                self.r_id.append(rid)
+                self.r_key.append(key)
         elif now >= self.warmup:
             self.late_end.append(now)
 
     def _request(self, serve, pick, cls: int, key: int):
         """A closed-loop user's request: the user waits for it."""
         t0 = self._arrival(cls)
+        rid = self._root(t0) if self.hops is not None else -1
         inst = pick()
-        status = FAILED if inst is None else (yield serve(inst, cls, key))
-        self._record(t0, cls, status)
+        status = FAILED if inst is None else (yield serve(inst, cls, key, rid * 4 if rid >= 0 else -1))
+        self._record(t0, cls, status, rid, key)
 
     def _open_source(self, rate: float, profile):
         env = self.env

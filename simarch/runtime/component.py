@@ -1,7 +1,8 @@
 """The request path every component kind shares: queue for a worker, serve, make the calls.
 
-A request is ``(cls, key)``: two ints carried as generator arguments, no dict or object per
-request. Each hop is a call of the callee's ``serve`` generator, which returns a
+A request is ``(cls, key, parent)``: three ints carried as generator arguments, no dict or
+object per request (``parent`` links the visit's hop record to its caller's, see
+:mod:`simarch.runtime.hops`; ``-1`` when the request is not recorded). Each hop is a call of the callee's ``serve`` generator, which returns a
 :class:`~simarch.model.status.Status` code; a request's hops run in one
 :class:`~simarch.runtime.tasks.Task`, flat however deep the chain. Kind modules (``simarch.kinds``) subclass
 :class:`Component` and override ``serve`` and the construction hooks.
@@ -19,6 +20,8 @@ from ..model.dists import sampler
 from ..model.spec import CallSpec
 from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 from .calls import ASYNC, CALL, MODES, Call
+from .hops import AFTER, HopLog
+from .hops import ASYNC as R_ASYNC
 from .pickers import make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience
@@ -35,10 +38,18 @@ class Component:
         self.name = name
         self.spec = spec
         self.warm = sim.warmup
-        self.lat = array("f")  # per-visit residence time (s), visits that began after warm-up
+        n_cls = len(sim.classes)
+        # per-visit residence time (s) by request class, visits that began after warm-up
+        self.lats = [array("f") for _ in range(n_cls)]
+        self.index = sim.component_index[name]  # the component's number in hop records
+        self.hops: HopLog | None = sim.hops
+        self.last = -1  # the id of the last visit recorded (read at once by the kind's own serve)
+        if self.hops is not None:
+            self._new_id = self.hops.new_id
+            self._pack = self.hops.pack
+            self._add = self.hops.add
         self.arrived = 0
         self.extra = 0  # visits that were retries or hedges (amplification)
-        n_cls = len(sim.classes)
         self.st: list[Callable[[], float] | None] = [None] * n_cls
         reach = sim.reach[name]
         for c, cls in enumerate(sim.classes):
@@ -116,21 +127,29 @@ class Component:
     # Request generators follow the task protocol (:mod:`simarch.runtime.tasks`): yield a
     # float to take that long, a generator to call it, an event to wait for it; return a
     # generator to hand the request over to it (a tail call).
-    def serve(self, pool: Pool, cls: int, key: int):
-        return self._serve(pool, cls, key, self.calls[cls], self.fwd[cls])
+    def serve(self, pool: Pool, cls: int, key: int, parent: int):
+        return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
 
-    def _serve(self, pool: Pool, cls: int, key: int, calls: list, fwd: list, record: bool = True):
+    def _serve(self, pool: Pool, cls: int, key: int, parent: int, calls: list, fwd: list,
+               record: bool = True):
         """Queue for a worker of ``pool``, hold it for the service time and the synchronous
         calls, release it, then hand the request on to the ``forward`` calls. Returns a
-        status code."""
+        status code. With ``parent >= 0`` the visit writes its hop row."""
         env = self.env
         t0 = env._now
         if record:
             self.arrived += 1
+        if parent >= 0:
+            vid = self._new_id()
+            me = vid * 4  # what the visit's own calls pass as their parent
+        else:
+            me = -1
         if pool.down:
             pool.refused += 1
             if pool.hang:
                 yield Event(env)  # never answers: only the caller's timeout ends the wait
+            if me >= 0:
+                self._row(vid, parent, pool, t0, t0, t0, t0, FAILED)
             return FAILED
         if pool.n < pool.cap:  # a free worker: Pool.acquire's fast path, inlined (once per visit)
             pool.n += 1
@@ -138,29 +157,38 @@ class Component:
             pool.load += 1
             if pool.index is not None:
                 pool.index.up(pool)
+            t1 = t0
         else:
             wait = pool.acquire(env, t0)
             if wait is False:
+                if me >= 0:
+                    self._row(vid, parent, pool, t0, t0, t0, t0, REJECTED)
                 return REJECTED
             if wait is not None and (yield wait):  # the instance crashed while we waited
+                if me >= 0:
+                    now = env._now
+                    self._row(vid, parent, pool, t0, now, now, now, FAILED)
                 return FAILED
+            t1 = env._now
         epoch = pool.epoch
         st = self.st[cls]()
         if self.slow:
             for factor, add in self.slow:
                 st = st * factor + (add() if add is not None else 0.0)
         yield st
+        t2 = env._now
         status = OK
         if calls:
             if self.parallel:
-                status = yield self._parallel(calls, cls, key)
+                status = yield self._parallel(calls, cls, key, me)
             else:
                 u = self._u
                 for prob, lat, timeout, mode, serve, pick, link in calls:
                     if prob < 1.0 and u() >= prob:
                         continue
                     if mode == ASYNC:
-                        spawn(env, self._one(lat, timeout, serve, pick, cls, key, link))
+                        spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None,
+                                             me + R_ASYNC if me >= 0 else -1))
                         continue
                     if timeout is None and link is None:
                         if lat is not None:
@@ -169,9 +197,9 @@ class Component:
                         if inst is None:
                             status = FAILED  # no instance in rotation
                             break
-                        status = yield serve(inst, cls, key)
+                        status = yield serve(inst, cls, key, me)
                     else:  # the caller's timeout covers the network too
-                        status = yield self._one(lat, timeout, serve, pick, cls, key, link)
+                        status = yield self._one(lat, timeout, serve, pick, cls, key, link, None, me)
                     if status:
                         break
         now = env._now
@@ -189,17 +217,28 @@ class Component:
         elif self.err_p and status == OK and self._err_u() < self.err_p:
             status = FAILED
         if record and t0 >= self.warm:
-            self.lat.append(now - t0)
+            self.lats[cls].append(now - t0)
+        if me >= 0:
+            self._add(self._pack(vid, parent, pool.gid, t0, t1, t2, now, status))
+            self.last = vid
         if fwd and status == OK:  # the worker is free: hand the request on
+            after = me + AFTER if me >= 0 else -1
             if len(fwd) == 1:  # the usual forward hop, straight to the next component
                 prob, lat, timeout, mode, serve, pick, link = fwd[0]
                 if prob >= 1.0 and lat is None and timeout is None and link is None:
                     inst = pick()
-                    return FAILED if inst is None else serve(inst, cls, key)
-            return self._sequence(fwd, cls, key)
+                    return FAILED if inst is None else serve(inst, cls, key, after)
+            return self._sequence(fwd, cls, key, after)
         return status
 
-    def _sequence(self, calls: list, cls: int, key: int):
+    def _row(self, vid: int, parent: int, pool: Pool, t0: float, t1: float, t2: float,
+             t3: float, status: int) -> None:
+        """Write the hop row of a visit that ended early (refused, rejected, crashed)."""
+        hops = self.hops
+        hops.add(hops.pack(vid, parent, pool.gid, t0, t1, t2, t3, status))
+        self.last = vid
+
+    def _sequence(self, calls: list, cls: int, key: int, parent: int):
         """Make ``calls`` in turn until one fails; the last one is a tail call."""
         env = self.env
         last = len(calls) - 1
@@ -207,34 +246,43 @@ class Component:
             if prob < 1.0 and self._u() >= prob:
                 continue
             if mode == ASYNC:
-                spawn(env, self._one(lat, timeout, serve, pick, cls, key, link))
+                spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None,
+                                     parent - parent % 4 + R_ASYNC if parent >= 0 else -1))
                 continue
             if i == last:
-                return self._one(lat, timeout, serve, pick, cls, key, link)
-            status = yield self._one(lat, timeout, serve, pick, cls, key, link)
+                return self._one(lat, timeout, serve, pick, cls, key, link, None, parent)
+            status = yield self._one(lat, timeout, serve, pick, cls, key, link, None, parent)
             if status:
                 return status
         return OK
 
-    def _parallel(self, calls: list, cls: int, key: int):
+    def _parallel(self, calls: list, cls: int, key: int, parent: int):
         env = self.env
         tasks = []
         for prob, lat, timeout, mode, serve, pick, link in calls:
             if prob < 1.0 and self._u() >= prob:
                 continue
-            t = spawn(env, self._one(lat, timeout, serve, pick, cls, key, link))
-            if mode != ASYNC:
-                tasks.append(t)
+            if mode == ASYNC:
+                spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None,
+                                     parent + R_ASYNC if parent >= 0 else -1))
+                continue
+            tasks.append(spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None, parent)))
         if not tasks:
             return OK
         return gather(env, tasks)  # hands over: the first failure, else OK
 
-    def _one(self, lat, timeout, serve, pick, cls, key, link=None, extra=None):
+    def _one(self, lat, timeout, serve, pick, cls, key, link, extra, parent, attempt=0):
         """One call: the network (latency, partitions, loss), then the callee; under
         ``timeout`` if given. ``extra`` is the callee when this call is a retry or a hedge
-        (counted when it reaches the callee, for the amplification figures)."""
+        (counted when it reaches the callee, for the amplification figures). A timed call
+        writes a call row of the caller's (``attempt`` is its attempt number, when it is one
+        of a retried call's), whose id the callee's visit takes as its parent."""
         if timeout is not None:
-            return self._timed(self._one(lat, None, serve, pick, cls, key, link, extra), timeout)
+            if parent < 0:
+                return self._timed(self._one(lat, None, serve, pick, cls, key, link, extra, -1), timeout)
+            cid = self.hops.new_id()
+            return self._timed(self._one(lat, None, serve, pick, cls, key, link, extra, cid * 4),
+                               timeout, parent, cid, serve.__self__.index, attempt)
         if lat is not None:
             yield lat()
         if link is not None and link.drops():
@@ -246,17 +294,24 @@ class Component:
             return FAILED
         if extra is not None:
             extra.extra += 1
-        return serve(inst, cls, key)
+        return serve(inst, cls, key, parent)
 
-    def _timed(self, gen, timeout: float):
-        """Run ``gen`` as its own task and wait for it at most ``timeout``."""
+    def _timed(self, gen, timeout: float, parent: int = -1, cid: int = 0, callee: int = 0,
+               attempt: int = 0):
+        """Run ``gen`` as its own task and wait for it at most ``timeout``; with ``parent >=
+        0``, write the call row ``cid`` (to component ``callee``) when the wait ends."""
         env = self.env
+        begun = env._now
         task = spawn(env, gen)
-        if task.value is PENDING:
+        status = task.value
+        if status is PENDING:
             yield first_of(env, [task], env.timeout(timeout))
-            if task.value is PENDING:
-                return TIMEOUT
-        return task.value
+            status = task.value
+            if status is PENDING:
+                status = TIMEOUT
+        if parent >= 0:
+            self.hops.call_row(cid, parent, callee, begun, env._now, status, attempt=attempt)
+        return status
 
     # -- faults
     def pools_for(self, fault: Any) -> list[Pool]:

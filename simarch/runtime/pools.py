@@ -25,7 +25,7 @@ class Pool:
 
     __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
                  "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
-                 "x_end", "refused", "zone", "load", "index", "slot", "waited")
+                 "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
@@ -49,6 +49,7 @@ class Pool:
         self.x_start = self.x_end = 0.0  # down-time sums, like s_start/s_end
         self.refused = 0
         self.waited = 0  # requests that found every worker busy and queued
+        self.gid = -1  # the pool's number among all of the run's (hop records name it so)
 
     # -- the request path
     def acquire(self, env, now: float) -> Event | bool | None:

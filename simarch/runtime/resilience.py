@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.spec import BreakerSpec, CallSpec, RetryBudgetSpec
 from ..model.status import FAILED, OK, REJECTED, TIMEOUT
+from .hops import ABANDONED, ASYNC, BACKOFF, HEDGE
 from .tasks import Task, first_of, spawn
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class Resilience:
         return min(r.cap, r.base + self._u() * (hi - r.base))
 
     # -- the call
-    def call(self, _pool: Any, cls: int, key: int):
+    def call(self, _pool: Any, cls: int, key: int, parent: int):
         env = self.env
         self.first_attempts += 1
         if self.budget is not None:
@@ -161,6 +162,8 @@ class Resilience:
         prev = self.retries.base if self.retries else 0.0
         status = FAILED
         breaker = self.breaker
+        hops = self.caller.hops if parent >= 0 else None
+        callee = self.target.index
         while True:
             if breaker is not None and not breaker.allow(env._now):
                 status = FAILED  # short-circuited: the breaker is open
@@ -169,7 +172,7 @@ class Resilience:
             if n > 1:
                 self.retried += 1
             started = env._now
-            status = yield self._attempt(cls, key, n > 1)
+            status = yield self._attempt(cls, key, n > 1, parent, n)
             if breaker is not None:
                 breaker.record(status == OK, env._now, started)
             if status == OK or n >= self.attempts or status not in self.retry_on:
@@ -178,51 +181,100 @@ class Resilience:
                 break
             pause = self.backoff(n, prev)
             prev = pause
+            if hops is not None and pause > 0:
+                hops.call_row(None, parent, callee, env._now, env._now + pause, OK, BACKOFF, n)
             yield pause
         if status != OK and self.fallback is not None:
             self.fallbacks += 1
             serve, pick, link = self.fallback
-            return self.caller._one(None, self.timeout, serve, pick, cls, key, link)  # hands over
+            return self.caller._one(None, self.timeout, serve, pick, cls, key, link, None, parent)  # hands over
         return status
 
-    def _attempt(self, cls: int, key: int, retry: bool):
+    def _attempt(self, cls: int, key: int, retry: bool, parent: int, n: int):
+        """Attempt ``n`` of the call (1 for the first). A recorded attempt writes a call row
+        (the timed call's, when there is a timeout; else its own)."""
         caller = self.caller
         target = self.target
-        if self.hedge is None:
+        if self.hedge is not None:
+            return self._hedged(cls, key, retry, parent, n)
+        if parent < 0 or self.timeout is not None:
             return caller._one(self.lat, self.timeout, target.serve, self.pick,
-                               cls, key, self.link, target if retry else None)
-        return self._hedged(cls, key, retry)
+                               cls, key, self.link, target if retry else None, parent, n)
+        return self._recorded(cls, key, retry, parent, n)
 
-    def _hedged(self, cls: int, key: int, retry: bool):
+    def _recorded(self, cls: int, key: int, retry: bool, parent: int, n: int):
+        env = self.env
+        hops = self.caller.hops
+        cid = hops.new_id()
+        begun = env._now
+        status = yield self.caller._one(self.lat, None, self.target.serve, self.pick, cls, key,
+                                        self.link, self.target if retry else None, cid * 4)
+        hops.call_row(cid, parent, self.target.index, begun, env._now, status, attempt=n)
+        return status
+
+    def _hedged(self, cls: int, key: int, retry: bool, parent: int, n: int):
         """The first attempt, and one more each ``after`` seconds (at most ``max`` more)
-        while none has answered; the first success wins, else the last failure."""
+        while none has answered; the first success wins, else the last failure.
+
+        Recorded, the attempts write call rows when the call ends: the one the caller went
+        on with in its window, the others (still running, or failed first) as asynchronous
+        ones, and a hedge row for the time before the winner was sent."""
         env = self.env
         caller = self.caller
         target = self.target
         hedge = self.hedge
+        hops = caller.hops if parent >= 0 else None
+        sent_at: list[tuple[Task, int, float]] = []
 
         def attempt(extra: bool) -> Task:
-            return spawn(env, caller._one(self.lat, self.timeout, target.serve, self.pick,
-                                          cls, key, self.link, target if extra else None))
+            if hops is None:
+                up = -1
+            else:
+                cid = hops.new_id()
+                up = cid * 4
+            t = spawn(env, caller._one(self.lat, self.timeout, target.serve, self.pick,
+                                       cls, key, self.link, target if extra else None, up))
+            if hops is not None:
+                sent_at.append((t, cid, env._now))
+            return t
         pending = [attempt(retry)]
         sent = 0
         timer: Any = env.timeout(hedge.after)
         last = FAILED
+        winner = None
         while pending:
             if not any(t.done for t in pending) and not (timer is not None and timer.processed):
                 yield first_of(env, pending, timer)
             for t in list(pending):
                 if t.done:
                     pending.remove(t)
+                    winner = t
                     if t.value == OK:
-                        return OK
+                        break
                     last = t.value
+            if winner is not None and winner.value == OK:
+                break
             if timer is not None and timer.processed and pending:
                 pending.append(attempt(True))
                 sent += 1
                 self.hedged += 1
                 timer = env.timeout(hedge.after) if sent < hedge.max else None
-        return last
+        if hops is not None:
+            self._hedge_rows(hops, sent_at, winner, parent, n)
+        return OK if winner is not None and winner.value == OK else last
+
+    def _hedge_rows(self, hops: Any, sent_at: list, winner: Task | None, parent: int, n: int) -> None:
+        now = self.env._now
+        callee = self.target.index
+        off = parent - parent % 4 + ASYNC
+        first = sent_at[0][2]
+        for t, cid, begun in sent_at:
+            on_path = t is winner
+            if on_path and begun > first:
+                hops.call_row(None, parent, callee, first, begun, OK, HEDGE, n)
+            # an attempt still running is abandoned: its row ends now, flagged as such
+            status = t.value if t.done else OK + ABANDONED
+            hops.call_row(cid, parent if on_path else off, callee, begun, now, status, attempt=n)
 
     def stats(self) -> dict[str, Any]:
         return {

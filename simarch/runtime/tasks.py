@@ -111,14 +111,18 @@ class Task:
 
 
 class RequestTask(Task):
-    """The task of one request from a client: when (``t0``) it arrived and its class."""
+    """The task of one request from a client: when (``t0``) it arrived, its class, its root
+    id in the hop records and its key."""
 
-    __slots__ = ("t0", "cls")
+    __slots__ = ("t0", "cls", "rid", "key")
 
-    def __init__(self, env: Any, gen: Generator, on_done: Callable[[Task], None], t0: float, cls: int):
+    def __init__(self, env: Any, gen: Generator, on_done: Callable[[Task], None], t0: float, cls: int,
+                 rid: int = -1, key: int = -1):
         Task.__init__(self, env, gen, on_done)
         self.t0 = t0
         self.cls = cls
+        self.rid = rid  # the request's root id in the hop records (-1: not recorded)
+        self.key = key
 
 
 _WAKE = [Task._step]  # shared: SimPy's step() reads an event's callbacks, never changes the list
