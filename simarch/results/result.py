@@ -22,6 +22,8 @@ from ..model.metrics import ratio as _ratio
 from ..model.status import ERROR_NAMES, STATUS_NAMES, Status
 from ..model.units import parse_duration
 from .binning import bin_requests, window_edges
+from .attribution import COLUMNS as ATTRIBUTION_COLUMNS
+from .attribution import DEFAULT_BANDS, attribution_rows, contrast
 from .hops import Hops
 from .io import atomic_write
 from .slo import judge
@@ -80,6 +82,7 @@ class Result:
     # component and class: visits and residence-time percentiles
     hops: Hops | None = field(default=None, repr=False)  # hop records (None: not recorded)
     _requests: pd.DataFrame | None = field(default=None, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ----------------------------------------------------------------- requests
     @property
@@ -177,6 +180,45 @@ class Result:
         """Circuit-breaker transitions and datastore failovers, in time order."""
         import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.event_log, columns=["time_s", "what", "where", "from", "to"])
+
+    # ----------------------------------------------------------------- where the time goes
+    def component_latency(self) -> pd.DataFrame:
+        """Per component and request class: visits and the residence time of a visit (from
+        its arrival to its answer, its calls included), mean, p50, p90, p99 and p99.9 in
+        ms."""
+        import pandas as pd  # on first use: a run itself needs no pandas
+        return pd.DataFrame(self.component_latency, columns=[
+            "component", "class", "visits", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms"])
+
+    def attribution(self, band: Any = DEFAULT_BANDS, *, per_class: bool = True,
+                    classes: list[str] | None = None) -> pd.DataFrame:
+        """Where the time of the requests in a latency band goes: one row per band, class,
+        component and phase, with the mean time per request (``mean_ms``) and its ``share``
+        of the band's mean latency (the shares of a band and class add up to 1).
+
+        ``band`` is ``"median"`` (p45-p55), ``"p99"`` (p99-p99.9), ``"p99.9"`` (beyond
+        p99.9), ``"all"``, a pair of quantiles such as ``(0.9, 0.99)``, or a list of these
+        (default: the median, p99 and p99.9 bands). Bands are quantiles of the successful
+        requests' latency within each class; the class ``all`` takes every class together.
+        Phases: ``network`` (before the visit reached the component), ``wait`` (for a
+        worker), ``service``, ``backoff`` (between retries), ``hedge`` (waiting before the
+        winning hedge was sent), ``timeout`` (calls that timed out) and ``failed`` (failed
+        attempts), each charged to the component visited or called. Only each request's
+        critical path counts: in a parallel fan-out, the call that finished last. See
+        :mod:`simarch.results.hops`. Needs the hop records (on by default)."""
+        import pandas as pd  # on first use: a run itself needs no pandas
+        rows = attribution_rows(self, band, per_class=per_class, classes=classes)
+        return pd.DataFrame(rows, columns=ATTRIBUTION_COLUMNS)
+
+    def tail_contrast(self, tail: str = "p99", base: str = "median", cls: str = "all") -> dict[str, Any] | None:
+        """What sets the ``tail`` band apart from the ``base`` band (as in the report's
+        "what makes the p99" section): the top contributors and the one whose share grows
+        most. ``None`` without hop records or requests in either band."""
+        if self.hops is None:
+            return None
+        if "attribution" not in self._cache:
+            self._cache["attribution"] = attribution_rows(self, DEFAULT_BANDS)
+        return contrast(self._cache["attribution"], tail, base, cls)
 
     # ----------------------------------------------------------------- time series
     def timeseries(self, window: str | float = "10s") -> pd.DataFrame:
