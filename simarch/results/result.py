@@ -78,7 +78,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
     cost: CostBreakdown | None = field(default=None, repr=False)  # None: nothing has a price
-    component_latency: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per
+    visit_stats: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per
     # component and class: visits and residence-time percentiles
     hops: Hops | None = field(default=None, repr=False)  # hop records (None: not recorded)
     _requests: pd.DataFrame | None = field(default=None, repr=False)
@@ -187,7 +187,7 @@ class Result:
         its arrival to its answer, its calls included), mean, p50, p90, p99 and p99.9 in
         ms."""
         import pandas as pd  # on first use: a run itself needs no pandas
-        return pd.DataFrame(self.component_latency, columns=[
+        return pd.DataFrame(self.visit_stats, columns=[
             "component", "class", "visits", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms"])
 
     def attribution(self, band: Any = DEFAULT_BANDS, *, per_class: bool = True,

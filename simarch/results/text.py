@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..model.pricing import UNITS
+from .attribution import verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,6 +108,8 @@ COMPONENT_FORMATS = {
     "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "util",
     "mean_queue": "num", "max_queue": "int", "mean_wait_ms": "ms", "mean_latency_ms": "ms",
     "p99_latency_ms": "ms", "rejected": "int", "hit_ratio": "pct"}
+VISIT_FORMATS = {"visits": "int", "mean_ms": "ms", "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms",
+                 "p999_ms": "ms"}
 
 
 def usd(v: Any, signed: bool = False) -> str:
@@ -205,10 +208,15 @@ def format_result(r: Result) -> str:
         down = uptime[uptime < 1]
         if len(down):
             lines.append("  uptime in the window: " + ", ".join(f"{n} {u:.2%}" for n, u in down.items()))
+    visits = r.component_latency()
+    if len(visits):
+        lines += ["", "Time per visit by component and class (ms; a visit includes its calls)"]
+        lines.append(table(visits.set_index(["component", "class"]), VISIT_FORMATS, "class"))
     finite = comps["utilization"].dropna()
     if len(finite):
         top = finite.idxmax()
         lines += ["", f"Busiest component: {top} at {finite.max():.1%} utilisation"]
+    lines += format_tail(r)
     if r.cost is not None:
         lines += ["", *format_cost(r.cost, r.cost_per_million, "at the simulated load")]
     slo = r.slo()
@@ -227,6 +235,28 @@ def format_result(r: Result) -> str:
     for w in r.all_warnings():
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def format_tail(r: Result, tail: str = "p99") -> list[str]:
+    """The report's "what makes the p99" section: the top contributors to the time of the
+    requests in the ``tail`` band, against the median band, and what differs (none without
+    hop records, or with too few requests for the band)."""
+    c = r.tail_contrast(tail, "median")
+    if c is None:
+        return []
+    band = {"p99": "between p99 and p99.9", "p99.9": "slower than p99.9"}.get(tail, tail)
+    lines = ["", f"What makes the {tail} (the {c['requests']:,} successful requests {band}, mean "
+                 f"{fmt(c['tail_ms'], 'ms')} ms, against the {c['base_requests']:,} of the median band "
+                 f"p45-p55, mean {fmt(c['base_ms'], 'ms')} ms; critical path only)"]
+    width = max(len(f"{e['component']} {e['phase']}") for e in c["top"])
+    for e in c["top"]:
+        what = f"{e['component']} {e['phase']}"
+        lines.append(f"  {what:<{width}}  {e['share']:>4.0%}  {fmt(e['mean_ms'], 'ms'):>6} ms   "
+                     f"(median band {e['base_share']:>3.0%}, {fmt(e['base_ms'], 'ms')} ms)")
+    lines.append(f"  So {verdict(c)}.")
+    if r.hops is not None and r.hops.every > 1:
+        lines.append(f"  (hop records of one request in {r.hops.every:,})")
+    return lines
 
 
 def result_html(r: Result) -> str:

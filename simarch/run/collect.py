@@ -249,6 +249,6 @@ def collect(sim: Any) -> Result:
         spec={**sim.arch.resolved(), "simulation": {"duration": sim.duration, "warmup": sim.warmup,
                                                     **({"seed": sim.seed} if isinstance(sim.seed, int) else {})}},
         cost=cost,
-        component_latency=_latency_by_class(sim),
+        visit_stats=_latency_by_class(sim),
         hops=_hops(sim),
     )
