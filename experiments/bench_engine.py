@@ -125,6 +125,7 @@ MEMORY_TARGET = 200.0  # simarch peak traced bytes per recorded request, at most
 MEAN_TOLERANCE = 0.03  # relative difference allowed between the two sides' mean response time
 SCALING_TARGET = 1.3  # µs per visit at the largest K over the smallest K, at most
 EVENTS_TARGET = 4.0  # SimPy events scheduled per request, at most
+HOPS_TARGET = 1.15  # hop records on: CPU time over hop records off, at most
 CPU_TARGET = 20.0  # CPU seconds for a --big run, at most
 RSS_TARGET = 60.0  # RSS bytes per request beyond the import, at most
 SEED = 1
@@ -149,7 +150,7 @@ FULL = Profile(requests=200_000, repeat=3, visits=300_000, ks=(3, 10, 30, 100, 3
                spec_requests=200_000, big=1_000_000)
 QUICK = Profile(requests=50_000, repeat=2, visits=60_000, ks=(3, 30, 300),
                 spec_requests=50_000, big=100_000)
-SECTIONS = ("simpy", "scaling", "events", "big")
+SECTIONS = ("simpy", "scaling", "events", "big", "hops")
 
 
 # ----------------------------------------------------------------------------- models
@@ -569,6 +570,58 @@ def table_events(e: dict) -> str:
     ])
 
 
+# ----------------------------------------------------------------------------- 5. hop records
+
+
+def _hop_cases() -> list[tuple[str, simarch.Architecture, float]]:
+    arch = simarch.load(SPEC)
+    return [(m.name, m.architecture(), m.rate) for m in MODELS] + [
+        (SPEC.stem, arch, float(arch.spec.workload.rate))]
+
+
+def bench_hops(requests: int, repeat: int, log: Callable[[str], None]) -> dict:
+    """The cost of hop records: each case simulated with them off and on, interleaved, best
+    CPU time (``time.process_time``) of ``repeat`` runs each, and the bytes the records take
+    per recorded visit (rows and per-request ids over the visit rows)."""
+    rows = []
+    for name, arch, rate in _hop_cases():
+        horizon = requests / rate
+        best = {False: math.inf, True: math.inf}
+        kept = None
+        for _ in range(repeat):
+            for hops in (False, True):
+                gc.collect()
+                t0 = time.process_time()
+                res = simarch.simulate(arch, duration=horizon, warmup=0, seed=SEED, hops=hops, progress=False)
+                best[hops] = min(best[hops], time.process_time() - t0)
+                if hops:
+                    kept = res
+        h = kept.hops
+        visits = int((h.kind() == 0).sum())
+        ratio = best[True] / best[False]
+        rows.append({"case": name, "requests": len(kept.start), "hop_rows": h.n_rows, "visits": visits,
+                     "off_cpu_s": best[False], "on_cpu_s": best[True], "ratio": ratio,
+                     "pass": ratio <= HOPS_TARGET, "bytes": h.nbytes,
+                     "bytes_per_visit": h.nbytes / max(1, visits)})
+        log(f"  {name}: off {best[False]:.2f} s, on {best[True]:.2f} s CPU ({ratio:.3f}x), "
+            f"{h.n_rows:,} rows")
+    return {"requests": requests, "repeat": repeat, "target": HOPS_TARGET, "rows": rows}
+
+
+def table_hops(d: dict) -> str:
+    lines = [f"== 5. hop records: {d['requests']:,} expected requests per case, best CPU time of "
+             f"{d['repeat']} runs each, off and on ==",
+             f"{'case':<16}{'requests':>10}{'hop rows':>10}{'off s':>8}{'on s':>8}{'on/off':>8}"
+             f"{'':>10}{'bytes/visit':>12}"]
+    for r in d["rows"]:
+        lines.append(f"{r['case']:<16}{r['requests']:>10,}{r['hop_rows']:>10,}{r['off_cpu_s']:>8.2f}"
+                     f"{r['on_cpu_s']:>8.2f}{r['ratio']:>8.3f}  <={d['target']:.2f} {_verdict(r['pass'])}"
+                     f"{r['bytes_per_visit']:>8.1f}")
+    lines.append("(a row is 64 bytes; a request adds 16 for its root id and key; rows of the "
+                 "caller's own -- timed calls, attempts -- count against the visits)")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- 4. big runs
 
 BIG_CHILD = """
@@ -760,6 +813,10 @@ def main(argv: list[str] | None = None) -> int:
         log("4. big runs")
         doc["big"] = bench_big(p.big, log)
         texts.append(table_big(doc["big"]))
+    if "hops" in sections:
+        log("5. hop records")
+        doc["hops"] = bench_hops(p.spec_requests, p.repeat, log)
+        texts.append(table_hops(doc["hops"]))
     doc["loadavg_end"] = _loadavg()
     doc["wall_s"] = time.perf_counter() - t_start
     t = os.times()

@@ -92,8 +92,8 @@ class Datastore(Kind):
             members = self.members[shard]
             if status == OK and len(members) > 1:
                 env = self.env
-                # the copies' hop rows hang off the primary's visit (just recorded, if at all)
-                up = self.last * 4 + (COPY if self.sync else ASYNC) if parent >= 0 else -1
+                # the copies' hop rows hang off the primary's visit (the row just written)
+                up = self.hops.last_id() * 4 + (COPY if self.sync else ASYNC) if parent >= 0 else -1
                 copies = [spawn(env, self._serve(r, cls, key, up, self._no_calls, self._no_calls, False))
                           for r in members if r is not primary]
                 if self.sync:

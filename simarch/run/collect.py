@@ -19,6 +19,7 @@ from ..model.metrics import latency_stats_ms, ratio
 from ..model.spec import fault_label
 from ..model.status import N_STATUS
 from ..results.hops import STRIDE, Hops
+from ..runtime.hops import INT_COLUMNS
 from ..results.result import Result
 
 
@@ -117,7 +118,13 @@ def _hops(sim: Any) -> Hops | None:
     log = sim.hops
     if log is None:
         return None
-    rows = np.frombuffer(log.rows, dtype=float).reshape(-1, STRIDE) if len(log.rows) else np.zeros((0, STRIDE))
+    if len(log.rows):
+        rows = np.frombuffer(log.rows, dtype=float).reshape(-1, STRIDE)
+        ints = np.frombuffer(log.rows, dtype=np.int64).reshape(-1, STRIDE)
+        for col in INT_COLUMNS:  # int64 to float64 in place (ids stay far below 2**53)
+            rows[:, col] = ints[:, col]
+    else:
+        rows = np.zeros((0, STRIDE))
     comps = list(sim.components.values())
     return Hops(
         rows=rows,

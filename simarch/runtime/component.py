@@ -43,7 +43,6 @@ class Component:
         self.lats = [array("f") for _ in range(n_cls)]
         self.index = sim.component_index[name]  # the component's number in hop records
         self.hops: HopLog | None = sim.hops
-        self.last = -1  # the id of the last visit recorded (read at once by the kind's own serve)
         if self.hops is not None:
             self._new_id = self.hops.new_id
             self._pack = self.hops.pack
@@ -220,7 +219,6 @@ class Component:
             self.lats[cls].append(now - t0)
         if me >= 0:
             self._add(self._pack(vid, parent, pool.gid, t0, t1, t2, now, status))
-            self.last = vid
         if fwd and status == OK:  # the worker is free: hand the request on
             after = me + AFTER if me >= 0 else -1
             if len(fwd) == 1:  # the usual forward hop, straight to the next component
@@ -234,9 +232,7 @@ class Component:
     def _row(self, vid: int, parent: int, pool: Pool, t0: float, t1: float, t2: float,
              t3: float, status: int) -> None:
         """Write the hop row of a visit that ended early (refused, rejected, crashed)."""
-        hops = self.hops
-        hops.add(hops.pack(vid, parent, pool.gid, t0, t1, t2, t3, status))
-        self.last = vid
+        self._add(self._pack(vid, parent, pool.gid, t0, t1, t2, t3, status))
 
     def _sequence(self, calls: list, cls: int, key: int, parent: int):
         """Make ``calls`` in turn until one fails; the last one is a tail call."""
