@@ -239,13 +239,15 @@ def compare_cmd(
     warmup: Annotated[str | None, typer.Option(help="Warm-up of each run. [default: each spec's]")] = None,
     seed: Annotated[int, typer.Option(help="Seed; replication r uses the same stream for every design.")] = 1,
     knee: Annotated[bool, typer.Option(help="Search the highest load that meets each SLO.")] = True,
+    attribution: Annotated[bool, typer.Option("--attribution", help="Also show where the p99 goes in each design (hop records on in every run).")] = False,
     scheduler: Annotated[str | None, typer.Option(help="Dask: 'local' or 'tcp://host:port'. [default: local processes]")] = None,
     serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write tables (Parquet) and plots here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tables as JSON.")] = False,
 ) -> None:
     """Compare designs as load grows: mean and 95% interval of p50/p99/p99.9, throughput and
-    availability per design and load, paired differences, SLO verdicts and the knee."""
+    availability per design and load, paired differences, SLO verdicts and the knee; with
+    --attribution, the share of each design's p99 band spent per component and phase."""
     from .model.architecture import load as load_arch
     from .results.io import check_output_dir
     from .study.compare import compare
@@ -256,7 +258,7 @@ def compare_cmd(
             check_output_dir(out, "comparison")
         archs = [load_arch(p) for p in specs]
         cmp = compare(archs, loads=_loads(loads), replications=replications, seed=seed,
-                      duration=duration, warmup=warmup, knee=knee,
+                      duration=duration, warmup=warmup, knee=knee, attribution=attribution,
                       executor=_executor(scheduler, serial))
     except SpecError as e:
         if not e.source and e.path and e.path[0] == "executor":
@@ -268,7 +270,7 @@ def compare_cmd(
         return
     if as_json:
         doc = {**cmp.to_dict(), **{n: json.loads(getattr(cmp, n).to_json(orient="records"))
-                                   for n in ("table", "diff", "slo", "knee")}}
+                                   for n in ("table", "diff", "slo", "knee", "attribution")}}
         typer.echo(json.dumps(doc, indent=2))
     else:
         typer.echo(str(cmp))

@@ -21,9 +21,9 @@ from ..model.metrics import LATENCY_KEYS, latency_stats_ms
 from ..model.metrics import ratio as _ratio
 from ..model.status import ERROR_NAMES, STATUS_NAMES, Status
 from ..model.units import parse_duration
-from .binning import bin_requests, window_edges
 from .attribution import COLUMNS as ATTRIBUTION_COLUMNS
 from .attribution import DEFAULT_BANDS, attribution_rows, contrast
+from .binning import bin_requests, window_edges
 from .hops import Hops
 from .io import atomic_write
 from .slo import judge

@@ -13,7 +13,9 @@ The estimate is deliberately simple and on the high side:
 * events: ``EVENTS_PER_REQUEST`` per request plus ``EVENTS_PER_VISIT`` per visit (one more
   where a call has a network latency) -- about what the engine schedules;
 * processes that live all run long (queue consumers, closed-loop users) at
-  ``BYTES_PER_PROCESS`` each, records at ``BYTES_PER_REQUEST`` and ``BYTES_PER_VISIT``.
+  ``BYTES_PER_PROCESS`` each, records at ``BYTES_PER_REQUEST`` and ``BYTES_PER_VISIT``, and
+  hop records at ``HOP_ROW_BYTES`` a visit and ``HOP_BYTES_PER_REQUEST`` for the requests
+  recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ EVENTS_PER_VISIT = 2.0
 BYTES_PER_REQUEST = 40.0
 BYTES_PER_VISIT = 8.0
 BYTES_PER_PROCESS = 1000.0
+HOP_ROW_BYTES = 64.0  # a hop record row (simarch.runtime.hops)
+HOP_BYTES_PER_REQUEST = 16.0  # a recorded request's root id and key
 EVENTS_PER_SECOND = 500_000.0  # a conservative engine speed on one core, for the time estimate
 MAX_EVENTS = 200_000_000  # default budget: a few minutes of one core
 MAX_BYTES = 4 * 2**30
@@ -116,8 +120,10 @@ def _closed_loop_rate(arch: Architecture, users: int) -> float:
     return rate
 
 
-def estimate(arch: Architecture, load: float, duration: float, warmup: float) -> Work:
-    """The estimated work of one run of ``arch`` at ``load`` for ``warmup + duration``."""
+def estimate(arch: Architecture, load: float, duration: float, warmup: float,
+             hops: bool | int | None = False) -> Work:
+    """The estimated work of one run of ``arch`` at ``load`` for ``warmup + duration``, its
+    hop records included as ``hops`` decides (see :func:`hop_sampling`)."""
     spec = arch.spec
     wl = spec.workload
     horizon = warmup + duration
@@ -138,13 +144,37 @@ def estimate(arch: Architecture, load: float, duration: float, warmup: float) ->
     latency_calls = sum(1 for c in spec.calls if c.latency is not None)
     events = requests * (EVENTS_PER_REQUEST + v * EVENTS_PER_VISIT + latency_calls)
     memory = requests * (BYTES_PER_REQUEST + v * BYTES_PER_VISIT) + processes * BYTES_PER_PROCESS
+    every = hop_sampling(arch, load, duration, hops) if hops is not False else 0
+    if every:  # the window's requests, one in ``every``
+        memory += requests * duration / max(horizon, 1e-300) / every * (
+            HOP_BYTES_PER_REQUEST + v * HOP_ROW_BYTES)
     return Work(requests, v, events, processes, memory, open_loop)
 
 
+HOPS_LIMIT = 2_000_000  # requests a run records hop by hop, at most; above, one in N
+
+
+def hop_sampling(arch: Architecture, load: float, duration: float, hops: bool | int | None) -> int:
+    """One request in how many to record hop by hop (0: none). ``hops`` is ``None`` (the
+    default: all when the window is expected to hold ``HOPS_LIMIT`` requests or fewer,
+    else one in N, N the smallest keeping the expected count within the limit), ``False``
+    (none), ``True`` (all) or N."""
+    if hops is None:
+        expected = estimate(arch, load, duration, 0.0).requests
+        return max(1, math.ceil(expected / HOPS_LIMIT))
+    if hops is True:
+        return 1
+    if hops is False:
+        return 0
+    return int(hops)
+
+
+
 def check_budget(arch: Architecture, load: float, duration: float, warmup: float,
-                 max_events: float | None = None, max_bytes: float | None = None) -> Work:
+                 max_events: float | None = None, max_bytes: float | None = None,
+                 hops: bool | int | None = False) -> Work:
     """Raise :class:`SpecError` when the run would exceed its budget; return the estimate."""
-    work = estimate(arch, load, duration, warmup)
+    work = estimate(arch, load, duration, warmup, hops)
     limit = spec_limit = arch.spec.simulation.max_events
     if max_events is not None:
         limit = max_events

@@ -19,8 +19,8 @@ from ..model.metrics import latency_stats_ms, ratio
 from ..model.spec import fault_label
 from ..model.status import N_STATUS
 from ..results.hops import STRIDE, Hops
-from ..runtime.hops import INT_COLUMNS
 from ..results.result import Result
+from ..runtime.hops import INT_COLUMNS
 
 
 def _component_rows(sim: Any, t_end: float) -> tuple[dict, list, dict[str, list]]:

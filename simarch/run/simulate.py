@@ -81,7 +81,7 @@ def simulate(
     if max_events is not None and (isinstance(max_events, bool) or not isinstance(max_events, (int, float))
                                    or not max_events > 0):
         raise SpecError(f"max_events is a number of events > 0, got {excerpt(max_events)}", ("max_events",))
-    check_budget(arch, mult, dur, warm, max_events)
+    check_budget(arch, mult, dur, warm, max_events, hops=hops)
     if hops is not None and (not isinstance(hops, (bool, int, np.integer)) or (
             not isinstance(hops, bool) and hops < 1)):
         raise SpecError(f"hops is true, false or a whole number N >= 1 (one request in N), got "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import itertools
-import math
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,25 +38,8 @@ from ..runtime.pools import Pool
 from ..runtime.resilience import Resilience
 from ..runtime.streams import key_sampler, stream, uniform_sampler
 from ..runtime.tasks import RequestTask, run_until, spawn
-from .budget import estimate
+from .budget import hop_sampling
 from .collect import collect
-
-HOPS_LIMIT = 2_000_000  # requests a run records hop by hop, at most; above, one in N
-
-
-def hop_sampling(arch: Architecture, load: float, duration: float, hops: bool | int | None) -> int:
-    """One request in how many to record hop by hop (0: none). ``hops`` is ``None`` (the
-    default: all when the window is expected to hold ``HOPS_LIMIT`` requests or fewer,
-    else one in N, N the smallest keeping the expected count within the limit), ``False``
-    (none), ``True`` (all) or N."""
-    if hops is None:
-        expected = estimate(arch, load, duration, 0.0).requests
-        return max(1, math.ceil(expected / HOPS_LIMIT))
-    if hops is True:
-        return 1
-    if hops is False:
-        return 0
-    return int(hops)
 
 
 @contextmanager

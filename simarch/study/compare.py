@@ -67,6 +67,10 @@ class Comparison:
     * ``cost``: per design and load, the monthly cost in USD (mean over replications; queues at
       their simulated message rate), its difference against the first design's at the same
       load, and the cost per million successful requests; empty when no design has a price.
+    * ``attribution`` (with ``compare(..., attribution=True)``): per design, load, band
+      (``median``, ``p99``), component and phase, the share of the band's time (mean and
+      interval over the replications) and the band's mean latency; see
+      :meth:`simarch.Result.attribution`.
     """
 
     designs: list[str]
@@ -83,6 +87,7 @@ class Comparison:
     settings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     cost: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COST_COLUMNS))
+    attribution: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ATTRIBUTION_COLUMNS))
 
     def metric(self, name: str = "p99_ms") -> pd.DataFrame:
         """Wide view of one metric: rows load, columns (design, mean/ci_low/ci_high)."""
@@ -151,7 +156,8 @@ class Comparison:
         --out`` adds the two plots as PNG images."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("runs", "table", "diff", "slo", "knee", *(("cost",) if len(self.cost) else ())):
+        for name in ("runs", "table", "diff", "slo", "knee", *(("cost",) if len(self.cost) else ()),
+                     *(("attribution",) if len(self.attribution) else ())):
             df = getattr(self, name)
             atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         atomic_write(out / "simarch.json",
@@ -163,8 +169,9 @@ class Comparison:
         d = Path(directory)
         meta = json.loads((d / "simarch.json").read_text())
         tables = {n: pd.read_parquet(d / f"{n}.parquet") for n in ("runs", "table", "diff", "slo", "knee")}
-        if (d / "cost.parquet").exists():
-            tables["cost"] = pd.read_parquet(d / "cost.parquet")
+        for extra in ("cost", "attribution"):
+            if (d / f"{extra}.parquet").exists():
+                tables[extra] = pd.read_parquet(d / f"{extra}.parquet")
         return cls(meta["designs"], meta["loads"], meta["replications"], meta["seed"],
                    meta["confidence"], slos=meta.get("slos", {}), settings=meta.get("settings", {}),
                    warnings=meta.get("warnings", []), **tables)
@@ -181,6 +188,7 @@ def compare(
     knee: bool = True,
     knee_steps: int = 5,
     confidence: float = 0.95,
+    attribution: bool = False,
     executor: str | Any = "processes",
     workers: int | None = None,
     progress: bool = True,
@@ -192,7 +200,8 @@ def compare(
     and components with the same name draw the same service times, so the paired
     differences are measured on the same traffic. With ``knee``, a bisection per design and replication finds the
     highest load that still meets the design's SLO (``knee_steps`` halvings of the bracket
-    found on the ``loads`` grid).
+    found on the ``loads`` grid). With ``attribution``, each run records its hops and
+    reports where the time of its median and p99 bands goes (``Comparison.attribution``).
     """
     if isinstance(designs, (str, Path, Mapping, Architecture)) or not designs:
         raise SpecError("compare takes a list of one or more designs", ("designs",))
@@ -217,7 +226,8 @@ def compare(
         return Task(a.to_dict(), str(a.base_dir) if a.base_dir else None, load, dur, warm, seed, rep,
                     {"design": labels[i], **tags})
 
-    tasks = [task(i, x, r) for i in range(len(archs)) for x in mults for r in range(replications)]
+    extra = {"attribution": True} if attribution else {}
+    tasks = [task(i, x, r, **extra) for i in range(len(archs)) for x in mults for r in range(replications)]
     rows = run_tasks(tasks, executor=executor, workers=workers, progress=progress, desc="compare")
     runs = pd.DataFrame(rows)
     slos = {labels[i]: _slo_of(a) for i, a in enumerate(archs)}
@@ -295,8 +305,64 @@ def compare(
     if len({json.dumps(s_, sort_keys=True) for s_ in slos.values()}) > 1:
         warnings.append("the designs have different SLOs: their verdicts and knees are judged "
                         "against different targets")
+    att = attribution_table(runs, confidence) if attribution else pd.DataFrame(columns=ATTRIBUTION_COLUMNS)
     return Comparison(labels, mults, replications, seed, confidence, runs, table, diff, slo_table,
-                      knee_table, slos, settings, warnings, costs)
+                      knee_table, slos, settings, warnings, costs, att)
+
+
+ATTRIBUTION_COLUMNS = ["design", "load", "band", "component", "phase", "share", "ci_low", "ci_high",
+                       "band_mean_ms"]
+
+
+def attribution_table(runs: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """Per design, load, band, component and phase: the mean share of the band's time over
+    the replications (a replication where it took no time counts as 0), with its interval."""
+    cols = [c for c in runs.columns if c.startswith("att.")]
+    rows = []
+    for (design, load), g in runs.groupby(["design", "load"], sort=False):
+        for c in cols:
+            x = g[c].fillna(0.0).to_numpy(dtype=float)
+            if not x.any():
+                continue
+            _, band, comp, phase = c.split(".", 3)
+            mean, lo, hi, _sd = mean_ci(x, confidence)
+            ms = g.get(f"att_ms.{band}")
+            rows.append({"design": design, "load": load, "band": band, "component": comp, "phase": phase,
+                         "share": mean, "ci_low": max(lo, 0.0), "ci_high": min(hi, 1.0),
+                         "band_mean_ms": float(ms.mean()) if ms is not None else math.nan})
+    return pd.DataFrame(rows, columns=ATTRIBUTION_COLUMNS)
+
+
+def format_attribution(cmp, band: str = "p99", top: int = 4) -> list[str]:
+    """The comparison's "where the p99 goes" section: per load, the largest shares of the
+    band's time, design by design (empty without attribution)."""
+    att = getattr(cmp, "attribution", None)
+    if att is None or not len(att):
+        return []
+    pct = int(round(cmp.confidence * 100))
+    lines = ["", f"Where the {band} goes: share of the {band} band's time (p99 to p99.9) on the critical "
+                 f"path, mean [{pct}% CI] over replications"]
+    for load in cmp.loads:
+        a = att[(att["band"] == band) & (att["load"] == load)]
+        if not len(a):
+            continue
+        best = a.groupby(["component", "phase"])["share"].max().sort_values(ascending=False)
+        keys = list(best.index[:top])
+        table = {}
+        for design in cmp.designs:
+            d = a[a["design"] == design].set_index(["component", "phase"])
+            col = {}
+            for k in keys:
+                if k in d.index:
+                    r = d.loc[k]
+                    col[f"{k[0]} {k[1]}"] = f"{r['share']:.0%} [{r['ci_low']:.0%}, {r['ci_high']:.0%}]"
+                else:
+                    col[f"{k[0]} {k[1]}"] = "-"
+            ms = a[a["design"] == design]["band_mean_ms"]
+            col["band mean (ms)"] = f"{ms.iloc[0]:.3g}" if len(ms) else "-"
+            table[design] = col
+        lines += [f"  at {load:g}x", pd.DataFrame(table).to_string()]
+    return lines
 
 
 COST_COLUMNS = ["design", "load", "monthly_usd", "baseline", "diff_usd", "diff_pct", "per_million_usd"]
@@ -570,6 +636,7 @@ def format_comparison(cmp) -> str:
                 continue
             lines.append(f"  {k['design']}: {k['knee']:.2f}x{ci} (search resolution "
                          f"{k['resolution']:.2f}x{'; ' + k['note'] if k['note'] else ''})")
+    lines += format_attribution(cmp)
     for w in getattr(cmp, "warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)

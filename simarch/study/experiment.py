@@ -36,6 +36,7 @@ from ..errors import SimarchError, SpecError, argument, excerpt
 from ..model.architecture import Architecture
 from ..model.stats import t_quantile
 from ..model.units import parse_multiplier
+from ..results.attribution import attribution_rows
 from ..run.simulate import simulate
 
 METRICS = ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "throughput_rps",
@@ -129,7 +130,7 @@ def run_task(task: Task) -> dict[str, Any]:
         arch = Architecture.from_dict(task.spec, base_dir=Path(task.base_dir) if task.base_dir else None)
         r = simulate(arch, load=task.load, duration=task.duration, warmup=task.warmup,
                      seed=replication_seed(task.seed, task.replication), progress=False,
-                     stop_on_miss=bool(task.tags.get("stop_on_miss")))
+                     stop_on_miss=bool(task.tags.get("stop_on_miss")), hops=bool(task.tags.get("attribution")))
     except SimarchError as e:  # a user's mistake at this point: recorded, the study goes on
         row["error"] = str(e)
         return row
@@ -150,7 +151,14 @@ def run_task(task: Task) -> dict[str, Any]:
         row[f"wait_p.{comp}"] = float(w)
     if r.cost is not None:  # a design with prices: its monthly cost at the simulated rates
         row["cost_usd_month"] = r.cost.monthly_usd
+    if task.tags.get("attribution"):  # where the time goes, per band: att.BAND.COMPONENT.PHASE
+        for a in attribution_rows(r, ATTRIBUTION_BANDS, per_class=False):
+            row[f"att.{a['band']}.{a['component']}.{a['phase']}"] = a["share"]
+            row[f"att_ms.{a['band']}"] = a["band_mean_ms"]
     return row
+
+
+ATTRIBUTION_BANDS = ("median", "p99")
 
 
 # ---------------------------------------------------------------------------- executors
