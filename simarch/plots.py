@@ -21,6 +21,7 @@ without simulating again (the HTML report draws with these functions):
 * :func:`architecture`: the call graph with the copies and zones of each component, coloured
   by utilisation, single points of failure marked.
 * :func:`sweep_results`: metrics of a parameter sweep against load or a parameter.
+* :func:`attribution`: where the time of each latency band goes, per component and phase.
 
 matplotlib is imported inside the functions, so ``import simarch`` stays light.
 """
@@ -58,6 +59,7 @@ __all__ = [
     "architecture",
     "architecture_size",
     "sweep_results",
+    "attribution",
 ]
 
 UTIL_CMAP = "RdYlGn_r"  # green (idle) -> yellow -> red (saturated), shared by bars and nodes
@@ -906,6 +908,114 @@ def utilization(result: Result | pd.DataFrame, ax: Axes | None = None, *,
     ax.set_ylabel(what)
     ax.set_title(f"Utilisation per {what}" + (f": {result.design} at {_fmt_load(result.load)}"
                                               if live else ""))
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    return ax
+
+
+# --------------------------------------------------------------------------- attribution
+
+PHASE_HATCH = {"network": "..", "wait": "//", "service": "", "backoff": "xx", "hedge": "++",
+               "timeout": "\\\\", "failed": "oo"}
+
+
+def _attribution_frame(data: Any, cls: str, load: float | None) -> tuple[pd.DataFrame, str]:
+    """The attribution rows to draw, with a ``bar`` label per band (and design), and a title."""
+    if isinstance(data, Result):
+        df = data.attribution()
+        title = f"Where the time goes: {data.design} at {_fmt_load(data.load)}"
+    elif hasattr(data, "attribution") and isinstance(getattr(data, "attribution"), pd.DataFrame):
+        df = data.attribution  # a Comparison
+        title = "Where the time goes"
+    elif isinstance(data, pd.DataFrame):
+        df = data
+        title = "Where the time goes"
+    else:
+        raise TypeError(f"expected a Result, a Comparison or an attribution frame, got {type(data).__name__}")
+    if not len(df):
+        raise SimarchError("nothing to draw: the attribution is empty (a comparison needs "
+                           "compare(..., attribution=True))")
+    df = df.copy()
+    if "class" in df.columns:
+        if cls not in set(df["class"]):
+            raise SimarchError(f"no class {cls!r} in the attribution; it has {', '.join(map(str, sorted(set(df['class']))))}")
+        df = df[df["class"] == cls]
+        if cls != "all":
+            title += f", class {cls}"
+    if "design" in df.columns:
+        loads = sorted(set(df["load"]))
+        at = loads[-1] if load is None else load
+        if at not in loads:
+            raise SimarchError(f"no load {at:g}x in the comparison's attribution; it has "
+                               f"{', '.join(f'{x:g}x' for x in loads)}")
+        df = df[df["load"] == at]
+        df["bar"] = df["design"].astype(str) + "\n" + df["band"].astype(str)
+        title += f" at {_fmt_load(at)}"
+    else:
+        df["bar"] = df["band"].astype(str)
+    return df, title
+
+
+def attribution(data: Any, ax: Axes | None = None, *, cls: str = "all", top: int = 7,
+                load: float | None = None) -> Axes:
+    """Stacked bars of where the time of each latency band goes: one bar per band (the
+    median band, the p99 band, beyond p99.9), its segments the shares of the band's time
+    per component and phase (wait hatched, network dotted), the band's mean latency at the
+    bar's end.
+
+    ``data`` is a :class:`~simarch.results.result.Result` (its :meth:`attribution`), the
+    frame that returns, or a :class:`~simarch.study.compare.Comparison` made with
+    ``attribution=True`` (one bar per design and band, at ``load``, by default the highest).
+    The ``top`` largest (component, phase) pairs get their own colour, the rest are grouped
+    as "other"; ``cls`` picks a request class (default ``all``).
+    """
+    import matplotlib as mpl
+
+    df, title = _attribution_frame(data, cls, load)
+    bars = list(dict.fromkeys(df["bar"]))
+    weight = df.groupby(["component", "phase"])["share"].max().sort_values(ascending=False)
+    keys = list(weight.index[:top])
+    comps = list(dict.fromkeys(k[0] for k in keys))
+    cmap = mpl.colormaps["tab10"]
+    colour = {c: cmap(i % 10) for i, c in enumerate(comps)}
+    ax = _new_axes(ax, (8.5, max(2.6, 0.55 * len(bars) + 1.9)))
+    ypos = np.arange(len(bars))
+    left = np.zeros(len(bars))
+    means = {}
+    for k in [*keys, ("other", "")]:
+        vals = np.zeros(len(bars))
+        for i, b in enumerate(bars):
+            rows = df[df["bar"] == b]
+            if k[0] == "other":
+                picked = ~rows.set_index(["component", "phase"]).index.isin(keys)
+                vals[i] = rows["share"][picked].sum()
+            else:
+                vals[i] = rows[(rows["component"] == k[0]) & (rows["phase"] == k[1])]["share"].sum()
+            if "band_mean_ms" in rows.columns and len(rows):
+                means[b] = float(rows["band_mean_ms"].iloc[0])
+        if not vals.any():
+            continue
+        label = "other" if k[0] == "other" else f"{k[0]} {k[1]}"
+        ax.barh(ypos, 100 * vals, left=100 * left, height=0.62,
+                color="0.85" if k[0] == "other" else colour[k[0]],
+                hatch=None if k[0] == "other" else PHASE_HATCH.get(k[1], ""),
+                edgecolor="white", lw=0.8, label=label)
+        for y, v, x0 in zip(ypos, vals, left, strict=True):
+            if v >= 0.07:
+                ax.text(100 * (x0 + v / 2), y, f"{v:.0%}", ha="center", va="center", fontsize=8,
+                        color="black", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                             "alpha": 0.7})
+        left += vals
+    for y, b in zip(ypos, bars, strict=True):
+        if b in means:
+            ax.text(101.5, y, f"mean {means[b]:.3g} ms", va="center", ha="left", fontsize=8, color="0.2")
+    ax.set_yticks(ypos, bars, fontsize=9)
+    ax.set_ylim(len(bars) - 0.5, -0.5)
+    ax.set_xlim(0, 122)
+    ax.set_xticks([0, 20, 40, 60, 80, 100], ["0%", "20%", "40%", "60%", "80%", "100%"])
+    ax.set_xlabel("share of the band's time on the critical path")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=8, frameon=False)
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     return ax
