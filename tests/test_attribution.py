@@ -172,3 +172,103 @@ def test_every_recorded_request_is_covered_exactly(spec):
     assert (m >= 0).all()
     gap = np.abs(m.sum(axis=1) - (r.end - r.start)[idx])
     assert gap.max(initial=0.0) <= 1e-9 * max(1.0, float((r.end - r.start).max(initial=0.0)))
+
+
+# ----------------------------------------------------------------------------- API and outputs
+def _orders() -> simarch.Architecture:
+    """An API in front of a datastore at 88% utilisation: its p99 band waits at db."""
+    return (simarch.Architecture("orders", workload={"rate": 700})
+            .add("api", kind="service", instances=2, workers=32,
+                 service_time={"lognormal": {"median": "3ms", "p99": "9ms"}})
+            .add("db", kind="datastore", workers=8, service_time={"erlang": {"k": 4, "mean": "10ms"}})
+            .call("api", "db", latency="0.5ms"))
+
+
+def test_bands_shares_and_the_report_section():
+    r = simarch.simulate(_orders(), duration=30, warmup=5, seed=2, progress=False)
+    att = r.attribution()
+    assert set(att["band"]) == {"median", "p99", "p99.9"}
+    for _, g in att.groupby(["band", "class"]):
+        assert abs(g["share"].sum() - 1.0) < 1e-9
+    ok = r.latency[r.status == 0]
+    p99 = att[att["band"] == "p99"]
+    assert p99["requests"].iloc[0] == int(((ok >= np.quantile(ok, 0.99)) & (ok < np.quantile(ok, 0.999))).sum())
+    wait = p99[(p99["component"] == "db") & (p99["phase"] == "wait")]["share"].iloc[0]
+    med = att[(att["band"] == "median") & (att["component"] == "db") & (att["phase"] == "wait")]["share"].iloc[0]
+    assert wait > 2 * med  # the tail waits at db
+    # a network piece is the call's constant latency, exactly
+    net = att[(att["component"] == "db") & (att["phase"] == "network")]["mean_ms"]
+    assert np.allclose(net, 0.5, atol=1e-9)
+    text = r.report()
+    assert "What makes the p99" in text
+    assert "waiting for a worker at db (not served)" in text
+    assert "Time per visit by component and class" in text
+    c = r.tail_contrast()
+    assert c["grows"]["component"] == "db" and c["grows"]["phase"] == "wait"
+    # named and numeric bands agree
+    a = r.attribution((0.99, 0.999), per_class=False)
+    b = att[(att["band"] == "p99") & (att["class"] == "all")]
+    assert np.allclose(sorted(a["share"]), sorted(b["share"]))
+
+
+def test_attribution_errors_are_clear():
+    r = simarch.simulate(_orders(), duration=5, warmup=1, seed=2, progress=False, hops=False)
+    assert r.hops is None and r.tail_contrast() is None
+    assert "What makes the p99" not in r.report()
+    with pytest.raises(simarch.SimarchError, match="no hop records"):
+        r.attribution()
+    r = simarch.simulate(_orders(), duration=5, warmup=1, seed=2, progress=False)
+    with pytest.raises(simarch.SimarchError, match="a latency band is one of"):
+        r.attribution("p42")
+    with pytest.raises(simarch.SimarchError, match="0 <= lo < hi <= 1"):
+        r.attribution((0.9, 0.5))
+    with pytest.raises(simarch.SimarchError, match="no request class 'nope'"):
+        r.attribution(classes=["nope"])
+    with pytest.raises(simarch.SpecError, match="hops is true, false or a whole number"):
+        simarch.simulate(_orders(), duration=5, hops=0, progress=False)
+
+
+def test_sampling_records_one_request_in_n():
+    r = simarch.simulate(_orders(), duration=10, warmup=1, seed=2, progress=False, hops=7)
+    rec = r.hops.request_root >= 0
+    assert r.hops.every == 7
+    assert abs(rec.mean() - 1 / 7) < 0.01
+    assert (r.hops.request_of() >= 0).all()
+    att = r.attribution("median", per_class=False)
+    assert att["requests"].iloc[0] <= rec.sum() * 0.11 + 1
+    assert "one request in 7" in r.report()
+
+
+def test_hops_off_changes_no_number():
+    """Recording is observation only: the same run with and without hop records gives the
+    same request records and component figures."""
+    a = simarch.simulate(_orders(), duration=10, warmup=1, seed=4, progress=False, hops=True)
+    b = simarch.simulate(_orders(), duration=10, warmup=1, seed=4, progress=False, hops=False)
+    assert np.array_equal(a.start, b.start) and np.array_equal(a.end, b.end)
+    assert a.components().equals(b.components())
+
+
+def test_plot_and_compare(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from simarch import plots
+
+    r = simarch.simulate(_orders(), duration=10, warmup=1, seed=2, progress=False)
+    ax = plots.attribution(r)
+    widths = {}
+    for patch in ax.patches:
+        y = round(patch.get_y() + patch.get_height() / 2)
+        widths[y] = widths.get(y, 0.0) + patch.get_width()
+    assert len(widths) == 3 and all(abs(w - 100) < 1e-6 for w in widths.values())
+    fixed = _orders().with_changes({"db.replicas": 2})
+    cmp = simarch.compare([_orders(), fixed], loads=[1], replications=2, duration=8, warmup=1,
+                          knee=False, attribution=True, executor="serial", progress=False)
+    att = cmp.attribution
+    assert set(att["design"]) == {"orders", "orders#2"} and set(att["band"]) == {"median", "p99"}
+    w = att[(att["band"] == "p99") & (att["component"] == "db") & (att["phase"] == "wait")]
+    assert w.set_index("design")["share"]["orders"] > w.set_index("design")["share"].get("orders#2", 0.0)
+    assert "Where the p99 goes" in str(cmp)
+    plots.attribution(cmp)
+    cmp.save(tmp_path / "cmp")
+    back = type(cmp).load(tmp_path / "cmp")
+    assert back.attribution.equals(cmp.attribution)
