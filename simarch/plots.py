@@ -924,7 +924,7 @@ def _attribution_frame(data: Any, cls: str, load: float | None) -> tuple[pd.Data
     if isinstance(data, Result):
         df = data.attribution()
         title = f"Where the time goes: {data.design} at {_fmt_load(data.load)}"
-    elif hasattr(data, "attribution") and isinstance(getattr(data, "attribution"), pd.DataFrame):
+    elif hasattr(data, "attribution") and isinstance(data.attribution, pd.DataFrame):
         df = data.attribution  # a Comparison
         title = "Where the time goes"
     elif isinstance(data, pd.DataFrame):
