@@ -36,6 +36,7 @@ from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
 from ..model.pricing import UNITS
 from ..model.status import OK, STATUS_NAMES
+from ..results.attribution import contrast, verdict
 from ..results.text import cost_summary, fmt, missing, usd
 from ..study.compare import Comparison
 from ..study.plan import Plan, changes_table, simulated_table, verdict_text
@@ -413,12 +414,41 @@ def _run_plots(design: str, arch: Architecture | None, components: pd.DataFrame,
     return out
 
 
+_VISIT_COLUMNS = [("component", "component", "str"), ("class", "class", "str"), ("visits", "visits", "int"),
+                  ("mean_ms", "mean ms", "ms"), ("p50_ms", "p50 ms", "ms"), ("p90_ms", "p90 ms", "ms"),
+                  ("p99_ms", "p99 ms", "ms"), ("p999_ms", "p99.9 ms", "ms")]
+
+
+def _tail_context(att: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The run page's "what makes the p99" section: the p99 band's largest shares against the
+    median band's, the sentence on what differs, and the attribution plot."""
+    if att is None or not len(att):
+        return None
+    c = contrast(att.to_dict("records"), "p99", "median")
+    if c is None:
+        return None
+    rows = pd.DataFrame([{"component": e["component"], "phase": e["phase"], "p99_share": e["share"],
+                          "p99_ms": e["mean_ms"], "median_share": e["base_share"], "median_ms": e["base_ms"]}
+                         for e in c["top"]])
+    table = _table(rows, [("component", "component", "str"), ("phase", "phase", "str"),
+                          ("p99_share", "share of the p99 band", "pct"), ("p99_ms", "ms per request", "ms"),
+                          ("median_share", "share of the median band", "pct"),
+                          ("median_ms", "ms per request (median)", "ms")])
+    note_text = (f"The {c['requests']:,} successful requests between p99 and p99.9 (mean "
+                 f"{fmt(c['tail_ms'], 'ms')} ms) against the {c['base_requests']:,} of the median band "
+                 f"p45-p55 (mean {fmt(c['base_ms'], 'ms')} ms), on each request's critical path.")
+    figure = _figure("Where the time of each latency band goes", (8.5, 3.6),
+                     lambda ax: plots.attribution(att, ax))
+    return {"table": table, "note": note_text, "verdict": "So " + verdict(c) + ".", "figure": figure}
+
+
 def _run_page(folder: Path, meta: dict[str, Any]) -> str:
     doc = _read_json(folder / "result.json", folder) if (folder / "result.json").exists() else {}
     summary = _parquet(folder, "summary", required=True)
     components = _parquet(folder, "components", required=True)
     tables = {n: _parquet(folder, n) for n in
-              ("requests", "instances", "shards", "faults", "events", "calls", "timeseries")}
+              ("requests", "instances", "shards", "faults", "events", "calls", "timeseries",
+               "component_latency", "attribution")}
     spec_text, arch = _architecture(folder)
     design = meta.get("design") or doc.get("design") or folder.name
     load = meta.get("load", doc.get("load"))
@@ -461,6 +491,9 @@ def _run_page(folder: Path, meta: dict[str, Any]) -> str:
         cost=_cost_context(doc.get("cost")),
         plots=_run_plots(str(design), arch, components, tables["requests"], tables["timeseries"],
                          tables["faults"], span),
+        tail=_tail_context(tables["attribution"]),
+        visits=_table(tables["component_latency"], _VISIT_COLUMNS)
+        if tables["component_latency"] is not None and len(tables["component_latency"]) else None,
         spec_text=spec_text)
 
 

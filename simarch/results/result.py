@@ -420,8 +420,10 @@ class Result:
         return out
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``requests``, ``summary``, ``components``, ``instances``, ``shards`` and
-        ``timeseries`` as Parquet, ``result.json`` and the resolved ``spec.yaml`` (atomically)."""
+        """Write ``requests``, ``summary``, ``components``, ``instances``, ``shards``,
+        ``timeseries``, ``faults``, ``calls``, ``events``, ``component_latency`` and (with hop
+        records) ``attribution`` as Parquet, ``result.json`` and the resolved ``spec.yaml``
+        (atomically)."""
         import yaml
 
         out = Path(directory)
@@ -436,7 +438,10 @@ class Result:
             "faults": self.faults(),
             "calls": self.calls(),
             "events": self.events(),
+            "component_latency": self.component_latency(),
         }
+        if self.hops is not None:
+            tables["attribution"] = self.attribution()
         for name, df in tables.items():
             atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         atomic_write(out / "result.json",

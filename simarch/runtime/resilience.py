@@ -242,12 +242,15 @@ class Resilience:
         timer: Any = env.timeout(hedge.after)
         last = FAILED
         winner = None
+        ended: dict[Task, float] = {}  # when each attempt that finished did (recorded calls)
         while pending:
             if not any(t.done for t in pending) and not (timer is not None and timer.processed):
                 yield first_of(env, pending, timer)
             for t in list(pending):
                 if t.done:
                     pending.remove(t)
+                    if hops is not None:
+                        ended[t] = env._now  # (the loop wakes as each attempt finishes)
                     winner = t
                     if t.value == OK:
                         break
@@ -260,10 +263,11 @@ class Resilience:
                 self.hedged += 1
                 timer = env.timeout(hedge.after) if sent < hedge.max else None
         if hops is not None:
-            self._hedge_rows(hops, sent_at, winner, parent, n)
+            self._hedge_rows(hops, sent_at, winner, ended, parent, n)
         return OK if winner is not None and winner.value == OK else last
 
-    def _hedge_rows(self, hops: Any, sent_at: list, winner: Task | None, parent: int, n: int) -> None:
+    def _hedge_rows(self, hops: Any, sent_at: list, winner: Task | None, ended: dict, parent: int,
+                    n: int) -> None:
         now = self.env._now
         callee = self.target.index
         off = parent - parent % 4 + ASYNC
@@ -274,7 +278,8 @@ class Resilience:
                 hops.call_row(None, parent, callee, first, begun, OK, HEDGE, n)
             # an attempt still running is abandoned: its row ends now, flagged as such
             status = t.value if t.done else OK + ABANDONED
-            hops.call_row(cid, parent if on_path else off, callee, begun, now, status, attempt=n)
+            hops.call_row(cid, parent if on_path else off, callee, begun, ended.get(t, now), status,
+                          attempt=n)
 
     def stats(self) -> dict[str, Any]:
         return {
