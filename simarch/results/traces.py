@@ -303,7 +303,7 @@ class TraceSelection:
     def describe(self) -> str:
         """One line: what was kept, and why not more."""
         rules = f"'{self.sample.rules}'"
-        if self.threshold is not None and isinstance(self.sample.slower_than, str):
+        if self.threshold is not None and _slow_rule(self.sample.slower_than)[0] == "p":
             rules += f" (>{self.sample.slower_than}: slower than {self.threshold * 1e3:.4g} ms)"
         text = f"{len(self.requests):,} of {self.total:,} requests"
         if self.capped:
@@ -378,7 +378,7 @@ class _Builder:
             base["simarch.key"] = key
         top = _Span(t, root + 1, 0, KIND_CLIENT, "request", cls_name, _ns(r.start[req]), _ns(r.end[req]), -1,
                     {**base, "simarch.status": STATUS_NAMES[status], "simarch.request": req},
-                    error=_failure(status, "the request"))
+                    error=_failure(status, "request {}"))
         out = [top]
         idx = hops.rows_of(req)
         if not len(idx):
@@ -396,6 +396,8 @@ class _Builder:
             j = k
             while j not in depth:
                 chain.append(j)
+                if len(chain) > len(rows):
+                    raise SimarchError(f"the hop records of request {req} have a cycle of parents")
                 p = pos.get(int(rows[j][PARENT]) // 4)
                 if p is None:
                     break
@@ -427,7 +429,7 @@ class _Builder:
                 if rid * 4 + IN in has_calls:
                     events.append(("calls", sv, e - sv))
                 out.append(_Span(t, rid + 1, parent_span, KIND_SERVER, "visit", cls_name, a, e, pool, attrs,
-                                 events, _failure(st, pools[int(row[WHAT])]), d, sv))
+                                 events, _failure(st, "{} at " + pools[int(row[WHAT])]), d, sv))
                 continue
             callee = comps[int(row[WHAT])]
             attrs = {"simarch.component": callee}
@@ -447,7 +449,7 @@ class _Builder:
                 if rel != IN:
                     attrs["simarch.relation"] = RELATIONS[rel]
                 out.append(_Span(t, rid + 1, parent_span, KIND_CLIENT, "call", f"call {callee}", a, e, pool,
-                                 attrs, error=None if abandoned else _failure(st, f"the call to {callee}"),
+                                 attrs, error=None if abandoned else _failure(st, f"call to {callee} {{}}"),
                                  depth=d, free_from=a))
             elif kind in (BACKOFF, HEDGE):
                 attrs.update(base)
@@ -459,8 +461,9 @@ class _Builder:
         return out
 
 
-def _failure(status: int, where: str) -> str | None:
-    return None if status == OK else f"{FAILURE[status]}: {where}"
+def _failure(status: int, text: str) -> str | None:
+    """The message of a span's ERROR status: ``text`` with how it ended in its ``{}``."""
+    return None if status == OK else text.format(FAILURE[status])
 
 
 def _salt(result: Result) -> str:
