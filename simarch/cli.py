@@ -80,6 +80,15 @@ def run(
     fail_on_slo: Annotated[bool, typer.Option(
         "--fail-on-slo", help="Exit with code 3 when the design misses its SLO (for CI pipelines).")] = False,
     progress: Annotated[bool, typer.Option(help="A progress bar on standard error once the run takes more than two seconds.")] = True,
+    traces: Annotated[Path | None, typer.Option(
+        "--traces", metavar="FILE", help="Also write sampled requests as traces: OTLP/JSON (Jaeger, Tempo, an "
+        "OpenTelemetry collector), or Chrome trace events (Perfetto) for a name ending in .chrome.json.")] = None,
+    trace_format: Annotated[str | None, typer.Option(
+        "--trace-format", metavar="otlp|chrome", help="The format of --traces. [default: chrome for a name ending "
+        "in .chrome.json, else otlp]")] = None,
+    trace_sample: Annotated[str | None, typer.Option(
+        "--trace-sample", metavar="RULES", help="Which requests --traces exports, rules joined by commas: 1/N, "
+        "failed, >p99, >50ms, all, limit=N. [default: all, at most 1000]")] = None,
 ) -> None:
     """Simulate SPEC and print end-to-end, per-class and per-component figures and the SLO verdict.
 
@@ -90,6 +99,7 @@ def run(
     from .results.io import check_output_dir
     from .run.simulate import simulate
 
+    plan = _trace_plan(traces, trace_format, trace_sample)
     try:
         if out is not None:
             check_output_dir(out, "run")
@@ -109,8 +119,58 @@ def run(
         typer.echo(result.report())
     if out is not None:
         _save_run(result, out, as_json)
+    if plan is not None:
+        _write_traces(result, plan, as_json)
     if fail_on_slo and result.slo_met is False:
         raise typer.Exit(code=3)
+
+
+def _trace_plan(path: Path | None, fmt: str | None, sample: str | None):
+    """``(path, format, TraceSample)`` for ``run --traces``, checked before the run (a bad
+    rule, a bad format, a path that cannot be written: one error line); ``None`` without
+    ``--traces``."""
+    import os
+    import tempfile
+
+    from .results.traces import TraceSample, trace_format
+
+    if path is None:
+        for name, value in (("--trace-sample", sample), ("--trace-format", fmt)):
+            if value is not None:
+                _fail(f"{name} needs --traces FILE (the file to write the traces to)")
+        return None
+    try:
+        rules = TraceSample.parse(sample) if sample is not None else TraceSample()
+    except SpecError as e:
+        _fail(f"--trace-sample: {e.message}")
+    try:
+        kind = trace_format(path, fmt)
+    except SpecError as e:
+        _fail(f"--trace-format: {e.message}")
+    if path.is_dir():
+        _fail(f"--traces: '{path}' is a folder; give the name of a file, e.g. '{path / 'traces.json'}'")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        _fail(f"--traces: cannot write to '{path}': {e.strerror or e}")
+    return path, kind, rules
+
+
+def _write_traces(result, plan, as_json: bool) -> None:
+    """Write the traces of a finished run, and say how many and where (one line)."""
+    from .results.traces import write_traces
+
+    path, kind, rules = plan
+    try:
+        done = write_traces(result, path, format=kind, sample=rules)
+    except SimarchError as e:
+        _fail(f"--traces: {e}")
+    except OSError as e:
+        _fail(f"--traces: cannot write to '{path}': {e.strerror or e}")
+    typer.echo(str(done), err=as_json)
 
 
 def _save_run(result, out: Path, as_json: bool) -> None:
