@@ -29,6 +29,7 @@ from .io import atomic_write
 from .slo import judge
 from .stability import Growth, Stuck, backlog_growth, stuck_requests, unanswered_after
 from .text import format_result, result_html
+from .traces import write_traces
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,6 +220,15 @@ class Result:
         if "attribution" not in self._cache:
             self._cache["attribution"] = attribution_rows(self, DEFAULT_BANDS)
         return contrast(self._cache["attribution"], tail, base, cls)
+
+    def traces(self, path: str | Path, *, format: str | None = None, sample: Any = None) -> Any:
+        """Write sampled requests as traces: OpenTelemetry OTLP/JSON, or the Chrome trace-event
+        format (Perfetto, ``chrome://tracing``) for a name ending in ``.chrome.json`` or
+        ``format="chrome"``. ``sample`` is a :class:`~simarch.results.traces.TraceSample` or
+        its text form (``"1/100,failed,>p99,limit=500"``; default: up to 1,000 requests).
+        Returns what was written (its ``str`` is one line). See
+        :mod:`simarch.results.traces`."""
+        return write_traces(self, path, format=format, sample=sample)
 
     # ----------------------------------------------------------------- time series
     def timeseries(self, window: str | float = "10s") -> pd.DataFrame:
