@@ -822,7 +822,7 @@ def _key(op: str) -> str:
 
 def _detect(path: Path, fmt: str) -> str:
     if fmt not in ("auto", "otlp", "csv"):
-        raise SpecError(f"format must be otlp, csv or auto, got {excerpt(fmt)}", ("format",))
+        raise SpecError(f"must be otlp, csv or auto, got {excerpt(fmt)}", ("format",))
     if fmt != "auto":
         return fmt
     suffix = path.suffix.lower()

@@ -335,7 +335,7 @@ def _durations(text: str, default_service: str, src: str) -> pd.DataFrame:
 
     duration_col = find(_DURATION_COLUMNS)
     if duration_col is None:
-        raise SpecError(f"no duration column: expected one of {', '.join(_DURATION_COLUMNS)}; the "
+        raise SpecError(f"no duration column: expected one of {', '.join(c for c in _DURATION_COLUMNS if c.isascii())}; the "
                         f"header has {', '.join(map(repr, names)) or 'no columns'}", (), src)
     factor = _DURATION_COLUMNS[lower[duration_col]]
     op_col = find(_OPERATION_COLUMNS)
