@@ -266,12 +266,20 @@ _EM_STARTS = (0.1, 0.25, 0.5, 0.75, 0.9)
 _EM_SUBSAMPLE = 20_000
 
 
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _norm_logpdf(y: np.ndarray, m: float, s: float) -> np.ndarray:
+    z = (y - m) / s
+    return -0.5 * z * z - (math.log(s) + _HALF_LOG_2PI)
+
+
 def _mix_loglik(y: np.ndarray, w: float, m1: float, s1: float, m2: float, s2: float) -> float:
     """Log-likelihood of ln x under the mixture of two normals (that of x is this - sum(ln x))."""
     if not (0 < w < 1 and s1 > 0 and s2 > 0):
         return -math.inf
-    a = math.log(w) + stats.norm.logpdf(y, m1, s1)
-    b = math.log1p(-w) + stats.norm.logpdf(y, m2, s2)
+    a = math.log(w) + _norm_logpdf(y, m1, s1)
+    b = math.log1p(-w) + _norm_logpdf(y, m2, s2)
     return float(np.logaddexp(a, b).sum())
 
 
@@ -279,8 +287,8 @@ def _em(y: np.ndarray, theta: tuple[float, ...], iterations: int, floor: float) 
     w, m1, s1, m2, s2 = theta
     last = -math.inf
     for _ in range(iterations):
-        a = math.log(w) + stats.norm.logpdf(y, m1, s1)
-        b = math.log1p(-w) + stats.norm.logpdf(y, m2, s2)
+        a = math.log(w) + _norm_logpdf(y, m1, s1)
+        b = math.log1p(-w) + _norm_logpdf(y, m2, s2)
         total = np.logaddexp(a, b)
         ll = float(total.sum())
         r = np.exp(a - total)  # responsibility of component 1
@@ -293,7 +301,7 @@ def _em(y: np.ndarray, theta: tuple[float, ...], iterations: int, floor: float) 
         m2 = float(((1 - r) * y).sum() / n2)
         s1 = max(math.sqrt(float((r * (y - m1) ** 2).sum() / n1)), floor)
         s2 = max(math.sqrt(float(((1 - r) * (y - m2) ** 2).sum() / n2)), floor)
-        if ll - last < 1e-10 * y.size:
+        if ll - last < 1e-8 * y.size:
             break
         last = ll
     return (w, m1, s1, m2, s2)
@@ -331,13 +339,13 @@ def _mixture(x: np.ndarray) -> Candidate | None:
             continue
         theta = (q, float(lo.mean()), max(float(lo.std()), floor), float(hi.mean()),
                  max(float(hi.std()), floor))
-        theta = _em(sub, theta, 200, floor)
+        theta = _em(sub, theta, 60, floor)
         ll = _mix_loglik(sub, *theta)
         if ll > best_ll and 0.001 < theta[0] < 0.999:
             best, best_ll = theta, ll
     if best is None:
         return None
-    w, m1, s1, m2, s2 = _em(y, best, 2000, floor)
+    w, m1, s1, m2, s2 = _em(y, best, 1000, floor)
     if m1 > m2:
         w, m1, s1, m2, s2 = 1 - w, m2, s2, m1, s1
     if not 0.001 < w < 0.999:
@@ -623,10 +631,10 @@ class Fit:
         times, ``calls``, and comments giving each fit's sample size, goodness of fit and
         runner-up, and what the data said about the workload."""
         frag = self.to_spec_fragment()
+        fitted = _count(len(self.service_times), "service") + " fitted"
         lines = [f"# simarch fit of {self.source}: " + (
-            f"{self.traces:,} traces, {len(self.visits):,} visits, {len(self.service_times)} services"
-            f" fitted" if self.format == "otlp" else
-            f"{self.samples:,} durations, {len(self.service_times)} services fitted"),
+            f"{self.traces:,} traces, {len(self.visits):,} visits, {fitted}"
+            if self.format == "otlp" else f"{self.samples:,} durations, {fitted}"),
             "# Service times " + ("are the visits' exclusive times (their duration less the time "
                                   "in the calls they made):" if self.format == "otlp" else
                                   "are the durations in the file:"),
@@ -706,7 +714,7 @@ class Fit:
         head = (f"simarch fit of {self.source} ({'OTLP/JSON spans' if self.format == 'otlp' else 'CSV of durations'}): "
                 + (f"{self.traces:,} traces, {len(self.visits):,} visits, "
                    if self.format == "otlp" else "")
-                + f"{len(self.service_times)} services fitted")
+                + _count(len(self.service_times), "service") + " fitted")
         lines = [head, ""]
         summary = self.summary()
         if not summary.empty:
@@ -739,6 +747,10 @@ class Fit:
 
     def __repr__(self) -> str:
         return f"Fit({self.source!r}, {len(self.service_times)} services, {self.graph.number_of_edges()} calls)"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
 def _comment(p: Proposal | None, pooled: bool = False) -> str:

@@ -651,25 +651,34 @@ def call_graph(visits: pd.DataFrame, calls: pd.DataFrame, *, operations: str = "
     entry_end = entry_end[~entry_end.index.duplicated()]
     calls = calls[calls["service"] != calls["parent_service"]].copy()
     calls["entry_end_ns"] = calls["trace_id"].map(entry_end).fillna(np.iinfo(np.int64).max)
-    firsts = calls[calls["retry"] <= 0]
 
-    # overlap of calls to different services within one calling visit
+    # overlap of calls to different services within one calling visit: a call span overlaps
+    # when a span of a call to another service is open during it
+    calls = calls.reset_index(drop=True)
     overlap = np.zeros(len(calls), dtype=bool)
     multi: dict[str, list[bool]] = {}
-    for (svc, _), group in calls.groupby(["parent_service", "parent"], sort=False):
-        spans_ = group.drop_duplicates("call_span")
-        if spans_["service"].nunique() < 2:
+    key = pd.factorize(calls["trace_id"] + "/" + calls["parent"])[0]
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    who_all = pd.factorize(calls["service"])[0]
+    span_all = pd.factorize(calls["call_span"])[0]
+    s_all = calls["call_start_ns"].to_numpy()
+    e_all = calls["call_end_ns"].to_numpy()
+    caller = calls["parent_service"].to_numpy(dtype=object)
+    for rows in np.split(order, bounds):
+        if rows.size < 2:
             continue
-        s = spans_["call_start_ns"].to_numpy()
-        e = spans_["call_end_ns"].to_numpy()
-        who = spans_["service"].to_numpy()
-        hit = np.zeros(len(spans_), dtype=bool)
-        for a in range(len(spans_)):
-            other = (who != who[a]) & (s < e[a]) & (s[a] < e)
-            hit[a] = bool(other.any())
-        overlapping = dict(zip(spans_["call_span"], hit, strict=True))
-        overlap[calls.index.get_indexer(group.index)] = group["call_span"].map(overlapping).to_numpy()
-        multi.setdefault(svc, []).append(bool(hit.any()))
+        who = who_all[rows]
+        if (who == who[0]).all():
+            continue
+        s, e, sp = s_all[rows], e_all[rows], span_all[rows]
+        hit = np.zeros(rows.size, dtype=bool)
+        for lo in range(0, rows.size, 512):  # blocks bound the memory of a visit with many calls
+            b = slice(lo, lo + 512)
+            hit[b] = ((who[b, None] != who[None, :]) & (s[None, :] < e[b, None])
+                      & (s[b, None] < e[None, :]) & (sp[b, None] != sp[None, :])).any(axis=1)
+        overlap[rows] = hit
+        multi.setdefault(caller[rows[0]], []).append(bool(hit.any()))
     calls["overlap"] = overlap
     for svc, flags in multi.items():
         share = float(np.mean(flags))
@@ -679,7 +688,7 @@ def call_graph(visits: pd.DataFrame, calls: pd.DataFrame, *, operations: str = "
     visits_by_svc = visits.groupby("service").size()
     ops_by_svc = {svc: group.groupby(op_col).size() for svc, group in visits.groupby("service")}
     for (u, v), group in calls.groupby(["parent_service", "service"], sort=False):
-        first = firsts[(firsts["parent_service"] == u) & (firsts["service"] == v)]
+        first = group[group["retry"] <= 0]
         n_u = int(visits_by_svc.get(u, 0))
         callers = first.drop_duplicates("parent")
         per_op = callers.groupby(parent_op).size()
