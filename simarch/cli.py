@@ -486,7 +486,7 @@ def fit_cmd(
     service: Annotated[str | None, typer.Option(help="Fit this service only (for a CSV without a service column: its name).")] = None,
     operations: Annotated[str, typer.Option(help="'span': an operation is a span's name; 'entry': the name of the trace's first visit, the request's class.")] = "span",
     min_samples: Annotated[int, typer.Option("--min-samples", min=2, help="Groups with fewer samples are reported, not fitted.")] = 20,
-    out: Annotated[Path | None, typer.Option(help="Write fit.csv (every candidate), fragment.yaml and call_graph.png here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write fit.csv (every candidate), fragment.yaml and, for spans, call_graph.png here.")] = None,
 ) -> None:
     """Propose service-time distributions per service and operation from real latency data
     (OTLP/JSON spans or a CSV of durations), infer the call graph from the spans, and print
@@ -510,13 +510,13 @@ def fit_cmd(
     typer.echo("\nSpec fragment:\n")
     typer.echo(result.fragment(), nl=False)
     if out is not None:
-        _save_fit(result, out)
-        typer.echo(f"\nwrote {out}/ (fit.csv, fragment.yaml, call_graph.png)")
+        written = _save_fit(result, out)
+        typer.echo(f"\nwrote {out}/ ({', '.join(written)})")
 
 
-def _save_fit(result, out: Path) -> None:
-    """fit.csv (every candidate, parameters as JSON), fragment.yaml and call_graph.png, each
-    written atomically."""
+def _save_fit(result, out: Path) -> list[str]:
+    """fit.csv (every candidate, parameters as JSON), fragment.yaml and, for spans,
+    call_graph.png, each written atomically; returns the names written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -531,12 +531,14 @@ def _save_fit(result, out: Path) -> None:
     try:
         atomic_write(out / "fit.csv", lambda p: table.to_csv(p, index=False))
         atomic_write(out / "fragment.yaml", lambda p: Path(p).write_text(result.fragment(), encoding="utf-8"))
-        if result.graph.number_of_nodes():
-            ax = plots.call_graph(result)
-            atomic_write(out / "call_graph.png", lambda p: ax.figure.savefig(p, format="png", dpi=110))
-            plt.close(ax.figure)
+        if result.format != "otlp" or not result.graph.number_of_nodes():
+            return ["fit.csv", "fragment.yaml"]
+        ax = plots.call_graph(result)
+        atomic_write(out / "call_graph.png", lambda p: ax.figure.savefig(p, format="png", dpi=110))
+        plt.close(ax.figure)
     except OSError as e:
         _fail(f"--out: cannot write to '{out}' ({e.strerror or e})")
+    return ["fit.csv", "fragment.yaml", "call_graph.png"]
 
 
 #: what to tell the user when Ctrl-C stops the running command (set by the command)

@@ -1465,8 +1465,12 @@ def call_graph(fit: Fit | Any, ax: Axes | None = None, *,
     xs = np.array([p[0] for p in pos.values()])
     ys = np.array([p[1] for p in pos.values()])
     if ax is None:
-        ax = _new_axes(None, _figsize(pos, layout, colorbar=False) if layout == "layered"
-                       else (8.0, 6.0))
+        if layout == "layered":  # the node boxes hold a distribution: wider layers
+            w, h = _figsize(pos, layout, colorbar=False)
+            size = (max(w, 2.8 * (np.ptp(xs) + 1) + 0.6), h)
+        else:
+            size = (8.0, 6.0)
+        ax = _new_axes(None, size)
     pad_x, pad_y = 0.6, 0.75
     xlim = (xs.min() - pad_x, xs.max() + pad_x)
     ylim = (ys.min() - pad_y, ys.max() + pad_y)
@@ -1475,7 +1479,7 @@ def call_graph(fit: Fit | Any, ax: Axes | None = None, *,
         text = [str(n), f"{d.get('visits', 0):,} visits"]
         if d.get("service_time"):
             family, _, params = str(d["service_time"]).partition(" ")
-            text += [family, params] if params else [family]
+            text += [family] + [part for part in params.replace(" + ", "\n+ ").split("\n") if part]
         if d.get("fanout") == "parallel":
             text.append("calls in parallel")
         lines[n] = text
