@@ -639,8 +639,9 @@ class Fit:
                                   "in the calls they made):" if self.format == "otlp" else
                                   "are the durations in the file:"),
             "# they include any wait for a worker, so fit data taken at low load. Set workers,",
-            "# instances and queues from the deployment.",
-            "components:"]
+            "# instances and queues from the deployment."]
+        lines.append("components:" if frag["components"] else
+                     "# components: no service had enough samples to fit")
         for svc, comp in frag["components"].items():
             real = next(s for s, n in self.names.items() if n == svc)
             lines.append(f"  {_scalar(svc)}:" + (f"  # service.name {real!r}" if real != svc else ""))

@@ -120,12 +120,15 @@ def _nanos(value: Any, what: str, where: str, source: str) -> int:
     if isinstance(value, bool) or value is None:
         raise SpecError(f"{where}: {what} is missing or not a number of nanoseconds, got "
                         f"{excerpt(value)}", (), source)
+    number = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        number = value
+    elif isinstance(value, float) and math.isfinite(value):
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:
+        number = int(value.strip())
+    if number is not None and 0 <= number < 2**63:
+        return number
     raise SpecError(f"{where}: {what} must be a number of nanoseconds since 1970 (a string or "
                     f"an integer), got {excerpt(value)}", (), source)
 
