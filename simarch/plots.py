@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from .analysis.capacity import CapacityReport, capacity_report
-from .analysis.fit import Fit
 from .analysis.spof import SpofReport, static_spof
 from .errors import SimarchError
 from .kinds import kind as kind_of
@@ -50,6 +49,8 @@ from .results.result import Result
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from .analysis.fit import Fit  # a Fit is recognised by its graph: scipy stays unimported
 
 __all__ = [
     "latency_cdf",
@@ -1453,7 +1454,7 @@ def call_graph(fit: Fit | Any, ax: Axes | None = None, *,
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch
 
-    g = fit.graph if isinstance(fit, Fit) else fit
+    g = fit if isinstance(fit, nx.DiGraph) else getattr(fit, "graph", None)
     if not isinstance(g, nx.DiGraph):
         raise SimarchError(f"call_graph draws a Fit or a networkx DiGraph, got {type(fit).__name__}")
     if g.number_of_nodes() == 0:
@@ -1513,7 +1514,7 @@ def call_graph(fit: Fit | Any, ax: Axes | None = None, *,
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_axis_off()
-    source = fit.source if isinstance(fit, Fit) else None
+    source = getattr(fit, "source", None) if g is not fit else None
     ax.set_title("Call graph inferred" + (f" from {source}" if source else ""))
     if dashed_used:
         ax.legend([Line2D([], [], color="0.25", lw=1.4), Line2D([], [], color="0.25", lw=1.4,
