@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from .analysis.availability import AvailabilityReport, availability_model
     from .analysis.capacity import CapacityReport, capacity_report
     from .analysis.cost import CostReport, cost
+    from .analysis.fit import Fit, fit
     from .analysis.queueing import ModelReport, analyze
     from .analysis.spof import SpofReport, spof
     from .model.architecture import Architecture, load
@@ -57,6 +58,8 @@ __all__ = [
     "AvailabilityReport",
     "spof",
     "SpofReport",
+    "fit",
+    "Fit",
     "plots",
     "__version__",
 ]
@@ -84,6 +87,8 @@ _LAZY = {
     "availability_model": "simarch.analysis.availability",
     "AvailabilityReport": "simarch.analysis.availability",
     "read_dataset": "simarch.study.sweep",
+    "fit": "simarch.analysis.fit",
+    "Fit": "simarch.analysis.fit",
     "plots": "simarch.plots",
 }
 

@@ -1,5 +1,5 @@
 """The ``simarch`` command line: ``run``, ``validate``, ``spof``, ``compare``, ``sweep``,
-``plan`` and ``report``, the top stage (it may use every other; nothing imports it). Each command imports
+``plan``, ``report`` and ``fit``, the top stage (it may use every other; nothing imports it). Each command imports
 the stage it needs when it runs, so that ``simarch --help`` starts fast.
 
 Bad input (a spec error, a bad option value) prints one line naming the file, the field and
@@ -539,6 +539,68 @@ def validate(
     if rep.warnings:
         typer.echo(f"warning: at {mult:g}x this design cannot keep up: see the saturated "
                    "component(s) above", err=True)
+
+
+@app.command("fit")
+def fit_cmd(
+    data: Annotated[Path, typer.Argument(help="OTLP/JSON spans (a TracesData object, or one a line) or a CSV of durations.", show_default=False, metavar="DATA")],
+    format_: Annotated[str, typer.Option("--format", help="otlp, csv, or auto: from the file's extension, else its first character.")] = "auto",
+    service: Annotated[str | None, typer.Option(help="Fit this service only (for a CSV without a service column: its name).")] = None,
+    operations: Annotated[str, typer.Option(help="'span': an operation is a span's name; 'entry': the name of the trace's first visit, the request's class.")] = "span",
+    min_samples: Annotated[int, typer.Option("--min-samples", min=2, help="Groups with fewer samples are reported, not fitted.")] = 20,
+    out: Annotated[Path | None, typer.Option(help="Write fit.csv (every candidate), fragment.yaml and, for spans, call_graph.png here.")] = None,
+) -> None:
+    """Propose service-time distributions per service and operation from real latency data
+    (OTLP/JSON spans or a CSV of durations), infer the call graph from the spans, and print
+    a spec fragment to paste into a design. Fit traces taken at low load: a visit's
+    exclusive time includes its wait for a worker."""
+    from .analysis.fit import fit
+    from .results.io import check_output_dir
+
+    try:
+        if out is not None:
+            check_output_dir(out, "fit")
+        result = fit(data, format=format_, service=service, operations=operations,
+                     min_samples=min_samples)
+    except SpecError as e:
+        _fail_for(e, None, ("format", "service", "operations", "min_samples"))
+        return
+    except SimarchError as e:
+        _fail(f"{data}: {e}")
+        return
+    typer.echo(result.report())
+    typer.echo("\nSpec fragment:\n")
+    typer.echo(result.fragment(), nl=False)
+    if out is not None:
+        written = _save_fit(result, out)
+        typer.echo(f"\nwrote {out}/ ({', '.join(written)})")
+
+
+def _save_fit(result, out: Path) -> list[str]:
+    """fit.csv (every candidate, parameters as JSON), fragment.yaml and, for spans,
+    call_graph.png, each written atomically; returns the names written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plots
+    from .results.io import atomic_write
+
+    table = result.table.copy()
+    for col in ("params", "se"):
+        table[col] = table[col].map(lambda d: json.dumps(d, sort_keys=True))
+    try:
+        atomic_write(out / "fit.csv", lambda p: table.to_csv(p, index=False))
+        atomic_write(out / "fragment.yaml", lambda p: Path(p).write_text(result.fragment(), encoding="utf-8"))
+        if result.format != "otlp" or not result.graph.number_of_nodes():
+            return ["fit.csv", "fragment.yaml"]
+        ax = plots.call_graph(result)
+        atomic_write(out / "call_graph.png", lambda p: ax.figure.savefig(p, format="png", dpi=110))
+        plt.close(ax.figure)
+    except OSError as e:
+        _fail(f"--out: cannot write to '{out}' ({e.strerror or e})")
+    return ["fit.csv", "fragment.yaml", "call_graph.png"]
 
 
 #: what to tell the user when Ctrl-C stops the running command (set by the command)

@@ -22,6 +22,7 @@ without simulating again (the HTML report draws with these functions):
   by utilisation, single points of failure marked.
 * :func:`sweep_results`: metrics of a parameter sweep against load or a parameter.
 * :func:`attribution`: where the time of each latency band goes, per component and phase.
+* :func:`call_graph`: the call graph :func:`simarch.fit` inferred from traces.
 
 matplotlib is imported inside the functions, so ``import simarch`` stays light.
 """
@@ -49,6 +50,8 @@ from .results.result import Result
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from .analysis.fit import Fit  # a Fit is recognised by its graph: scipy stays unimported
 
 __all__ = [
     "latency_cdf",
@@ -1516,4 +1519,116 @@ def plan_frontier(plan: Any, ax: Axes | None = None) -> Axes:
     ax.xaxis.set_major_formatter(lambda v, _p: f"${v:,.0f}")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
+    return ax
+
+
+# --------------------------------------------------------------------------- inferred call graphs
+
+__all__ += ["call_graph"]
+
+
+def _call_label(d: Mapping[str, Any]) -> str:
+    bits = []
+    if d.get("requests"):
+        bits.append("only " + ", ".join(d["requests"]))
+    p = d.get("probability", 1.0)
+    if math.isfinite(p) and p < 0.995:
+        bits.append(f"p {p:.2f}")
+    calls, eligible = d.get("calls", 0), d.get("eligible", 0)
+    per = calls / (p * eligible) if calls and p > 0 and eligible else 0.0
+    if per > 1.05:
+        bits.append(f"x{per:.2f}")
+    if d.get("parallel", 0.0) > 0.5:
+        bits.append("parallel")
+    if d.get("mode", "call") != "call":
+        bits.append(d["mode"])
+    return " ".join(bits)
+
+
+def call_graph(fit: Fit | Any, ax: Axes | None = None, *,
+               layout: str | Mapping[str, Any] = "layered") -> Axes:
+    """Draw the call graph :func:`simarch.fit` inferred from traces (a :class:`Fit`, or its
+    ``graph``, a networkx ``DiGraph``).
+
+    Each node shows the service, its visits and, for a :class:`Fit`, the proposed service
+    time; a service seen only from its callers' client spans has a dashed outline. An edge
+    is labelled with the operations that make the call (when not all do), the share of the
+    caller's visits that make it (``p 0.50``, when below 1), the calls a calling visit makes
+    when more than one (``x2.00``) and ``parallel`` when the call overlaps the caller's calls
+    to other services; calls that end after their caller (``async``, ``forward``) are
+    dashed. ``layout`` as in :func:`architecture`; a graph with a cycle is laid out with
+    ``spring``.
+    """
+    import matplotlib as mpl
+    import networkx as nx
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch
+
+    g = fit if isinstance(fit, nx.DiGraph) else getattr(fit, "graph", None)
+    if not isinstance(g, nx.DiGraph):
+        raise SimarchError(f"call_graph draws a Fit or a networkx DiGraph, got {type(fit).__name__}")
+    if g.number_of_nodes() == 0:
+        raise SimarchError("the call graph is empty: no services were found in the data")
+    roots = [n for n in g.nodes if g.in_degree(n) == 0] or list(g.nodes)
+    if layout == "layered" and not nx.is_directed_acyclic_graph(g):
+        layout = "spring"
+    pos = _positions(g, roots[0], layout)
+    xs = np.array([p[0] for p in pos.values()])
+    ys = np.array([p[1] for p in pos.values()])
+    if ax is None:
+        if layout == "layered":  # the node boxes hold a distribution: wider layers
+            w, h = _figsize(pos, layout, colorbar=False)
+            size = (max(w, 2.8 * (np.ptp(xs) + 1) + 0.6), h)
+        else:
+            size = (8.0, 6.0)
+        ax = _new_axes(None, size)
+    pad_x, pad_y = 0.6, 0.75
+    xlim = (xs.min() - pad_x, xs.max() + pad_x)
+    ylim = (ys.min() - pad_y, ys.max() + pad_y)
+    lines: dict[str, list[str]] = {}
+    for n, d in g.nodes(data=True):
+        text = [str(n), f"{d.get('visits', 0):,} visits"]
+        if d.get("service_time"):
+            family, _, params = str(d["service_time"]).partition(" ")
+            text += [family] + [part for part in params.replace(" + ", "\n+ ").split("\n") if part]
+        if d.get("fanout") == "parallel":
+            text.append("calls in parallel")
+        lines[n] = text
+    fontsize = _fit_fontsize(ax, pos, lines, xlim, ylim, colorbar=False)
+    texts = {}
+    face = mpl.colors.to_rgba("#dbe9f6")
+    for n, text in lines.items():
+        client = g.nodes[n].get("observed") == "client"
+        texts[n] = ax.text(*pos[n], "\n".join(text), ha="center", va="center", fontsize=fontsize,
+                           zorder=3, bbox={"boxstyle": "round,pad=0.5",
+                                           "fc": "0.93" if client else face, "ec": "0.3",
+                                           "lw": 1.0, "ls": "--" if client else "-"})
+    dashed_used = False
+    for u, v, d in g.edges(data=True):
+        dashed = d.get("mode", "call") != "call"
+        dashed_used |= dashed
+        rad = -0.3 if _blocked(pos, u, v) else 0.0
+        arrow = FancyArrowPatch(
+            pos[u], pos[v], patchA=texts[u].get_bbox_patch(), patchB=texts[v].get_bbox_patch(),
+            arrowstyle="-|>", mutation_scale=min(15.0, 1.7 * fontsize), lw=1.4, color="0.25",
+            linestyle=(0, (5, 3)) if dashed else "-", connectionstyle=f"arc3,rad={rad}",
+            shrinkA=2, shrinkB=2, zorder=4)
+        ax.add_patch(arrow)
+        label = _call_label(d)
+        if label:
+            (x1, y1), (x2, y2) = pos[u], pos[v]
+            mx, my = (x1 + x2) / 2 + rad / 2 * (y2 - y1), (y1 + y2) / 2 - rad / 2 * (x2 - x1)
+            ax.text(mx, my, label, ha="center", va="center", fontsize=min(8.5, fontsize),
+                    color="0.15", zorder=6, bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                                 "ec": "none", "alpha": 0.9})
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_axis_off()
+    source = getattr(fit, "source", None) if g is not fit else None
+    ax.set_title("Call graph inferred" + (f" from {source}" if source else ""))
+    if dashed_used:
+        ax.legend([Line2D([], [], color="0.25", lw=1.4), Line2D([], [], color="0.25", lw=1.4,
+                                                                 ls=(0, (5, 3)))],
+                  ["call (the caller waits)", "async / forward (ends after the caller)"],
+                  loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
     return ax

@@ -426,6 +426,65 @@ def test_not_utf8(tmp_path: Path) -> None:
     assert_one_line_error(simarch_cli("validate", path), "binary.yaml")
 
 
+# --------------------------------------------------------------------------- simarch fit
+
+# file name -> (contents, fragments the one error line must contain besides the file name)
+FIT_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "empty.json": ("", ("the file is empty",)),
+    "malformed.json": ('{"resourceSpans": [{"scopeSpans": [}', ("not valid JSON", "line 1")),
+    "not_otlp.json": ('{"traces": []}', ("not OTLP/JSON", "'resourceSpans'")),
+    "backwards.json": ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0af7651916cd43dd8448eb211c80319c", '
+                       '"spanId": "b7ad6b7169203331", "name": "read", "kind": 2, '
+                       '"startTimeUnixNano": "1700000000002000000", "endTimeUnixNano": "1700000000001000000"}]}]}]}',
+                       ("spans[0]", "b7ad6b7169203331", "ends before it starts")),
+    "no_duration.csv": ("operation,latency\nread,4ms\n", ("no duration column", "duration_ms", "'latency'")),
+    "bare_duration.csv": ("operation,duration\nread,4\n", ("line 2", "'4' has no unit", "duration_ms")),
+    "zero_duration.csv": ("operation,duration_ms\nread,3\nread,0\n", ("line 3", "must be > 0")),
+    "header_only.csv": ("operation,duration_ms\n", ("no rows",)),
+}
+
+
+@pytest.fixture(scope="module")
+def fit_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]]:
+    """``simarch fit`` on every bad file, a few at a time (each run starts Python)."""
+    folder = tmp_path_factory.mktemp("fit_cases")
+    paths = {}
+    for name, (text, _) in FIT_CASES.items():
+        paths[name] = folder / name
+        paths[name].write_text(text, encoding="utf-8")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        procs = {name: pool.submit(simarch_cli, "fit", path) for name, path in paths.items()}
+        return {name: (paths[name], fut.result()) for name, fut in procs.items()}
+
+
+@pytest.mark.parametrize("case", list(FIT_CASES))
+def test_fit_bad_data_is_one_line(fit_cases: dict, case: str) -> None:
+    path, proc = fit_cases[case]
+    line = assert_one_line_error(proc, *FIT_CASES[case][1])
+    assert line.startswith(f"error: {path}: "), line
+
+
+def test_fit_missing_file_and_options(tmp_path: Path) -> None:
+    good = tmp_path / "d.csv"
+    good.write_text("operation,duration_ms\n" + "read,4\n" * 25, encoding="utf-8")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "simarch.json").write_text('{"type": "run"}')
+    spans = tmp_path / "spans.csv"
+    spans.write_text("service,operation,duration_ms\napi,read,4\n", encoding="utf-8")
+    cases = [
+        (("fit", tmp_path / "spans.json"), ("spans.json", "does not exist")),
+        (("fit", tmp_path), (str(tmp_path), "is a directory")),
+        (("fit", good, "--format", "xml"), ("--format", "otlp, csv or auto", "'xml'")),
+        (("fit", good, "--operations", "root"), ("--operations", "'span' or 'entry'")),
+        (("fit", good, "--out", tmp_path / "other"), ("--out", "results of a run")),
+        (("fit", spans, "--service", "db"), ("spans.csv", "no service 'db'", "api")),
+    ]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        procs = [pool.submit(simarch_cli, *args) for args, _ in cases]
+        for (_, expected), proc in zip(cases, procs, strict=True):
+            assert_one_line_error(proc.result(), *expected)
+
+
 # --------------------------------------------------------------------------- option errors
 
 @pytest.fixture
