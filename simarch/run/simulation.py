@@ -105,6 +105,9 @@ class Simulation:
         self.hops: HopLog | None = HopLog(every) if every else None
         self.r_id = array("q")  # per request record: its root id in the hop records (-1: none)
         self.r_key = array("q")  # and its key
+        if self.hops is not None:
+            self._root_id = self.hops.new_id if every == 1 else self.hops.root
+            self._r_id, self._r_key = self.r_id.append, self.r_key.append
         self.component_index = {name: i for i, name in enumerate(self.spec.components)}
         self.components: dict[str, Kind] = {
             name: kind(spec.kind)(self, name, spec) for name, spec in self.spec.components.items()}
@@ -172,9 +175,7 @@ class Simulation:
     def _arrive(self, serve, pick, cls: int, key: int) -> None:
         """A request from a client arrives now: it runs as its own task."""
         t0 = self._arrival(cls)
-        hops = self.hops
-        rid = -1 if hops is None or t0 < self.warmup else (
-            hops.new_id() if hops.every == 1 else hops.root())
+        rid = -1 if self.hops is None or t0 < self.warmup else self._root_id()
         inst = pick()
         if inst is None:
             self._record(t0, cls, FAILED, rid, key)  # no entry instance in rotation
@@ -194,8 +195,8 @@ class Simulation:
             self.t_end.append(now)
             self.code.append(cls * N_STATUS + status)
             if self.hops is not None:
-                self.r_id.append(rid)
-                self.r_key.append(key)
+                self._r_id(rid)
+                self._r_key(key)
         elif now >= self.warmup:
             self.late_end.append(now)
 
