@@ -37,7 +37,7 @@ from ..runtime.links import Link
 from ..runtime.pools import Pool
 from ..runtime.resilience import Resilience
 from ..runtime.streams import key_sampler, stream, uniform_sampler
-from ..runtime.tasks import RequestTask, run_until, spawn
+from ..runtime.tasks import RecordedTask, RequestTask, run_until, spawn
 from .budget import hop_sampling
 from .collect import collect
 
@@ -173,17 +173,30 @@ class Simulation:
         return self.hops.root()
 
     def _arrive(self, serve, pick, cls: int, key: int) -> None:
-        """A request from a client arrives now: it runs as its own task."""
+        """A request from a client arrives now: it runs as its own task (not recorded hop by
+        hop)."""
         t0 = self._arrival(cls)
-        rid = -1 if self.hops is None or t0 < self.warmup else self._root_id()
+        inst = pick()
+        if inst is None:
+            self._record(t0, cls, FAILED)  # no entry instance in rotation
+            return
+        RequestTask(self.env, serve(inst, cls, key, -1), self._finish, t0, cls)._step(None)
+
+    def _finish(self, task: RequestTask) -> None:
+        self._record(task.t0, task.cls, task.value)
+
+    def _arrive_recorded(self, serve, pick, cls: int, key: int) -> None:
+        """:meth:`_arrive` in a run with hop records: the request draws its root id."""
+        t0 = self._arrival(cls)
+        rid = -1 if t0 < self.warmup else self._root_id()
         inst = pick()
         if inst is None:
             self._record(t0, cls, FAILED, rid, key)  # no entry instance in rotation
             return
-        RequestTask(self.env, serve(inst, cls, key, rid * 4 if rid >= 0 else -1), self._finish, t0,
-                    cls, rid, key)._step(None)
+        RecordedTask(self.env, serve(inst, cls, key, rid * 4 if rid >= 0 else -1), self._finish_recorded,
+                     t0, cls, rid, key)._step(None)
 
-    def _finish(self, task: RequestTask) -> None:
+    def _finish_recorded(self, task: RecordedTask) -> None:
         self._record(task.t0, task.cls, task.value, task.rid, task.key)
 
     def _record(self, t0: float, cls: int, status: int, rid: int = -1, key: int = -1) -> None:
@@ -217,7 +230,7 @@ class Simulation:
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
                 for name, rc in self.spec.workload.requests.items()]
         arrivals = self.arrivals
-        arrive = self._arrive
+        arrive = self._arrive if self.hops is None else self._arrive_recorded
         if profile is None:
             gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
             while True:

@@ -175,7 +175,6 @@ class Component:
             for factor, add in self.slow:
                 st = st * factor + (add() if add is not None else 0.0)
         yield st
-        t2 = env._now
         status = OK
         if calls:
             if self.parallel:
@@ -218,7 +217,8 @@ class Component:
         if record and t0 >= self.warm:
             self.lats[cls].append(now - t0)
         if me >= 0:
-            self._add(self._pack(vid, parent, pool.gid, t0, t1, t2, now, status))
+            # (the service ended at t1 + st: a positive sleep ends exactly there)
+            self._add(self._pack(vid, parent, pool.gid, t0, t1, t1 + st if st > 0.0 else t1, now, status))
         if fwd and status == OK:  # the worker is free: hand the request on
             after = me + AFTER if me >= 0 else -1
             if len(fwd) == 1:  # the usual forward hop, straight to the next component

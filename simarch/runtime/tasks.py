@@ -111,17 +111,25 @@ class Task:
 
 
 class RequestTask(Task):
-    """The task of one request from a client: when (``t0``) it arrived, its class, its root
-    id in the hop records and its key."""
+    """The task of one request from a client: when (``t0``) it arrived and its class."""
 
-    __slots__ = ("t0", "cls", "rid", "key")
+    __slots__ = ("t0", "cls")
 
-    def __init__(self, env: Any, gen: Generator, on_done: Callable[[Task], None], t0: float, cls: int,
-                 rid: int = -1, key: int = -1):
+    def __init__(self, env: Any, gen: Generator, on_done: Callable[[Task], None], t0: float, cls: int):
         Task.__init__(self, env, gen, on_done)
         self.t0 = t0
         self.cls = cls
-        self.rid = rid  # the request's root id in the hop records (-1: not recorded)
+
+
+class RecordedTask(RequestTask):
+    """A request task in a run with hop records: also its root id (-1: not recorded) and key."""
+
+    __slots__ = ("rid", "key")
+
+    def __init__(self, env: Any, gen: Generator, on_done: Callable[[Task], None], t0: float, cls: int,
+                 rid: int, key: int):
+        RequestTask.__init__(self, env, gen, on_done, t0, cls)
+        self.rid = rid
         self.key = key
 
 
