@@ -133,3 +133,17 @@ def test_backoff_never_overflows():
     assert r.backoff(2000, 0.0) == 0.0
     r.retries = RetrySpec(attempts=100, backoff="exponential", base=0.01, cap=1.0)
     assert r.backoff(2000, 0.0) == 1.0
+
+
+def test_yaml_1_2_exponents_are_numbers(tmp_path):
+    """``1e-1`` and ``2e8`` are floats in YAML 1.2 (YAML 1.1 loaders read them as strings)."""
+    spec = tmp_path / "exp.yaml"
+    spec.write_text("workload: {rate: 1e2}\n"
+                    "components:\n"
+                    "  a: {kind: service, workers: 4, service_time: {lognormal: {mu: -5.5, sigma: 1e-1}}}\n"
+                    "simulation: {max_events: 2e8}\n")
+    arch = simarch.load(spec)
+    assert arch.spec.workload.rate == 100.0
+    assert arch.spec.simulation.max_events == 2e8
+    assert "12ms" in str(simarch.load({"workload": {"rate": 10}, "components": {
+        "a": {"kind": "service", "service_time": "12ms"}}}).spec.components["a"].service_time)

@@ -161,7 +161,10 @@ def test_run_report(folders, tmp_path):
     for comp in ("app", "db"):
         assert has_cell(text, comp)
     assert "<h2>Little's law</h2>" in text and "λ·W" in text
-    assert len(IMAGE.findall(text)) == 4  # latency CDF, timeline, utilisation, the design
+    # latency CDF, timeline, utilisation, the design, and where the time of each band goes
+    assert len(IMAGE.findall(text)) == 5
+    assert "<h2>What makes the p99</h2>" in text and "share of the p99 band" in headers(text)
+    assert "Time per visit by component and class" in text
     assert "<h2>Faults</h2>" not in text  # none in this run
     # the verdict of each target is highlighted
     assert has_cell(text, "met", "c-ok") or has_cell(text, "MISSED", "c-bad")
@@ -182,7 +185,7 @@ def test_run_with_fault_report(folders, tmp_path):
     # targets that fail are marked
     if not faulty.slo_met:
         assert has_cell(text, "MISSED", "c-bad")
-    assert len(IMAGE.findall(text)) == 4
+    assert len(IMAGE.findall(text)) == 5
 
 
 HOSTILE = "<script>alert('x')</script> & co"
@@ -344,7 +347,9 @@ def spy(monkeypatch):
 
 def test_run_figures_are_drawn_by_plots_from_the_saved_tables(folders, spy, tmp_path):
     text = check_page(write_report(folders["base"] / "fault", tmp_path / "f.html"))
-    assert {"latency_cdf", "timeline", "utilization", "architecture"} <= set(spy)
+    assert {"latency_cdf", "timeline", "utilization", "architecture", "attribution"} <= set(spy)
+    (args, _), = spy["attribution"]
+    assert isinstance(args[0], pd.DataFrame) and {"band", "component", "phase", "share"} <= set(args[0])
     (args, kwargs), = spy["timeline"]
     requests, faults = args[0], kwargs["faults"]
     # the saved frames, not a live Result
@@ -353,7 +358,7 @@ def test_run_figures_are_drawn_by_plots_from_the_saved_tables(folders, spy, tmp_
     assert kwargs["span"] == (1.0, 4.0) and kwargs["slo"]["p99"] == pytest.approx(0.05)
     (args, kwargs), = spy["architecture"]
     assert isinstance(kwargs["result"], pd.DataFrame) and kwargs["spof"] is True
-    assert len(IMAGE.findall(text)) == 4
+    assert len(IMAGE.findall(text)) == 5
 
 
 def test_comparison_figures_mark_the_knee(folders, spy, tmp_path):

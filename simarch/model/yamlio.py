@@ -1,7 +1,8 @@
 """Reading YAML specs safely and fast, and failing in well under a second on hostile input.
 
 * safe loading only, with libyaml's C parser where it is installed (``CSafeLoader``);
-* YAML 1.2 booleans: only ``true``/``false``, so words such as ``on`` stay strings;
+* YAML 1.2 booleans: only ``true``/``false``, so words such as ``on`` stay strings; and
+  YAML 1.2 floats: ``1e-1`` and ``2e8`` are numbers, as ``0.1`` and ``2.0e+8`` are;
 * a duplicate key in a mapping is an error (the second one would silently win);
 * the document, once aliases are expanded, has at most ``MAX_NODES`` nodes and is nested at
   most ``MAX_DEPTH`` deep ("billion laughs" and 5,000-deep lists are refused);
@@ -57,6 +58,13 @@ _SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
+)
+# YAML 1.2 floats that YAML 1.1 reads as strings: an exponent without a dot or without a
+# sign (``1e-1``, ``2e8``, ``5E+3``); tried after the built-in float and int patterns
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
 )
 
 
