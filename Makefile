@@ -2,9 +2,9 @@
 #   make demo   set up .venv with the runtime dependencies and simulate the example design
 #   make test   set up .venv with the dev extras, lint, and run the whole suite (two workers,
 #               one test file each at a time)
-# For the edit-run loop: make test-fast (no long statistical runs, no notebooks, on every
-# core); make fuzz
-# runs the fuzzing harness with a larger budget than make test does.
+# For the edit-run loop: make test-fast (no long statistical runs, no docs examples, no
+# notebooks, on every core); make fuzz runs the fuzzing harness with a larger budget than
+# make test does.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

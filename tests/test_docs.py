@@ -273,6 +273,9 @@ def page_blocks(page: Path) -> list[Block]:
 RUNNABLE = [p for p in PAGES if any(b.runnable for b in page_blocks(p))]
 
 
+# every page's examples run in ``make test``; ``make test-fast`` (the edit-run loop) leaves them
+# out, as together they take three minutes of CPU
+@pytest.mark.slow
 @pytest.mark.parametrize("page", RUNNABLE, ids=rel)
 def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(ROOT / "architectures", tmp_path / "architectures")
