@@ -504,7 +504,6 @@ def validate(
     """Check SPEC and print a static capacity analysis (offered load against capacity per
     component, the bottleneck and the load at which it saturates), then the approximate
     queueing model (waits, response times, p99 and the saturation load with queueing)."""
-    from .analysis.capacity import capacity_report
     from .model.architecture import hints
     from .model.architecture import load as load_arch
     from .model.units import parse_multiplier
@@ -519,6 +518,7 @@ def validate(
     except SpecError as e:
         _fail(e)
         return
+    from .analysis.capacity import capacity_report  # (after the spec: a bad one fails fast)
     from .run.budget import estimate
 
     summary = arch.workload_summary(mult)  # the rate derived from users, the storage
