@@ -53,6 +53,7 @@ def _tandem() -> simarch.Architecture:
     return a
 
 
+@pytest.mark.slow
 def test_jackson_tandem_shares_and_exact_phases():
     """Three M/M/1 stations in series (forward calls): station i's mean time per request
     (wait + service) is W_i = S_i / (1 - rho_i), its share of the end-to-end time is
@@ -92,6 +93,7 @@ def _fanout() -> simarch.Architecture:
     return a
 
 
+@pytest.mark.slow
 def test_fanout_critical_child_is_the_maximum_of_n_exponentials():
     """A parallel fan-out to n = 5 exponential leaves with no queueing: the critical-path
     child's mean time is the mean of the maximum of n exponentials, H_n / mu, and each leaf
@@ -129,6 +131,7 @@ def _erlang_c(c: int, a: float) -> float:
     return c * b / (c - a * (1 - b))
 
 
+@pytest.mark.slow
 def test_hop_wait_times_follow_erlang_c():
     """The wait of each visit of an M/M/4 station at rho = 0.8, read from the hop records:
     P(wait > 0) is Erlang C, and given that it waits, the wait is exponential with mean

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import yaml
 
 import simarch
@@ -54,6 +55,7 @@ def _ci(x: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
+@pytest.mark.slow
 def test_simulate_export_fit_simulate(tmp_path):
     original = simarch.load(_design())
     first = simarch.simulate(original, duration=DURATION, warmup=1, seed=100, progress=False)
