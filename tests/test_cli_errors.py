@@ -457,6 +457,7 @@ def fit_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path,
         return {name: (paths[name], fut.result()) for name, fut in procs.items()}
 
 
+@pytest.mark.slow  # (a simarch fit process per case, each importing scipy; make test runs them)
 @pytest.mark.parametrize("case", list(FIT_CASES))
 def test_fit_bad_data_is_one_line(fit_cases: dict, case: str) -> None:
     path, proc = fit_cases[case]

@@ -78,6 +78,7 @@ def _write(tmp: Path, spec) -> Path:
     return path
 
 
+@pytest.mark.slow  # (many CLI processes; make test and make fuzz run it)
 @FUZZ
 @given(spec=mutated_designs(), command=st.sampled_from(["validate", "run"]))
 def test_cli_on_mutated_specs(tmp_path_factory, spec, command):
@@ -128,6 +129,7 @@ def run_folder(tmp_path_factory) -> Path:
 TAMPER = st.sampled_from(["delete", "truncate", "garbage", "empty", "json-list", "json-type", "dir"])
 
 
+@pytest.mark.slow  # (many CLI processes; make test and make fuzz run it)
 @FUZZ
 @given(name=st.sampled_from(["simarch.json", "result.json", "summary.parquet", "components.parquet",
                              "requests.parquet", "timeseries.parquet", "spec.yaml", "faults.parquet"]),
