@@ -208,13 +208,7 @@ def _gamma(x: np.ndarray) -> Candidate:
                             xtol=1e-14, rtol=1e-14, maxiter=500)
     scale = mean / shape
     info = n * np.array([[special.polygamma(1, shape), 1 / scale], [1 / scale, shape / scale**2]])
-    cov = _inverse(info)
-    se = {"shape": _sqrt(cov[0, 0]), "scale": _sqrt(cov[1, 1])}
-    frozen = stats.gamma(shape, scale=scale)
-    loglik = float(frozen.logpdf(x).sum())
-    spec = {"gamma": {"shape": _number(shape), "scale": _duration(scale)}}
-    return _candidate("gamma", x, {"shape": shape, "scale": scale}, se, loglik, spec, frozen.cdf,
-                      frozen.ppf, 2)
+    return _shape_scale("gamma", x, shape, scale, _inverse(info), stats.gamma(shape, scale=scale))
 
 
 def _weibull(x: np.ndarray) -> Candidate:
@@ -240,12 +234,18 @@ def _weibull(x: np.ndarray) -> Candidate:
     a = (math.pi**2 / 6 + (1 - _EULER) ** 2) / shape**2
     b = -(1 - _EULER) / scale
     c = shape**2 / scale**2
-    cov = _inverse(n * np.array([[a, b], [b, c]]))
+    return _shape_scale("weibull", x, shape, scale, _inverse(n * np.array([[a, b], [b, c]])),
+                        stats.weibull_min(shape, scale=scale))
+
+
+def _shape_scale(family: str, x: np.ndarray, shape: float, scale: float, cov: np.ndarray,
+                 frozen: Any) -> Candidate:
+    """The candidate of a (shape, scale) family fitted to ``x``, from its covariance matrix
+    and its frozen scipy distribution."""
     se = {"shape": _sqrt(cov[0, 0]), "scale": _sqrt(cov[1, 1])}
-    frozen = stats.weibull_min(shape, scale=scale)
     loglik = float(frozen.logpdf(x).sum())
-    spec = {"weibull": {"shape": _number(shape), "scale": _duration(scale)}}
-    return _candidate("weibull", x, {"shape": shape, "scale": scale}, se, loglik, spec, frozen.cdf,
+    spec = {family: {"shape": _number(shape), "scale": _duration(scale)}}
+    return _candidate(family, x, {"shape": shape, "scale": scale}, se, loglik, spec, frozen.cdf,
                       frozen.ppf, 2)
 
 
