@@ -2,8 +2,8 @@
 
 A request is ``(cls, key, parent)``: three ints carried as generator arguments, no dict or
 object per request (``parent`` links the visit's hop record to its caller's, see
-:mod:`simarch.runtime.hops`; ``-1`` when the request is not recorded). Each hop is a call of the callee's ``serve`` generator, which returns a
-:class:`~simarch.model.status.Status` code; a request's hops run in one
+:mod:`simarch.runtime.hops`; ``-1`` when the request is not recorded). Each hop is a call of
+the callee's ``serve`` generator, which returns a :class:`~simarch.model.status.Status` code; a request's hops run in one
 :class:`~simarch.runtime.tasks.Task`, flat however deep the chain. Kind modules (``simarch.kinds``) subclass
 :class:`Component` and override ``serve`` and the construction hooks.
 """
