@@ -30,19 +30,31 @@ class LoadBalancer(Kind):
         return super().entry_picker()
 
     def live_picker(self, target: Kind) -> Callable[[], Pool | None]:
-        live = list(target.pools)
+        rot = target.rotation
+        live = list(target.pools) if rot is None else list(rot.live)
         live_set = set(live)
         pick = make_live_picker(self.spec.policy, live,
-                                self.sim.rng(target.name, "route", self.spec.policy, self.name), live_set)
-        self.env.process(self._health_checks(target.pools, live, live_set))
+                                self.sim.rng(target.name, "route", self.spec.policy, self.name),
+                                live_set if rot is None else None)  # (a changing tier: no load index)
+        self.env.process(self._health_checks(target.pools, live, live_set, rot))
         return pick
 
-    def _health_checks(self, pools: list[Pool], live: list[Pool], live_set: set[Pool]):
+    def _health_checks(self, pools: list[Pool], live: list[Pool], live_set: set[Pool], rot=None):
+        """Check every instance each interval; ``live`` is what passes and, for a tier whose
+        instances come and go (``rot``), is in its rotation (changes of which apply at once)."""
         hc = self.spec.health_check
         env = self.env
         in_rotation = [True] * len(pools)
         fails = [0] * len(pools)
         oks = [0] * len(pools)
+
+        def refresh() -> None:
+            live[:] = [p for p, ok in zip(pools, in_rotation, strict=True)
+                       if ok and (rot is None or p in rot.live_set)]
+            live_set.clear()
+            live_set.update(live)
+        if rot is not None:
+            rot.watch(refresh)
         # checks start at a random phase of the interval, as independent checkers do
         yield env.timeout(self.sim.uniform(self.name, "health", pools[0].name)() * hc.interval)
         while True:
@@ -61,7 +73,5 @@ class LoadBalancer(Kind):
                         in_rotation[i] = True
                         changed = True
             if changed:
-                live[:] = [p for p, ok in zip(pools, in_rotation, strict=True) if ok]
-                live_set.clear()
-                live_set.update(live)
+                refresh()
             yield env.timeout(hc.interval)

@@ -220,6 +220,12 @@ class ComponentBase(_Model):
         return 1.0
 
     @property
+    def changes_instances(self) -> bool:
+        """Whether its instances come and go during the run (autoscaling, deployments): the
+        runtime then keeps its rotation (:mod:`simarch.runtime.rotation`)."""
+        return False
+
+    @property
     def boxes(self) -> int:
         """How many boxes (instances, or datastore replicas) the component runs."""
         return self.instances

@@ -109,6 +109,8 @@ class Simulation:
             self._root_id = self.hops.new_id if every == 1 else self.hops.root
             self._r_id, self._r_key = self.r_id.append, self.r_key.append
         self.component_index = {name: i for i, name in enumerate(self.spec.components)}
+        # components whose instances come and go during the run (see runtime/rotation.py)
+        self.rotating: set[str] = {n for n, c in self.spec.components.items() if c.changes_instances}
         self.components: dict[str, Kind] = {
             name: kind(spec.kind)(self, name, spec) for name, spec in self.spec.components.items()}
         self.pools: list[Pool] = [p for c in self.components.values() for p in c.pools]

@@ -22,9 +22,10 @@ from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 from .calls import ASYNC, CALL, MODES, Call
 from .hops import AFTER, HopLog
 from .hops import ASYNC as R_ASYNC
-from .pickers import make_picker
+from .pickers import make_live_picker, make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience
+from .rotation import Rotation
 from .streams import uniform_sampler
 from .tasks import first_of, gather, spawn
 
@@ -58,6 +59,10 @@ class Component:
         self.calls: list[list[Call]] = [[] for _ in range(n_cls)]
         self.fwd: list[list[Call]] = [[] for _ in range(n_cls)]
         self.pools: list[Pool] = self.make_pools()
+        # instances that come and go during the run (autoscaling, deployments): the pools
+        # in rotation, read by every picker over the component
+        self.rotation: Rotation | None = (
+            Rotation(self.pools, range(self.initial_instances())) if name in sim.rotating else None)
         self.parallel = spec.fanout == "parallel"
         self._u = uniform_sampler(sim.rng(name, "calls"))
         # degradation faults
@@ -67,15 +72,23 @@ class Component:
 
     # -- construction
     def make_pools(self) -> list[Pool]:
-        """One pool per instance: ``spec.worker_limit`` slots (unbounded when there is none)
-        and ``spec.queue`` places to wait."""
+        """One pool per instance it may ever run (:meth:`pool_count`): ``spec.worker_limit``
+        slots (unbounded when there is none) and ``spec.queue`` places to wait."""
         workers = self.spec.worker_limit
         queue = getattr(self.spec, "queue", None)
         cap = INF if workers is None else workers
         qlimit = INF if queue is None else queue
-        n = self.spec.instances
+        n = self.pool_count()
         return [Pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit, self.spec.zone_of(i))
                 for i in range(n)]
+
+    def pool_count(self) -> int:
+        """How many instances the component may ever run (an autoscaled tier: its maximum)."""
+        return self.spec.instances
+
+    def initial_instances(self) -> int:
+        """How many of its instances are in rotation when the run starts (the first ones)."""
+        return self.spec.instances
 
     @property
     def capacity(self) -> float:
@@ -85,7 +98,10 @@ class Component:
         """The instance chooser for one caller (``tag`` names it, so that random choices of
         different callers come from different streams)."""
         policy = policy or self.spec.policy
-        return make_picker(policy, self.pools, self.sim.rng(self.name, "route", policy, tag))
+        rng = self.sim.rng(self.name, "route", policy, tag)
+        if self.rotation is not None:
+            return make_live_picker(policy, self.rotation.live, rng)
+        return make_picker(policy, self.pools, rng)
 
     def picker_for(self, target: Component) -> Callable[[], Pool | None]:
         """How this component, as a caller, picks ``target``'s instance (a load balancer
@@ -171,9 +187,8 @@ class Component:
             t1 = env._now
         epoch = pool.epoch
         st = self.st[cls]()
-        if self.slow:
-            for factor, add in self.slow:
-                st = st * factor + (add() if add is not None else 0.0)
+        if self.slow:  # a slowdown fault, or a pool of the component warming up
+            st = self._slowed(st, pool)
         yield st
         status = OK
         if calls:
@@ -228,6 +243,30 @@ class Component:
                     return FAILED if inst is None else serve(inst, cls, key, after)
             return self._sequence(fwd, cls, key, after)
         return status
+
+    def _slowed(self, st: float, pool: Pool) -> float:
+        """A service time under the component's slowdown faults and ``pool``'s cold start."""
+        for entry in self.slow:
+            if entry is _COLD:
+                continue
+            factor, add = entry
+            st = st * factor + (add() if add is not None else 0.0)
+        if pool.cold is not None:
+            f = pool.cold(self.env._now)
+            if f == 1.0:
+                self.set_cold(pool, None)  # warm now
+            else:
+                st *= f
+        return st
+
+    def set_cold(self, pool: Pool, factor: Callable[[float], float] | None) -> None:
+        """Start (``factor``: the service-time factor as a function of time, see
+        :func:`~simarch.runtime.rotation.warming`) or end (``None``) ``pool``'s warm-up."""
+        if pool.cold is not None:
+            self.slow.remove(_COLD)
+        pool.cold = factor
+        if factor is not None:
+            self.slow.append(_COLD)  # one marker per cold pool: ``_serve`` looks while any is
 
     def _row(self, vid: int, parent: int, pool: Pool, t0: float, t1: float, t2: float,
              t3: float, status: int) -> None:
@@ -341,3 +380,6 @@ class Component:
 
 def _any() -> Pool:
     return ANY
+
+
+_COLD: Any = object()  # the marker a cold pool keeps in its component's ``slow`` list

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 
 from simpy.events import Event
 
@@ -25,7 +26,7 @@ class Pool:
 
     __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
                  "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
-                 "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid")
+                 "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid", "cold")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
@@ -50,6 +51,7 @@ class Pool:
         self.refused = 0
         self.waited = 0  # requests that found every worker busy and queued
         self.gid = -1  # the pool's number among all of the run's (hop records name it so)
+        self.cold: Callable[[float], float] | None = None  # warming up: service-time factor at t
 
     # -- the request path
     def acquire(self, env, now: float) -> Event | bool | None:
