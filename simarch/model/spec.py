@@ -317,7 +317,15 @@ class MmppSpec(_Model):
     average 1 over time (weighted by each state's share of time, ``mean_sojourn`` / the sum
     of them), so that ``rate`` stays the long-run mean."""
 
-    states: list[MmppStateSpec] = Field(min_length=2, max_length=MAX_MMPP_STATES)
+    states: list[MmppStateSpec]
+
+    @field_validator("states")
+    @classmethod
+    def _count(cls, v: list[MmppStateSpec]) -> list[MmppStateSpec]:
+        if not 2 <= len(v) <= MAX_MMPP_STATES:
+            raise ValueError(f"an MMPP needs 2 to {MAX_MMPP_STATES} states, got {len(v)} (one state "
+                             "is a Poisson process: leave out 'mmpp')")
+        return v
 
     @model_validator(mode="after")
     def _mean_one(self) -> MmppSpec:
