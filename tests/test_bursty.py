@@ -27,8 +27,11 @@ import scipy.linalg
 import simarch
 from simarch import SpecError
 from simarch.analysis.queueing import analyze
+from simarch.model.architecture import load as load_arch
 from simarch.model.spec import BatchSizeSpec, MmppSpec, WorkloadSpec
 from simarch.run.budget import estimate
+from simarch.run.early_stop import _arrivals_to_come
+from simarch.run.simulation import Simulation
 
 K_SE = 4.0
 
@@ -331,3 +334,12 @@ def test_off_state_and_empty_arrivals():
     assert not WorkloadSpec.model_validate({"rate": 2, "arrivals": {}}).bursty
     r = simarch.simulate(one_station({"rate": 2, "arrivals": {}}), duration=10, warmup=0, seed=1)
     assert r.summary().loc["all", "requests"] > 0
+
+
+def test_no_early_stop_bound_for_bursty_arrivals():
+    """The knee search's early stop bounds the arrivals still to come as Poisson at the peak
+    rate; bursty arrivals have no such bound, so the stop is not armed for them."""
+    def sim(workload: dict) -> Simulation:
+        return Simulation(load_arch(one_station(workload)), duration=10, warmup=0, seed=1)
+    assert _arrivals_to_come(sim({"rate": 5})) is not None
+    assert _arrivals_to_come(sim(mmpp_workload())) is None
