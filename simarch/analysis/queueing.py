@@ -47,7 +47,7 @@ from __future__ import annotations
 import functools
 import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -507,6 +507,17 @@ def _station_wait(st: Station, lam: float, m1: float, m2: float,
     return rho, pb, pw, k * w1 * m1, k * k * w2 * m1 * m1, False, math.nan
 
 
+def _bursty_station(st: Station, share: float, dispersion: tuple[float, float], rate: float) -> Station:
+    """A pool's arrivals under bursty workload arrivals: the workload's index of dispersion
+    I = ``dispersion[0] + dispersion[1] * rate`` at ``rate`` requests per second, thinned
+    to the pool's ``share`` of them (at most 1): the SCV of Poisson arrivals split the
+    pool's way (1, or 1/k for round robin) plus ``share * (I - 1)``. For a pool that takes
+    every arrival that is I; a random split keeps ``1 + share (I - 1)`` (the thinning of a
+    point process); round robin over k pools ``I / k``."""
+    i = dispersion[0] + dispersion[1] * rate
+    return replace(st, arrival_scv=st.arrival_scv + min(share, 1.0) * (i - 1.0))
+
+
 @dataclass
 class _Call:
     """One call of the spec in the model."""
@@ -733,12 +744,27 @@ class _Net:
             self.warnings.append("cache ttl ignored (Che's approximation for a plain LRU)")
         wl = spec.workload
         self.closed = wl.users is not None
+        self.dispersion: tuple[float, float] | None = None  # bursty arrivals: I(r) = a + b r
         if not self.closed:
             prof = rate_profile(wl, 1.0, arch.base_dir, spec.simulation.warmup + spec.simulation.duration)
-            self.base_rate = prof[1] if prof is not None else (wl.rate or 0.0)
+            self.base_rate = prof[1] if prof is not None else wl.base_rate
             if prof is not None:
                 self.warnings.append(f"{wl.profile.kind} profile: the model is the steady state at its "
                                      "peak rate")
+            if wl.bursty:
+                # the index of dispersion of request counts is linear in the rate r:
+                # E[X^2] / E[X] + c r (c = 0 without an MMPP)
+                assert wl.arrivals is not None
+                i0 = wl.arrivals.index_of_dispersion(0.0)
+                self.dispersion = (i0, wl.arrivals.index_of_dispersion(1.0) - i0)
+                what = " and ".join(w for w, x in (("an MMPP", wl.arrivals.mmpp), ("batches", wl.arrivals.batch))
+                                    if x is not None)
+                self.warnings.append(
+                    f"bursty arrivals ({what}): the model takes the arrival process's asymptotic index of "
+                    "dispersion of counts as each pool's arrival SCV (thinned by the pool's share of the "
+                    "arrivals) in the Allen-Cunneen wait, a heavy-traffic approximation: away from "
+                    "saturation it can be far off either way (it leaves out the wait behind the earlier "
+                    "requests of one batch): the simulation is the reference")
         else:
             self.base_rate = math.nan
             self.think = wl.think_time.mean
@@ -930,8 +956,9 @@ def _rates(net: _Net, lam: list[float], inp: dict) -> tuple[list, list, list, di
 
 
 def _times(net: _Net, visits: list, pulled: list, shed: list, group_rate: dict, inp: dict,
-           wait_scale: float, overrides: dict | None) -> _State:
-    """Stations, holding and response times, from the leaves up, at the given visit rates."""
+           wait_scale: float, overrides: dict | None, ext_rate: float = 0.0) -> _State:
+    """Stations, holding and response times, from the leaves up, at the given visit rates
+    (``ext_rate``: the workload's arrivals per second, for bursty arrivals)."""
     nc = len(net.classes)
     nn = len(net.nodes)
     hold = [[(0.0, 0.0)] * nc for _ in range(nn)]
@@ -998,6 +1025,8 @@ def _times(net: _Net, visits: list, pulled: list, shed: list, group_rate: dict, 
                 m2 = sum(e[0] * e[2] for e in entries if e[0] > 0) / lam
             else:
                 m1 = m2 = 0.0
+            if net.dispersion is not None and lam > 0 and ext_rate > 0:
+                st = _bursty_station(st, lam / ext_rate, net.dispersion, ext_rate)
             rho, pb, pw, w1, w2, bad, limit = _station_wait(st, lam, m1, m2, net.sources.get((n, i)))
             if not queued:  # every visit is a consumer's, taken by a free worker: no wait here
                 pb = pw = w1 = w2 = 0.0
@@ -1119,7 +1148,7 @@ def _solve(net: _Net, lam: list[float], wait_scale: float = 1.0, overrides: dict
     for it in range(1, max_iter + 1):
         inp = layout.unpack(x)
         visits, pulled, shed, group_rate = _rates(net, lam, inp)
-        state = _times(net, visits, pulled, shed, group_rate, inp, wait_scale, overrides)
+        state = _times(net, visits, pulled, shed, group_rate, inp, wait_scale, overrides, sum(lam))
         state.iterations = it
         if net.simple:
             return state

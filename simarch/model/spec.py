@@ -16,7 +16,15 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import SpecError, excerpt
 from .components import COMPONENT_MODELS, KINDS, ComponentBase, ComponentSpec
@@ -275,9 +283,237 @@ class StorageSpec(_Model):
         return float(self.per_write if self.per_write is not None else self.per_request)  # type: ignore[arg-type]
 
 
+# --------------------------------------------------------------------------- bursty arrivals
+
+MAX_MMPP_STATES = 16
+MAX_BATCH = 1_000_000  # requests in one batch at most
+MMPP_MEAN_TOL = 1e-3  # the state multipliers must average 1 within this (relative)
+
+
+def _state_multiplier(v: Any) -> Any:
+    """A state's rate: a multiplier of the workload's mean rate, ``0.5x``, ``0.5``, ``50%`` or
+    0 (an off state)."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a multiplier such as 0.5x, got {str(v).lower()}")
+    if v == 0 or (isinstance(v, str) and v.strip().rstrip("x%").strip() in ("0", "0.0")):
+        return 0.0
+    return parse_multiplier(v)
+
+
+class MmppStateSpec(_Model):
+    """One state of a Markov-modulated Poisson process: while in it, requests arrive as a
+    Poisson process at ``rate`` × the workload's mean rate; it lasts an exponential time of
+    mean ``mean_sojourn``."""
+
+    rate: Annotated[float, BeforeValidator(_state_multiplier)] = Field(
+        description="multiplier of the workload's mean rate: 0.5x, 3x, 0 (off)")
+    mean_sojourn: PositiveDuration = Field(description="mean time in the state (exponential)")
+
+
+class MmppSpec(_Model):
+    """A Markov-modulated Poisson process: the arrival rate switches between ``states``,
+    visited in the order listed and round again (after the last, the first), each for an
+    exponential time. The state rates are multipliers of the workload's mean rate and must
+    average 1 over time (weighted by each state's share of time, ``mean_sojourn`` / the sum
+    of them), so that ``rate`` stays the long-run mean."""
+
+    states: list[MmppStateSpec]
+
+    @field_validator("states")
+    @classmethod
+    def _count(cls, v: list[MmppStateSpec]) -> list[MmppStateSpec]:
+        if not 2 <= len(v) <= MAX_MMPP_STATES:
+            raise ValueError(f"an MMPP needs 2 to {MAX_MMPP_STATES} states, got {len(v)} (one state "
+                             "is a Poisson process: leave out 'mmpp')")
+        return v
+
+    @model_validator(mode="after")
+    def _mean_one(self) -> MmppSpec:
+        shares = self.shares
+        mean = sum(p * s.rate for p, s in zip(shares, self.states, strict=True))
+        if abs(mean - 1.0) > MMPP_MEAN_TOL:
+            rest = sum(p * s.rate for p, s in zip(shares[:-1], self.states[:-1], strict=True))
+            last = (1.0 - rest) / shares[-1]
+            hint = f"for example the last state at {last:.4g}x" if last >= 0 else ""
+            scaled = ", ".join(f"{s.rate / mean:.4g}x" for s in self.states) if mean > 0 else ""
+            if scaled:
+                hint += (" or " if hint else "for example ") + f"every rate over {mean:.4g}: {scaled}"
+            raise ValueError(
+                f"the state rates average {mean:.4g}x over time (each weighted by its share of "
+                f"time, {', '.join(f'{100 * p:.3g}%' for p in shares)}): they are multipliers of "
+                f"the workload's mean rate and must average 1x, so that 'rate' stays the mean; "
+                f"{hint}")
+        return self
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        """Each state's long-run share of time: its mean sojourn over the sum of them."""
+        total = sum(s.mean_sojourn for s in self.states)
+        return tuple(s.mean_sojourn / total for s in self.states)
+
+    @property
+    def multipliers(self) -> tuple[float, ...]:
+        """The state rates as multipliers of the mean rate, rescaled to average 1 exactly."""
+        mean = sum(p * s.rate for p, s in zip(self.shares, self.states, strict=True))
+        return tuple(s.rate / mean for s in self.states)
+
+    @property
+    def peak(self) -> float:
+        """The largest state multiplier."""
+        return max(self.multipliers)
+
+    def generator(self) -> Any:
+        """The generator matrix Q of the modulating chain (numpy), states cycled in order."""
+        k = len(self.states)
+        q = np.zeros((k, k))
+        for i, s in enumerate(self.states):
+            q[i, i] = -1.0 / s.mean_sojourn
+            q[i, (i + 1) % k] = 1.0 / s.mean_sojourn
+        return q
+
+    def index_of_dispersion(self, rate: float) -> float:
+        """The asymptotic index of dispersion of counts, lim Var N(t) / E N(t) as t grows, of
+        this process at a long-run mean of ``rate`` arrivals per second:
+        ``1 + 2 (pi o lambda) D lambda / lambda_bar`` with D = (1 pi - Q)^-1 - 1 pi the
+        deviation matrix of the modulating chain (1 for a Poisson process)."""
+        pi = np.array(self.shares)
+        lam = rate * np.array(self.multipliers)
+        q = self.generator()
+        one_pi = np.outer(np.ones(len(pi)), pi)
+        dev = np.linalg.inv(one_pi - q) - one_pi
+        mean = float(pi @ lam)
+        if not mean > 0:
+            return 1.0
+        return 1.0 + 2.0 * float((pi * lam) @ dev @ lam) / mean
+
+
+class BatchSizeSpec(_Model):
+    """How many requests one arrival brings: a whole number >= 1 (``4``), ``{geometric:
+    mean}`` (1, 2, 3, ... with P(k) = p (1 - p)^(k-1), p = 1 / mean), ``{uniform: [lo, hi]}``
+    (whole numbers lo..hi, equally likely) or ``{values: [...], weights: [...]}`` (given
+    sizes, equally likely without weights)."""
+
+    constant: Whole | None = Field(None, ge=1, le=MAX_BATCH)
+    geometric: Real | None = Field(None, ge=1, le=MAX_BATCH, description="mean batch size")
+    uniform: list[Whole] | None = Field(None, min_length=2, max_length=2)
+    values: list[Whole] | None = Field(None, min_length=1, max_length=10_000)
+    weights: list[Real] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"constant": v}
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> BatchSizeSpec:
+        given = [k for k in ("constant", "geometric", "uniform", "values") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give one batch size: a whole number >= 1, {geometric: mean}, "
+                             "{uniform: [lo, hi]} or {values: [...]}" +
+                             (f", not {', '.join(given)}" if given else ""))
+        if self.uniform is not None and not 1 <= self.uniform[0] <= self.uniform[1] <= MAX_BATCH:
+            raise ValueError(f"'uniform' needs [lo, hi] with 1 <= lo <= hi <= {MAX_BATCH:,}")
+        if self.values is not None and not all(1 <= x <= MAX_BATCH for x in self.values):
+            raise ValueError(f"batch sizes in 'values' must be whole numbers from 1 to {MAX_BATCH:,}")
+        if self.weights is not None:
+            if self.values is None:
+                raise ValueError("'weights' go with 'values'")
+            if len(self.weights) != len(self.values) or not all(w >= 0 for w in self.weights) \
+                    or not sum(self.weights) > 0:
+                raise ValueError("'weights' needs one weight >= 0 per value, not all 0")
+        return self
+
+    def _pmf(self) -> tuple[list[int], list[float]] | None:
+        if self.values is None:
+            return None
+        w = self.weights or [1.0] * len(self.values)
+        total = sum(w)
+        return list(self.values), [x / total for x in w]
+
+    @property
+    def mean(self) -> float:
+        """E[X]."""
+        if self.constant is not None:
+            return float(self.constant)
+        if self.geometric is not None:
+            return float(self.geometric)
+        if self.uniform is not None:
+            return 0.5 * (self.uniform[0] + self.uniform[1])
+        vals, p = self._pmf()  # type: ignore[misc]
+        return sum(x * q for x, q in zip(vals, p, strict=True))
+
+    @property
+    def second_moment(self) -> float:
+        """E[X^2]."""
+        if self.constant is not None:
+            return float(self.constant) ** 2
+        if self.geometric is not None:
+            p = 1.0 / self.geometric
+            return (2.0 - p) / (p * p)
+        if self.uniform is not None:
+            lo, hi = self.uniform
+            n = hi - lo + 1
+            return self.mean ** 2 + (n * n - 1) / 12.0
+        vals, p = self._pmf()  # type: ignore[misc]
+        return sum(x * x * q for x, q in zip(vals, p, strict=True))
+
+    def draw(self, rng: Any, n: int) -> Any:
+        """``n`` batch sizes (a numpy integer array) from the generator ``rng``."""
+        if self.constant is not None:
+            return np.full(n, self.constant, dtype=np.int64)
+        if self.geometric is not None:
+            return rng.geometric(1.0 / self.geometric, n)
+        if self.uniform is not None:
+            return rng.integers(self.uniform[0], self.uniform[1] + 1, n)
+        vals, p = self._pmf()  # type: ignore[misc]
+        return np.asarray(vals, dtype=np.int64)[np.searchsorted(np.cumsum(p), rng.random(n), side="right")
+                                                .clip(0, len(vals) - 1)]
+
+
+class BatchSpec(_Model):
+    """Batch arrivals: each arrival brings ``size`` requests at the same instant. The
+    workload's rate stays the rate of requests; batches come at rate / E[size]."""
+
+    size: BatchSizeSpec
+
+
+class ArrivalsSpec(_Model):
+    """The arrival process of an open workload, when it is not Poisson: a Markov-modulated
+    Poisson process (``mmpp``), batch arrivals (``batch``), or both (batches that arrive as
+    an MMPP). The workload's rate (``rate``, or the rate derived from
+    ``daily_active_users``) stays the long-run mean rate of requests; the load multiplier
+    scales every state's rate; a profile multiplies it over time."""
+
+    mmpp: MmppSpec | None = None
+    batch: BatchSpec | None = None
+
+    @property
+    def bursty(self) -> bool:
+        """Whether anything is set (``arrivals: {}`` is Poisson)."""
+        return self.mmpp is not None or self.batch is not None
+
+    @property
+    def batch_mean(self) -> float:
+        """E[batch size] (1 without batches)."""
+        return self.batch.size.mean if self.batch is not None else 1.0
+
+    def index_of_dispersion(self, rate: float) -> float:
+        """The asymptotic index of dispersion of request counts, lim Var N(t) / E N(t), at a
+        long-run mean of ``rate`` requests per second: ``Var X / E X + E X × I_b`` for batches
+        of size X whose arrivals have index I_b (1 for Poisson, the MMPP's otherwise; a
+        compound Poisson process has ``E[X^2] / E[X]``); 1 for Poisson arrivals."""
+        x1 = self.batch_mean
+        x2 = self.batch.size.second_moment if self.batch is not None else 1.0
+        i_b = self.mmpp.index_of_dispersion(rate / x1) if self.mmpp is not None else 1.0
+        return (x2 - x1 * x1) / x1 + x1 * i_b
+
+
 class WorkloadSpec(_Model):
     """Open-loop Poisson arrivals at ``rate`` (or at the peak rate derived from
-    ``daily_active_users``), or ``users`` in a closed loop with ``think_time``."""
+    ``daily_active_users``), or ``users`` in a closed loop with ``think_time``. ``arrivals``
+    makes an open loop bursty (an MMPP, batches) at the same long-run mean rate."""
 
     rate: Rate | None = None
     daily_active_users: Count | None = Field(None, ge=1, le=MAX_DAILY_USERS)
@@ -290,6 +526,8 @@ class WorkloadSpec(_Model):
         default_factory=lambda: {"default": RequestClassSpec()}
     )
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
+    arrivals: ArrivalsSpec | None = Field(
+        None, description="a bursty arrival process (MMPP, batches); default Poisson")
     storage: StorageSpec | None = None
 
     @field_validator("peak_to_mean", mode="before")
@@ -337,6 +575,10 @@ class WorkloadSpec(_Model):
                                  "at one instant")
             if self.profile.kind != "constant":
                 raise ValueError("a rate 'profile' applies to open-loop 'rate' workloads only")
+            if self.arrivals is not None:
+                raise ValueError("'arrivals' (an MMPP, batches) shapes an open-loop workload's "
+                                 "arrivals ('rate' or 'daily_active_users'); closed-loop 'users' "
+                                 "send their next request a think time after the last one")
         else:
             if self.think_time is not None:
                 raise ValueError("'think_time' goes with closed-loop 'users'")
@@ -385,6 +627,20 @@ class WorkloadSpec(_Model):
         if per_day is not None:
             return per_day / SECONDS_PER_DAY * (self.peak_to_mean or 1.0)
         return self.rate or 0.0
+
+    @property
+    def bursty(self) -> bool:
+        """Whether the arrivals are not Poisson (an MMPP or batches: ``arrivals``)."""
+        return self.arrivals is not None and self.arrivals.bursty
+
+    def index_of_dispersion(self, load: float = 1.0) -> float:
+        """The asymptotic index of dispersion of the open loop's request counts at ``load``
+        (:meth:`ArrivalsSpec.index_of_dispersion` at the base rate × ``load``; 1 for Poisson
+        arrivals). Profiles are left out: it is that of the process they multiply."""
+        if not self.bursty:
+            return 1.0
+        assert self.arrivals is not None
+        return self.arrivals.index_of_dispersion(self.base_rate * load)
 
 
 # --------------------------------------------------------------------------- faults

@@ -4,14 +4,16 @@ with the estimate and the field to change).
 
 The estimate is deliberately simple and on the high side:
 
-* requests: the peak arrival rate (load and profile included) times warm-up plus duration; for
-  a closed loop, the users over the think time plus the entry's own service time, but no more
-  than the busiest component can serve (the asymptotic bound of mean-value analysis);
+* requests: the peak arrival rate (load and profile included) times warm-up plus duration
+  (bursty ``arrivals`` have the same long-run mean rate of requests); for a closed loop, the
+  users over the think time plus the entry's own service time, but no more than the busiest
+  component can serve (the asymptotic bound of mean-value analysis);
 * visits per request: along every call from the entry, the call's probability times its
   attempts (retries and hedges all made) and, for a datastore, its replicas; a cache's
   ``on: miss`` calls as if every lookup missed; fallbacks as if every call failed;
 * events: ``EVENTS_PER_REQUEST`` per request plus ``EVENTS_PER_VISIT`` per visit (one more
-  where a call has a network latency) -- about what the engine schedules;
+  where a call has a network latency) -- about what the engine schedules -- and one per state
+  switch of an MMPP's modulating chain;
 * processes that live all run long (queue consumers, closed-loop users) at
   ``BYTES_PER_PROCESS`` each, records at ``BYTES_PER_REQUEST`` and ``BYTES_PER_VISIT``, and
   hop records at ``HOP_ROW_BYTES`` a visit and ``HOP_BYTES_PER_REQUEST`` for the requests
@@ -128,6 +130,7 @@ def estimate(arch: Architecture, load: float, duration: float, warmup: float,
     wl = spec.workload
     horizon = warmup + duration
     processes = 0
+    switches = 0.0
     if wl.users is not None:
         users = max(1, int(round(wl.users * load)))
         requests = horizon * _closed_loop_rate(arch, users)
@@ -138,11 +141,14 @@ def estimate(arch: Architecture, load: float, duration: float, warmup: float,
         rate = prof[1] if prof is not None else wl.base_rate * load
         requests = rate * horizon
         open_loop = True
+        mmpp = wl.arrivals.mmpp if wl.arrivals is not None else None
+        if mmpp is not None:  # the modulating chain's state switches, an event's worth each
+            switches = horizon * len(mmpp.states) / sum(s.mean_sojourn for s in mmpp.states)
     for name, comp in spec.components.items():
         processes += kind(comp.kind).processes(name, comp, spec)
     v = visits_per_request(arch)
     latency_calls = sum(1 for c in spec.calls if c.latency is not None)
-    events = requests * (EVENTS_PER_REQUEST + v * EVENTS_PER_VISIT + latency_calls)
+    events = requests * (EVENTS_PER_REQUEST + v * EVENTS_PER_VISIT + latency_calls) + switches
     memory = requests * (BYTES_PER_REQUEST + v * BYTES_PER_VISIT) + processes * BYTES_PER_PROCESS
     every = hop_sampling(arch, load, duration, hops) if hops is not False else 0
     if every:  # the window's requests, one in ``every``

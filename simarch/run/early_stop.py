@@ -68,6 +68,8 @@ def _arrivals_to_come(sim: Any) -> Any:
         users = max(1, int(round(wl.users * sim.load)))
         # per user: at most one request per think time, plus the one under way
         return lambda r: (users * (r / think.mean + 1.0 + scv), users * (r / think.mean) * max(scv, 1.0))
+    if wl.bursty:  # an MMPP or batches: the Poisson bound below does not hold
+        return None
     profile = rate_profile(wl, sim.load, sim.arch.base_dir, sim.end)
     peak = wl.base_rate * sim.load if profile is None else profile[1]
     if not math.isfinite(peak):

@@ -263,6 +263,82 @@ class Simulation:
                     arrivals[c] += 1
                 arrive(serve, pick, c, keys[c]())
 
+    def _bursty_source(self, rate: float, profile):
+        """Bursty open-loop arrivals (``workload.arrivals``): a Markov-modulated Poisson
+        process of batches, at a long-run mean of ``rate`` requests per second (batches at
+        ``rate`` / E[size]); without an MMPP one state that never ends, without batches
+        batches of one. With a ``profile`` ``(rate(t), peak)`` (the load included), each
+        state's candidates come at ``peak`` × its multiplier and are kept with probability
+        rate(t) / peak (thinning, given the state's path).
+
+        The chain starts in its stationary distribution and visits the states in order, each
+        for an exponential time; a pending arrival is dropped at a switch (exponential gaps
+        are memoryless). Its own streams: ``workload, mmpp, ...`` and ``workload, batch``."""
+        env = self.env
+        warm, end = self.warmup, self.end
+        wl = self.spec.workload
+        arr = wl.arrivals
+        assert arr is not None
+        entry = self.components[self.entry]
+        serve, pick = entry.serve, self._entry_picker()
+        next_cls = self._class_sampler()
+        keys = [key_sampler(rc.keys, self.rng("workload", "keys", name))
+                for name, rc in wl.requests.items()]
+        arrivals = self.arrivals
+        arrive = self._arrive if self.hops is None else self._arrive_recorded
+        mult = None
+        if profile is not None:
+            mult, rate = profile
+        if not rate > 0:
+            return
+        batch_rate = rate / arr.batch_mean
+        if arr.mmpp is not None:
+            rates = [batch_rate * m for m in arr.mmpp.multipliers]
+            stays = [sampler(Exponential(st.mean_sojourn), self.rng("workload", "mmpp", "sojourn", i))
+                     for i, st in enumerate(arr.mmpp.states)]
+            cum = np.cumsum(arr.mmpp.shares)
+            state = min(int(np.searchsorted(cum, self.rng("workload", "mmpp", "start").random(),
+                                            side="right")), len(rates) - 1)
+        else:
+            rates, stays, state = [batch_rate], [lambda: float("inf")], 0
+        k = len(rates)
+        unit = sampler(Exponential(1.0), self.rng("workload", "mmpp", "gaps"))
+        u = uniform_sampler(self.rng("workload", "mmpp", "thinning")) if mult is not None else None
+        if arr.batch is not None:
+            size, size_rng = arr.batch.size, self.rng("workload", "batch")
+
+            def sizes():
+                while True:
+                    yield from size.draw(size_rng, 1024).tolist()
+            next_size = sizes().__next__
+        else:
+            next_size = itertools.repeat(1).__next__
+        t = env._now
+        switch = t + stays[state]()
+        lam = rates[state]
+        while True:
+            t_next = t + unit() / lam if lam > 0 else switch
+            if t_next >= switch:  # the state ends first: the next one starts afresh
+                t = switch
+                if t >= end:
+                    return
+                state = (state + 1) % k
+                switch = t + stays[state]()
+                lam = rates[state]
+                continue
+            t = t_next
+            if t >= end:
+                return
+            if u is not None and u() * rate > mult(t):
+                continue
+            yield t - env._now
+            counted = t >= warm
+            for _ in range(next_size()):
+                c = next_cls()
+                if counted:
+                    arrivals[c] += 1
+                arrive(serve, pick, c, keys[c]())
+
     def _user(self, idx: int, think, pick):
         env = self.env
         serve = self.components[self.entry].serve
@@ -291,7 +367,9 @@ class Simulation:
                 spawn(env, self._user(i, think, pick))
         else:
             profile = rate_profile(wl, self.load, self.arch.base_dir, self.end)
-            if profile is None:
+            if wl.bursty:  # an MMPP or batches: their own source, chosen once
+                spawn(env, self._bursty_source(wl.base_rate * self.load, profile))
+            elif profile is None:
                 if wl.base_rate * self.load > 0:
                     spawn(env, self._open_source(wl.base_rate * self.load, None))
             else:
