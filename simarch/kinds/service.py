@@ -91,6 +91,28 @@ class Service(Kind):
         a = self.autoscaler
         return None if a is None else (a.log_t, a.log_serving, a.log_billed)
 
+    # -- static capacity model and SPOF analysis of an autoscaled tier
+    @classmethod
+    def utilization(cls, spec, name, flows, busy, classes, workload):
+        a = spec.autoscale
+        if a is None:
+            return super().utilization(spec, name, flows, busy, classes, workload)
+        workers = spec.workers * a.max
+        return workers, busy / workers, f"autoscaled: at its most, {a.max} instances"
+
+    @classmethod
+    def redundancy(cls, spec, name, comp):
+        a = comp.autoscale
+        if a is None or a.min >= 2:
+            return super().redundancy(spec, name, comp)
+        return False, max(a.min, 1), f"autoscaled down to {a.min} instance{'s' if a.min != 1 else ''} at low load"
+
+    @classmethod
+    def queueing_layout(cls, spec, flows, classes, workload, policy):
+        if spec.autoscale is not None:  # the static models see the tier at its most
+            spec = spec.model_copy(update={"instances": spec.autoscale.max})
+        return super().queueing_layout(spec, flows, classes, workload, policy)
+
     # -- queueing model
     @classmethod
     def shed_share(cls, spec: Any, rate: float) -> float:
