@@ -67,6 +67,7 @@ __all__ = [
 
 UTIL_CMAP = "RdYlGn_r"  # green (idle) -> yellow -> red (saturated), shared by bars and nodes
 SLO_COLOR = "crimson"
+INSTANCE_COLORS = ("tab:green", "tab:cyan", "tab:olive", "tab:gray")  # autoscaled instances on timelines
 FAULT_COLORS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
                 "tab:cyan", "tab:gray")
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -749,7 +750,9 @@ def timeline(
     giving at most 60 windows. Every fault window (``result.faults()``, or the ``faults``
     frame with columns fault, kind, target, start_s, end_s) is shaded on every panel, an
     instant fault (a cache flush) drawn as a vertical line; each fault is named once in the
-    legend. SLO targets of the design (``result.slo_spec``, or ``slo`` in the same form:
+    legend. The instances in service of each autoscaled component (the time series'
+    ``instances:<name>`` columns) are drawn as step lines on a second axis of the top panel.
+    SLO targets of the design (``result.slo_spec``, or ``slo`` in the same form:
     latency in seconds, availability a fraction) are drawn on the matching panels. ``axes``
     (optional) holds one Axes per metric. Returns the array of Axes.
     """
@@ -826,6 +829,19 @@ def timeline(
     if slo_handle is not None:
         handles.append(slo_handle)
         labels.append("SLO")
+    # instances of autoscaled components: step lines on a second axis of the top panel
+    counts = [c for c in ts.columns if str(c).startswith("instances:")]
+    if counts:
+        twin = axes[0].twinx()
+        for k, col in enumerate(counts):
+            y = ts[col].to_numpy(dtype=float)
+            color = INSTANCE_COLORS[k % len(INSTANCE_COLORS)]
+            twin.plot(x, np.append(y, y[-1:]), drawstyle="steps-post", color=color, lw=1.3, ls="-.")
+            handles.append(Line2D([], [], color=color, lw=1.3, ls="-."))
+            labels.append(f"instances of {col.split(':', 1)[1]} (right axis)")
+        twin.set_ylim(bottom=0)
+        twin.set_ylabel("instances")
+        twin.yaxis.get_major_locator().set_params(integer=True)
     for ax in axes:
         # panels stacked on a shared time axis need the label once, at the bottom
         if ax is axes[-1] or not ax.get_shared_x_axes().joined(ax, axes[-1]):

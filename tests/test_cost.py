@@ -217,12 +217,16 @@ def test_given_workers_and_an_explicit_cost_win():
 
 
 def test_the_priced_example_costs_what_its_prices_say():
-    """cached_sharded prices every component; the other examples price nothing. 730 hours a
-    month: lb 2 x 0.0225, api 6 x m7g.large 0.0816, cache 1 x 0.219, db 4 x 2 replicas x
-    db.r6g.large 0.24."""
+    """cached_sharded prices every component; the other examples price nothing but
+    autoscaled_diurnal (its static cost: lb 2 x 0.0225, api at its 2 initial instances x
+    0.085, db 2 replicas x 0.26). 730 hours a month: lb 2 x 0.0225, api 6 x m7g.large 0.0816,
+    cache 1 x 0.219, db 4 x 2 replicas x db.r6g.large 0.24."""
     for path in sorted(Path("architectures").glob("*.yaml")):
         arch = simarch.load(path)
         b = design_cost(arch)
+        if path.stem == "autoscaled_diurnal":
+            assert b.monthly_usd == pytest.approx(730 * (2 * 0.0225 + 2 * 0.085 + 2 * 0.26))
+            continue
         if path.stem != "cached_sharded":
             assert not b.priced, path
             continue

@@ -147,6 +147,11 @@ class Kind(Component):
         """Timed events of this component (``time_s, what, where, from, to``)."""
         return []
 
+    def instance_timeline(self) -> tuple[Any, Any, Any] | None:
+        """For a component whose instances come and go: the times of the changes and, from
+        each on, the instances in service and the instances billed (``None``: fixed)."""
+        return None
+
     # ------------------------------------------------------------------ work estimate
     @classmethod
     def work_per_visit(cls, spec: Any) -> float:

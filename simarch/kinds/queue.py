@@ -28,13 +28,57 @@ from .registry import register
 class Backlog:
     """The messages waiting for one consumer group (one call from the queue)."""
 
-    __slots__ = ("items", "getters", "takes", "prob")
+    __slots__ = ("items", "getters", "takes", "prob", "q_in", "q_out", "on_queued")
 
     def __init__(self, takes: list[bool], prob: float):
         self.items: deque[tuple[int, int, float]] = deque()
         self.getters: deque[Event] = deque()
         self.takes = takes  # per request class: does this group take the message?
         self.prob = prob
+        # the backlog's area up to t is q_out + len(items) * t - q_in (an autoscaler reads it)
+        self.q_in = self.q_out = 0.0
+        self.on_queued: Callable[[], None] | None = None  # called when a message has to wait
+
+
+class ConsumerGroup:
+    """The consumers of one backlog on a service whose instances come and go: each instance
+    in rotation runs one consumer per worker; one taken out of rotation stops its consumers
+    (an idle one at once, a busy one once the message in hand is done)."""
+
+    def __init__(self, queue: Queue, backlog: Backlog, call: Call, target: Kind):
+        self.queue = queue
+        self.backlog = backlog
+        self.call = call
+        self.target = target
+        self.rot = target.rotation
+        self.pools = target.pools
+        n = len(self.pools)
+        self.gen = [0] * n  # bumped when an instance's consumers stop: older consumers end
+        self.running = [False] * n
+        self.waiting: list[list[Event]] = [[] for _ in range(n)]  # idle consumers' wake-ups
+        self.scaler = target.consumes(backlog)  # the target's autoscaler, or None
+
+    def sync(self) -> None:
+        """Start or stop consumers to match the rotation (a watcher of it)."""
+        live = self.rot.live_set
+        for i, pool in enumerate(self.pools):
+            on = pool in live
+            if on and not self.running[i]:
+                self.running[i] = True
+                for _ in range(int(pool.cap)):
+                    spawn(self.queue.env, self.queue.gated_consumer(self, i, self.gen[i]))
+            elif not on and self.running[i]:
+                self.running[i] = False
+                self.gen[i] += 1
+                getters = self.backlog.getters
+                keep = []
+                for ev in self.waiting[i]:
+                    if ev.triggered:  # a message is on its way to it: it serves that one, then ends
+                        keep.append(ev)
+                    else:
+                        getters.remove(ev)
+                        ev.succeed(None)
+                self.waiting[i] = keep
 
 
 @register
@@ -72,6 +116,11 @@ class Queue(Kind):
         lat = sampler(call.latency, self.sim.rng(self.name, call.to, "latency")) if call.latency else None
         entry = Call(1.0, lat, call.timeout, CALL, target.serve, None, None)
         backlog = self.add_group(call)
+        if target.rotation is not None:  # instances come and go: their consumers follow them
+            group = ConsumerGroup(self, backlog, entry, target)
+            target.rotation.watch(group.sync)
+            group.sync()
+            return
         for pool in target.pools:
             for _ in range(int(pool.cap)):
                 spawn(self.env, self.consumer(backlog, entry, pool))
@@ -116,10 +165,13 @@ class Queue(Kind):
                 b.getters.popleft().succeed(msg)
             else:
                 b.items.append(msg)
+                b.q_in += now
                 self.depth += 1
                 self.d_start += now
                 if self.depth > self.d_max:
                     self.d_max = self.depth
+                if b.on_queued is not None:
+                    b.on_queued()
         return OK
 
     def _done(self, parent: int, t0: float, now: float, status: int) -> int:
@@ -141,7 +193,9 @@ class Queue(Kind):
             if items:
                 msg = items.popleft()
                 self.depth -= 1
-                self.d_end += env._now
+                now = env._now
+                self.d_end += now
+                backlog.q_out += now
             else:
                 ev = Event(env)
                 getters.append(ev)
@@ -151,6 +205,56 @@ class Queue(Kind):
             if now >= self.warm:
                 self.wait.append(now - t)
             status = yield self._one(lat, timeout, serve, pick, cls, key, None, None, parent)
+            if status == OK:
+                self.consumed += 1
+            else:
+                self.failed += 1
+
+    def gated_consumer(self, group: ConsumerGroup, i: int, gen: int):
+        """:meth:`consumer` for instance ``i`` of a service whose instances come and go: it
+        ends when the instance leaves the rotation (``group.gen[i]`` moves on), after the
+        message in hand; under ``on_demand`` it tells the autoscaler what it takes and when
+        it finds nothing to do."""
+        env = self.env
+        backlog = group.backlog
+        lat, timeout, serve = group.call.latency, group.call.timeout, group.call.serve
+        items, getters = backlog.items, backlog.getters
+        pool = group.pools[i]
+        pick = itertools.repeat(pool).__next__
+        gens = group.gen
+        scaler = group.scaler if group.scaler is not None and group.scaler.on_demand else None
+        while gens[i] == gen:
+            if items:
+                msg = items.popleft()
+                self.depth -= 1
+                now = env._now
+                self.d_end += now
+                backlog.q_out += now
+                if scaler is not None:
+                    scaler.took()
+            else:
+                if scaler is not None:
+                    scaler.idle(pool)  # may stop the instance
+                    if gens[i] != gen:
+                        return
+                ev = Event(env)
+                getters.append(ev)
+                waiting = group.waiting[i]
+                waiting.append(ev)
+                msg = yield ev
+                if msg is None:  # stopped while idle
+                    return
+                if ev in waiting:
+                    waiting.remove(ev)
+            cls, key, t, parent = msg
+            now = env._now
+            if now >= self.warm:
+                self.wait.append(now - t)
+            if scaler is not None:
+                scaler.busy[i] += 1
+            status = yield self._one(lat, timeout, serve, pick, cls, key, None, None, parent)
+            if scaler is not None:
+                scaler.busy[i] -= 1
             if status == OK:
                 self.consumed += 1
             else:
@@ -191,7 +295,8 @@ class Queue(Kind):
         for c in design.calls:
             if c.source == name:
                 target = design.components[c.to]
-                total += target.instances * (target.worker_limit or 0)
+                boxes = target.autoscale.max if getattr(target, "autoscale", None) else target.instances
+                total += boxes * (target.worker_limit or 0)
         return total
 
     @classmethod

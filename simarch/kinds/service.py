@@ -1,11 +1,14 @@
 """The service kind: a tier of identical instances, each a pool of workers with a bounded
-wait queue; with ``rate_limit`` it sheds what exceeds its admission rate."""
+wait queue; with ``rate_limit`` it sheds what exceeds its admission rate; with ``autoscale``
+its instances come and go (:mod:`simarch.runtime.autoscale`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..model.status import REJECTED
+from ..runtime.autoscale import Autoscaler
 from ..runtime.pools import Pool, TokenBucket
 from .base import Kind
 from .registry import register
@@ -22,6 +25,22 @@ class Service(Kind):
         rl = spec.rate_limit
         self.bucket = TokenBucket(rl.rate, rl.burst) if rl is not None else None
         self.shed = 0
+        self.autoscaler = Autoscaler(self, spec.autoscale) if spec.autoscale is not None else None
+
+    # -- autoscaling: a pool for each instance it may run, the first ``instances`` in rotation
+    def pool_count(self) -> int:
+        return self.spec.autoscale.max if self.spec.autoscale is not None else self.spec.instances
+
+    def start(self) -> None:
+        if self.autoscaler is not None:
+            self.autoscaler.start()
+
+    def consumes(self, backlog: Any) -> Any:
+        """A queue's consumer group ``backlog`` feeds this service: its autoscaler (or
+        ``None``) learns of it, and is what the group's consumers report to."""
+        if self.autoscaler is not None:
+            self.autoscaler.add_backlog(backlog)
+        return self.autoscaler
 
     def serve(self, pool: Pool, cls: int, key: int, parent: int):
         if self.bucket is not None and not self.bucket.take(self.env._now):
@@ -40,11 +59,59 @@ class Service(Kind):
     def counters(self, t: float) -> dict[str, Any]:
         out = super().counters(t)
         out["shed"] = self.shed
+        a = self.autoscaler
+        if a is not None:
+            out.update(serving=a.serving_area(t), billed=a.billed_area(t), pool_serving=a.pool_serving_area(t))
         return out
 
     def window_stats(self, now, then, T, row, pool_rows):
         row["rejected"] += now["shed"] - then["shed"]
+        if self.autoscaler is not None:
+            # an autoscaled tier: over the instance-time in service, not over its maximum
+            serving = now["serving"] - then["serving"]
+            w = self.spec.workers
+            row["instances"] = serving / T
+            row["workers"] = w * serving / T
+            row["utilization"] = row["mean_busy"] / (w * serving / T) if serving > 0 else math.nan
+            row["instance_hours"] = (now["billed"] - then["billed"]) / 3600.0
+            row["peak_instances"] = self.autoscaler.peak(self.warm, self.warm + T)
+            for r, a1, a0 in zip(pool_rows, now["pool_serving"], then["pool_serving"], strict=True):
+                r["in_service_s"] = a1 - a0
+                r["utilization"] = r["mean_busy"] * T / (w * (a1 - a0)) if a1 > a0 else math.nan
         return {}
+
+    def events(self) -> list[dict[str, Any]]:
+        a = self.autoscaler
+        if a is None:
+            return []
+        return [{"time_s": t, "what": what, "where": self.name, "from": n0, "to": n1}
+                for t, what, n0, n1 in a.actions]
+
+    def instance_timeline(self) -> tuple[Any, Any, Any] | None:
+        a = self.autoscaler
+        return None if a is None else (a.log_t, a.log_serving, a.log_billed)
+
+    # -- static capacity model and SPOF analysis of an autoscaled tier
+    @classmethod
+    def utilization(cls, spec, name, flows, busy, classes, workload):
+        a = spec.autoscale
+        if a is None:
+            return super().utilization(spec, name, flows, busy, classes, workload)
+        workers = spec.workers * a.max
+        return workers, busy / workers, f"autoscaled: at its most, {a.max} instances"
+
+    @classmethod
+    def redundancy(cls, spec, name, comp):
+        a = comp.autoscale
+        if a is None or a.min >= 2:
+            return super().redundancy(spec, name, comp)
+        return False, max(a.min, 1), f"autoscaled down to {a.min} instance{'s' if a.min != 1 else ''} at low load"
+
+    @classmethod
+    def queueing_layout(cls, spec, flows, classes, workload, policy):
+        if spec.autoscale is not None:  # the static models see the tier at its most
+            spec = spec.model_copy(update={"instances": spec.autoscale.max})
+        return super().queueing_layout(spec, flows, classes, workload, policy)
 
     # -- queueing model
     @classmethod

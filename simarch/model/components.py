@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import SpecError, excerpt
+from .dists import Constant
 from .fields import (
     MAX_INSTANCES,
     MAX_KEYS,
@@ -27,6 +28,8 @@ from .fields import (
     MAX_REPLICAS,
     MAX_RING_POINTS,
     MAX_WORKERS,
+    Dist,
+    Duration,
     Fraction,
     Policy,
     PositiveDuration,
@@ -281,6 +284,84 @@ class ComponentBase(_Model):
                         ("faults", i, "target"))
 
 
+class ScaleStepSpec(_Model):
+    """One step of a step-scaling policy: when the metric is ``above`` a threshold, ``add``
+    instances; when it is ``below`` one, ``remove`` instances."""
+
+    above: Real | None = None
+    below: Real | None = None
+    add: Whole | None = Field(None, ge=1, le=MAX_INSTANCES)
+    remove: Whole | None = Field(None, ge=1, le=MAX_INSTANCES)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ScaleStepSpec:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a step has exactly one of 'above' (with 'add') or 'below' (with 'remove')")
+        if self.above is not None and (self.add is None or self.remove is not None):
+            raise ValueError("a step 'above' a threshold adds instances: give 'add' (and no 'remove')")
+        if self.below is not None and (self.remove is None or self.add is not None):
+            raise ValueError("a step 'below' a threshold removes instances: give 'remove' (and no 'add')")
+        return self
+
+
+class ColdStartSpec(_Model):
+    """How much slower a new instance serves while it warms up: its service times are
+    multiplied by ``factor`` at first, back to 1 after ``period``, by ``decay``."""
+
+    factor: Real = Field(ge=1, le=1000)
+    period: PositiveDuration
+    decay: Literal["linear", "exponential", "step"] = "linear"
+
+
+AUTOSCALE_POLICIES = ("target_tracking", "step", "on_demand")
+AUTOSCALE_METRICS = ("utilization", "in_flight", "queue_length")
+
+
+class AutoscaleSpec(_Model):
+    """Autoscaling of a service: the policy, its bounds and timings, the delay and the cold
+    start of a new instance, and how a removed instance drains (see
+    docs/background/autoscaling.md). Defaults follow AWS target tracking: one-minute metrics
+    and evaluations, a 300 s scale-in cooldown."""
+
+    policy: Literal["target_tracking", "step", "on_demand"] = "target_tracking"
+    metric: Literal["utilization", "in_flight", "queue_length"] = Field(
+        "utilization", description="utilization (busy workers / workers in service), in_flight "
+                                   "(requests held per instance) or queue_length (waiting work per instance)")
+    target: Real | None = Field(None, gt=0, description="target tracking: the metric's target value")
+    steps: Annotated[list[ScaleStepSpec], Field(min_length=1, max_length=100)] | None = None
+    min: Whole = Field(1, ge=0, le=MAX_INSTANCES)
+    max: Whole = Field(ge=1, le=MAX_INSTANCES)
+    interval: PositiveDuration = Field(60.0, description="time between evaluations of the policy")
+    window: PositiveDuration = Field(60.0, description="the metric is averaged over this long")
+    scale_out_cooldown: Duration = 0.0
+    scale_in_cooldown: Duration = 300.0
+    provisioning: Dist = Field(default_factory=lambda: Constant(0.0),
+                               description="time from the decision to add an instance until it takes requests")
+    cold_start: ColdStartSpec | None = None
+    drain_timeout: PositiveDuration | None = Field(
+        None, description="how long a removed instance may take to finish its work (null: all of it)")
+
+    @model_validator(mode="after")
+    def _policy_fields(self) -> AutoscaleSpec:
+        if self.policy == "target_tracking":
+            if self.target is None:
+                raise ValueError("target tracking needs a 'target' value of its metric "
+                                 "(e.g. target: 0.6 for 60% utilisation)")
+            if self.steps is not None:
+                raise ValueError("'steps' belong to policy: step, not target_tracking")
+        elif self.policy == "step":
+            if self.steps is None:
+                raise ValueError("policy: step needs 'steps', e.g. [{above: 0.8, add: 2}, {below: 0.3, remove: 1}]")
+            if self.target is not None:
+                raise ValueError("'target' belongs to policy: target_tracking, not step")
+        elif self.target is not None or self.steps is not None:
+            raise ValueError("policy: on_demand starts an instance for each message that finds none idle: "
+                             "'target' and 'steps' do not apply")
+        if self.metric == "utilization" and self.target is not None and self.target > 1:
+            raise ValueError(f"a utilisation target is a fraction in (0, 1], got {self.target:g}")
+        return self
+
+
 @component_model
 class ServiceSpec(ComponentBase):
     """A tier of identical instances, each a pool of ``workers`` with a bounded wait queue."""
@@ -290,6 +371,38 @@ class ServiceSpec(ComponentBase):
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     rate_limit: RateLimitSpec | None = None
     instance_type: InstanceTypeName | None = Field(None, description=_INSTANCE_TYPE_HELP)
+    autoscale: AutoscaleSpec | None = Field(
+        None, description="add and remove instances during the run; 'instances' is the initial count")
+
+    @property
+    def changes_instances(self) -> bool:
+        return self.autoscale is not None
+
+    def check(self, name: str, spec: Spec) -> None:
+        a = self.autoscale
+        if a is None:
+            return
+        here = ("components", name, "autoscale")
+        if a.min > a.max:
+            raise SpecError(f"autoscale.min ({a.min}) is above autoscale.max ({a.max})", (*here, "min"))
+        if not a.min <= self.instances <= a.max:
+            raise SpecError(f"'instances' is the initial count of an autoscaled service: it must lie "
+                            f"within autoscale.min..max ({a.min}..{a.max}), got {self.instances}",
+                            ("components", name, "instances"))
+        consumer = any(c.to == name and spec.components[c.source].kind == "queue" for c in spec.calls)
+        called = any(c.to == name and spec.components[c.source].kind != "queue" for c in spec.calls)
+        entry = spec.workload.entry == name or (spec.workload.entry is None
+                                                and not any(c.to == name for c in spec.calls))
+        if a.policy == "on_demand" and (not consumer or called or entry):
+            raise SpecError(f"policy: on_demand needs a consumer group: '{name}' must consume from a queue "
+                            "(its waiting messages are the one queue that instances start for) and take no "
+                            "other calls", (*here, "policy"))
+        if a.min == 0 and (called or entry or not consumer):
+            raise SpecError(f"autoscale.min: 0 leaves no instance to answer the calls to '{name}': only a "
+                            "consumer of a queue may scale to zero (messages wait in the queue)", (*here, "min"))
+        if a.min == 0 and a.policy == "target_tracking" and a.metric != "queue_length":
+            raise SpecError(f"with autoscale.min: 0, {a.metric} is not measured while no instance runs: "
+                            "scale a consumer from zero on metric: queue_length (its backlog)", (*here, "metric"))
 
 
 @component_model

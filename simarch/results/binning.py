@@ -52,3 +52,20 @@ def bin_requests(end_s: np.ndarray, status: np.ndarray, latency_s: np.ndarray,
             **{name: int((st == i).sum()) for i, name in enumerate(ERROR_NAMES, start=1)},
         })
     return rows
+
+
+def step_areas(t: np.ndarray, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The integral from ``t[0]`` to each ``x`` of the step function that is ``v[k]`` from
+    ``t[k]`` on (a count over time: instances in service, say)."""
+    t = np.asarray(t, dtype=float)
+    v = np.asarray(v, dtype=float)
+    cum = np.concatenate([[0.0], np.cumsum(v[:-1] * np.diff(t))])
+    k = np.clip(np.searchsorted(t, x, side="right") - 1, 0, len(t) - 1)
+    return cum[k] + v[k] * (np.asarray(x, dtype=float) - t[k])
+
+
+def step_means(t: np.ndarray, v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The time average of the step function (``t``, ``v``, see :func:`step_areas`) over
+    each window between consecutive ``edges``."""
+    area = step_areas(t, v, edges)
+    return np.diff(area) / np.diff(edges)

@@ -19,11 +19,12 @@ import numpy as np
 from .._version import __version__
 from ..model.metrics import LATENCY_KEYS, latency_stats_ms
 from ..model.metrics import ratio as _ratio
+from ..model.pricing import HOURLY_UNITS
 from ..model.status import ERROR_NAMES, STATUS_NAMES, Status
 from ..model.units import parse_duration
 from .attribution import COLUMNS as ATTRIBUTION_COLUMNS
 from .attribution import DEFAULT_BANDS, attribution_rows, contrast
-from .binning import bin_requests, window_edges
+from .binning import bin_requests, step_areas, step_means, window_edges
 from .hops import Hops
 from .io import atomic_write
 from .slo import judge
@@ -82,6 +83,9 @@ class Result:
     visit_stats: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per
     # component and class: visits and residence-time percentiles
     hops: Hops | None = field(default=None, repr=False)  # hop records (None: not recorded)
+    instance_log: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)  # per
+    # component whose instances come and go: change times "t", instances in service "serving"
+    # and billed "billed" from each on
     _requests: pd.DataFrame | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -178,7 +182,8 @@ class Result:
         return pd.DataFrame(self.call_stats)
 
     def events(self) -> pd.DataFrame:
-        """Circuit-breaker transitions and datastore failovers, in time order."""
+        """Circuit-breaker transitions, datastore failovers and scaling actions
+        (``scale_out`` / ``scale_in``, from and to the desired instances), in time order."""
         import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.event_log, columns=["time_s", "what", "where", "from", "to"])
 
@@ -233,7 +238,10 @@ class Result:
     # ----------------------------------------------------------------- time series
     def timeseries(self, window: str | float = "10s") -> pd.DataFrame:
         """Per window of completion time: throughput, availability, p50/p99 latency, errors,
-        and the faults active in the window."""
+        and the faults active in the window. For each autoscaled component ``x``, the
+        column ``instances:x`` is the time-average number of its instances in service in
+        the window; with prices, ``cost_usd`` is what the priced components cost in the
+        window (instance-hours billed x the hourly price for an autoscaled one)."""
         import pandas as pd  # on first use: a run itself needs no pandas
         w = parse_duration(window, allow_zero=False)
         edges = window_edges(self.warmup, self.warmup + self.duration, w)
@@ -244,7 +252,34 @@ class Result:
                 if f["start_s"] < edges[b + 1] and (f["end_s"] > edges[b] or f["start_s"] >= edges[b])}))
         df = pd.DataFrame(rows)
         df["fault_active"] = df["faults"] != ""
+        for name, log in self.instance_log.items():
+            df[f"instances:{name}"] = step_means(log["t"], log["serving"], edges)
+        if self.instance_log and self.cost is not None:
+            df["cost_usd"] = self._window_costs(edges)
         return df
+
+    def _window_costs(self, edges: np.ndarray) -> np.ndarray:
+        """USD the priced components cost in each window: an autoscaled component at its
+        billed instance-hours, the others at their monthly cost spread evenly."""
+        assert self.cost is not None
+        widths = np.diff(edges)
+        total = np.zeros(len(widths))
+        for line in self.cost.lines:
+            log = self.instance_log.get(line.component)
+            if log is not None and line.unit in HOURLY_UNITS:
+                total += line.unit_price * np.diff(step_areas(log["t"], log["billed"], edges)) / 3600.0
+            else:
+                total += line.monthly_usd * widths / (self.cost.hours_per_month * 3600.0)
+        return total
+
+    @property
+    def run_cost_usd(self) -> float | None:
+        """USD the priced components cost over the measured window: hourly prices x the
+        instance-hours as run (an autoscaled component's billed instance-hours), queues at
+        the simulated message rate (``None``: nothing has a price)."""
+        if self.cost is None:
+            return None
+        return float(self.cost.monthly_usd * self.duration / (self.cost.hours_per_month * 3600.0))
 
     # ----------------------------------------------------------------- checks
     def slo(self) -> pd.DataFrame | None:

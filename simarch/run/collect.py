@@ -10,12 +10,14 @@ plain records only.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ..model.cost import design_cost
 from ..model.metrics import latency_stats_ms, ratio
+from ..model.pricing import HOURLY_UNITS, HOURS_PER_MONTH
 from ..model.spec import fault_label
 from ..model.status import N_STATUS
 from ..results.hops import STRIDE, Hops
@@ -219,10 +221,13 @@ def collect(sim: Any) -> Result:
             start, cls, len(sim.classes))
     else:
         pending_start, pending_cls = np.zeros(0), np.zeros(0, np.int16)
+    timelines = _instance_timelines(sim)
     cost = None
     if any(c.priced for c in sim.spec.components.values()):  # queues: the simulated message rate
         cost = design_cost(sim.spec, {n: comp_stats[n]["throughput_rps"] for n, c in sim.spec.components.items()
                                       if c.needs_message_rate}, load=sim.load, rates_from="simulated")
+        if timelines:
+            cost = _as_run(cost, comp_stats, T)
     slo = None
     if sim.spec.slo is not None:
         slo = {k: v for k, v in sim.spec.slo.model_dump().items() if v is not None}
@@ -258,4 +263,35 @@ def collect(sim: Any) -> Result:
         cost=cost,
         visit_stats=_latency_by_class(sim),
         hops=_hops(sim),
+        instance_log=timelines,
     )
+
+
+def _instance_timelines(sim: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Per component whose instances come and go: the times of the changes and the
+    instances in service and billed from each on."""
+    out = {}
+    for name, comp in sim.components.items():
+        tl = comp.instance_timeline()
+        if tl is not None:
+            t, serving, billed = tl
+            out[name] = {"t": np.array(t, dtype=float), "serving": np.array(serving, dtype=np.int64),
+                         "billed": np.array(billed, dtype=np.int64)}
+    return out
+
+
+def _as_run(cost: Any, comp_stats: dict[str, dict[str, Any]], T: float) -> Any:
+    """The cost lines of autoscaled components priced by the hour, at the instances they
+    were billed for on average over the window (instance-hours / hours), not their initial
+    count."""
+    lines = []
+    for line in cost.lines:
+        st = comp_stats.get(line.component, {})
+        if "instance_hours" in st and line.unit in HOURLY_UNITS and T > 0:
+            mean = st["instance_hours"] * 3600.0 / T
+            note = "; ".join(x for x in (line.note, f"autoscaled: {mean:.3g} instances billed on "
+                                         "average over the window") if x)
+            line = replace(line, quantity=mean, monthly_usd=line.unit_price * mean * HOURS_PER_MONTH,
+                           note=note)
+        lines.append(line)
+    return replace(cost, lines=tuple(lines))

@@ -376,6 +376,8 @@ class Simulation:
                 spawn(env, self._open_source(0.0, profile))
         for u, v, call in self.arch.call_edges():  # consumers and other per-call processes
             self.components[u].start_call(call, self.components[v])
+        for comp in self.components.values():  # the components' own processes (autoscalers)
+            comp.start()
         schedule_faults(self)
         if self.warmup > 0:
             ev = env.timeout(self.warmup)
