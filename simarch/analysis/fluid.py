@@ -44,6 +44,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from scipy.special import gammaincc
+
 from ..errors import SpecError
 from ..model.architecture import Architecture
 from ..model.architecture import load as load_arch
@@ -208,7 +210,7 @@ class FluidRun:
 
 
 def fluid_run(loop: RetryLoop, *, kind: str = "slow", factor: float = 2.0, duration: float = 1.0,
-              horizon: float = 60.0, dt: float | None = None) -> FluidRun:
+              horizon: float = 60.0, dt: float | None = None, noise: bool = True) -> FluidRun:
     """Integrate the fluid retry loop from its good state through a trigger of ``duration``
     seconds: ``kind="slow"`` (service times x ``factor``) or ``"spike"`` (arrival rate x
     ``factor``), and for up to ``horizon`` seconds after it.
@@ -237,6 +239,7 @@ def fluid_run(loop: RetryLoop, *, kind: str = "slow", factor: float = 2.0, durat
     future = [[0.0] * ring for _ in range(a)]
     arr: list[float] = []  # cumulative accepted arrivals at each step's end
     gens: list[list[float]] = []  # accepted inflow per generation at each step
+    deps: list[float] = []  # cumulative departures at each step's end
     n0 = loop.lam * s  # the good state's mean number in service (fluid)
     A, N = n0, n0  # cumulative arrivals (the first n0 counted as already in) and in system
     tokens = loop.burst
@@ -269,6 +272,7 @@ def fluid_run(loop: RetryLoop, *, kind: str = "slow", factor: float = 2.0, durat
         A += accepted
         D = A - N
         arr.append(A)
+        deps.append(A - N)
         gens.append(acc)
         for k in range(a - 1):  # rejected attempts are retried after the backoff
             if rejected[k] > 0:
@@ -278,7 +282,11 @@ def fluid_run(loop: RetryLoop, *, kind: str = "slow", factor: float = 2.0, durat
             lo = arr[i - 1] if i > 0 else n0
             hi = arr[i]
             if hi > lo:
-                late = min(max((hi - D) / (hi - lo), 0.0), 1.0)
+                if noise:  # K ahead of the slice (itself included), M departures since it came
+                    k_ahead = max((lo + hi) / 2 - deps[i], 1e-9)
+                    late = float(gammaincc(k_ahead, max(D - deps[i], 0.0)))
+                else:
+                    late = min(max((hi - D) / (hi - lo), 0.0), 1.0)
                 if late > 0:
                     g = gens[i]
                     for k in range(a - 1):
@@ -295,7 +303,8 @@ def fluid_run(loop: RetryLoop, *, kind: str = "slow", factor: float = 2.0, durat
 
 
 def fluid_boundary(loop: RetryLoop, *, kind: str = "slow", factor: float = 2.0,
-                   most: float = 600.0, resolution: float = 0.01, horizon: float = 60.0) -> float:
+                   most: float = 600.0, resolution: float = 0.01, horizon: float = 60.0,
+                   noise: bool = True) -> float:
     """The shortest trigger (seconds) after which the fluid loop does not recover, by bisection
     to ``resolution`` (relative: a share of the boundary); inf when even ``most`` seconds
     recover (or the design is not bistable)."""
@@ -303,13 +312,13 @@ def fluid_boundary(loop: RetryLoop, *, kind: str = "slow", factor: float = 2.0,
         return math.inf
     guess = loop.slowdown_boundary(factor) if kind == "slow" else loop.spike_boundary(factor)
     lo, hi = 0.0, min(guess, most) if math.isfinite(guess) else min(1.0, most)
-    while fluid_run(loop, kind=kind, factor=factor, duration=hi, horizon=horizon).recovered:
+    while fluid_run(loop, kind=kind, factor=factor, duration=hi, horizon=horizon, noise=noise).recovered:
         if hi >= most:
             return math.inf
         lo, hi = hi, min(2 * hi, most)
     while hi - lo > resolution * hi:
         mid = (lo + hi) / 2
-        if fluid_run(loop, kind=kind, factor=factor, duration=mid, horizon=horizon).recovered:
+        if fluid_run(loop, kind=kind, factor=factor, duration=mid, horizon=horizon, noise=noise).recovered:
             lo = mid
         else:
             hi = mid
