@@ -1658,7 +1658,7 @@ def stability_timeline(study: Any, axes: Any = None, *, designs: Sequence[str] |
     import matplotlib.pyplot as plt
 
     cmap = plt.get_cmap("viridis")
-    for ax, name in zip(axs, names):
+    for ax, name in zip(axs, names, strict=True):
         d = tl[tl["design"] == name]
         values = sorted(d["value"].unique())
         shown = values if len(values) <= 8 else [values[i] for i in

@@ -29,7 +29,7 @@ from cli_helpers import simarch_cli
 import simarch
 from simarch.analysis.fluid import RetryLoop, fluid_boundary, fluid_run, retry_loop
 from simarch.errors import SpecError
-from simarch.study.metastability import Trigger, parse_trigger, recovery, wilson
+from simarch.study.metastability import parse_trigger, recovery, wilson
 
 FAST = {"within": 8, "baseline": 8, "warmup": 4, "window": 2, "tolerance": 0.8, "progress": False}
 
@@ -167,6 +167,7 @@ def test_fluid_conditions():
     assert budget.bad_rate == pytest.approx(77) and not budget.bistable
     assert retry_loop(simarch.load(loop(queue=40))).sheds  # (4 + 40) / 100 s <= 500 ms
     assert not retry_loop(simarch.load(loop(queue=60))).sheds
+    assert retry_loop(simarch.load(loop(attempts=1))).attempts == 1
     with pytest.raises(SpecError, match="exactly one retried call"):
         retry_loop(simarch.load("architectures/single_server.yaml"))
 
@@ -353,3 +354,4 @@ def test_simulated_boundary_near_the_fluid_one():
            f"expected in [{lo:.3f}, {hi:.3f}] +- 4 SE")
     assert b[1] < 0, msg  # longer slowdowns recover less often
     assert lo - 4 * se <= d50 <= hi + 4 * se, msg
+    print(msg)

@@ -169,10 +169,12 @@ def retry_loop(arch: Architecture | Any, load: float | str = 1.0) -> RetryLoop:
         mult = parse_multiplier(load)
     except ValueError as e:
         raise SpecError(str(e), ("load",)) from None
-    retried = [(u, v, c) for u, v, c in arch.call_edges() if c.retries is not None and c.retries.attempts > 1]
+    retried = [(u, v, c) for u, v, c in arch.call_edges() if c.retries is not None]
+    if not retried:  # no retries at all: the one call with a timeout (one attempt)
+        retried = [(u, v, c) for u, v, c in arch.call_edges() if c.timeout is not None]
     if len(retried) != 1:
-        raise SpecError(f"the fluid model takes a design with exactly one retried call; "
-                        f"{arch.name} has {len(retried)}", ("calls",))
+        raise SpecError(f"the fluid model takes a design with exactly one retried call (or, without "
+                        f"retries, one call with a timeout); {arch.name} has {len(retried)}", ("calls",))
     u, v, call = retried[0]
     if call.timeout is None:
         raise SpecError(f"the retried call {u}->{v} has no timeout: the fluid model needs one",
@@ -183,7 +185,7 @@ def retry_loop(arch: Architecture | Any, load: float | str = 1.0) -> RetryLoop:
     hold = float(row["mean_hold_ms"]) / 1e3
     r = call.retries
     backoff = 0.0
-    if r.backoff != "none":  # the mean first pause (the retries that matter come first)
+    if r is not None and r.backoff != "none":  # the mean first pause (the retries that matter come first)
         backoff = r.base / 2 if "jitter" in r.backoff else r.base
     comp = arch.spec.components[v]
     queue = getattr(comp, "queue", None)
@@ -191,11 +193,11 @@ def retry_loop(arch: Architecture | Any, load: float | str = 1.0) -> RetryLoop:
         float(caller["arrival_rps"]), 1e-300)
     return RetryLoop(
         lam=float(row["arrival_rps"]), workers=workers, service=hold, timeout=float(call.timeout),
-        attempts=int(r.attempts), queue=float(queue) if queue is not None else None,
+        attempts=int(r.attempts) if r is not None else 1, queue=float(queue) if queue is not None else None,
         caller_workers=float(caller["workers"]) if math.isfinite(float(caller["workers"])) else None,
         caller_service=max(caller_hold_own, 0.0),
-        budget=float(r.budget.ratio) if r.budget is not None else None,
-        burst=float(r.budget.burst) if r.budget is not None else 10.0,
+        budget=float(r.budget.ratio) if r is not None and r.budget is not None else None,
+        burst=float(r.budget.burst) if r is not None and r.budget is not None else 10.0,
         backoff=backoff, caller=u, callee=v)
 
 

@@ -601,7 +601,7 @@ def _boundaries(archs: Sequence[Architecture], labels: list[str], table: pd.Data
                 vary: str, fixed_d: float, low: float, load: float) -> pd.DataFrame:
     rows = []
     unit = "s" if vary == "duration" else "x"
-    for arch, name in zip(archs, labels):
+    for arch, name in zip(archs, labels, strict=True):
         t = table[table["design"] == name]
         lo, hi = _bracket(t, low)
         bad_before = int(t["bad_before"].sum())
