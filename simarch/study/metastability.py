@@ -11,8 +11,8 @@ the baseline's, and the rest of the run, from the end of that window to the run'
 window after ``within``), taken together, meets the same test (no relapse). Its recovery
 time is the start of that first window, counted from the trigger's end. Goodput is a count:
 a window of ``n`` successful requests measures it to about ``1 / sqrt(n)``, so a window
-should hold a thousand or more for a 95% tolerance to mean what it says (the report warns
-below 400).
+should hold 2,500 or more for a 95% tolerance to mean what it says (the report warns when
+the margin ``1 - tolerance`` is less than 2.5 / sqrt(n)).
 
 Triggers (strings as on the command line, or mappings):
 
@@ -66,6 +66,7 @@ WITHIN = 60.0
 WINDOW = 5.0
 BASELINE = 30.0
 BIN = 1.0  # the timeline's bins (s)
+NOISE_SDS = 2.5  # warn when the tolerance's margin is fewer SDs of a window's count noise
 Z95 = 1.959963984540054
 
 
@@ -354,6 +355,7 @@ class Stability:
     runs: pd.DataFrame
     timelines: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         s = self.settings
@@ -376,6 +378,7 @@ class Stability:
         lines.append("\nBoundary (the smallest trigger that tips the design; * = bisection points):")
         for _, b in self.boundary.iterrows():
             lines.append(f"  {b.design}: {b.summary}")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -383,7 +386,7 @@ class Stability:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "stability", "version": __version__, "trigger": self.trigger.label, "vary": self.vary,
-                "settings": self.settings,
+                "settings": self.settings, "warnings": self.warnings,
                 "table": json.loads(self.table.to_json(orient="records")),
                 "boundary": json.loads(self.boundary.to_json(orient="records"))}
 
@@ -423,7 +426,8 @@ def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
         m, rlo, rhi, _ = mean_ci(ok.loc[ok["recovered"].astype(bool), "recovery_s"]) if k else (math.nan,) * 4
         rows.append({"design": design, "value": float(value), "replications": n, "recovered": k,
                      "share": k / n if n else math.nan, "share_lo": lo, "share_hi": hi,
-                     "mean_recovery_s": m, "recovery_lo": rlo, "recovery_hi": rhi,
+                     "mean_recovery_s": m, "recovery_lo": max(rlo, 0.0) if math.isfinite(rlo) else rlo,
+                     "recovery_hi": rhi,
                      "bad_before": int((~ok["good_before"].astype(bool)).sum()) if n else 0,
                      "errors": int(df["error"].notna().sum()), "bisection": bool(df["bisection"].iloc[0])})
     out = pd.DataFrame(rows)
@@ -584,7 +588,18 @@ def stability(
     timelines = pd.concat(series, ignore_index=True) if series else pd.DataFrame(
         columns=["design", "value", "replication", "t_s", "goodput_rps", "offered_rps"])
     runs = runs.drop(columns=[c for c in ("t_s", "goodput_rps", "offered_rps") if c in runs])
-    return Stability(trig, vary, table, boundary, runs, timelines, settings)
+    warnings = []
+    if "baseline_goodput" in runs and runs["baseline_goodput"].notna().any():
+        per_window = float(runs["baseline_goodput"].median()) * window_s
+        if (1 - tol) * math.sqrt(max(per_window, 1.0)) < NOISE_SDS:
+            warnings.append(f"a {window_s:g} s window holds about {per_window:.0f} successful requests, so "
+                            f"goodput is measured to about {1 / math.sqrt(max(per_window, 1)):.0%}: a "
+                            f"tolerance of {tol:.0%} may call noise a failure to recover; use a longer "
+                            "window or a lower tolerance")
+    errors = runs["error"].dropna() if "error" in runs else []
+    if len(errors):
+        warnings.append(f"{len(errors)} run(s) failed: {errors.iloc[0]}")
+    return Stability(trig, vary, table, boundary, runs, timelines, settings, warnings)
 
 
 def _labels(archs: Sequence[Architecture]) -> list[str]:
