@@ -483,7 +483,7 @@ def _plot_plan(p, out: Path) -> None:
 def stability_cmd(
     specs: Annotated[list[Path], typer.Argument(help="One or more spec files (several: their boundaries side by side).", show_default=False, metavar="SPEC...")],
     trigger: Annotated[str, typer.Option(help="What upsets the design: 'slow:TARGET,factor=F', 'spike:factor=F' (the arrival rate x F), 'crash:TARGET[,instances=N]' or 'flush:TARGET[,every=1s]' (a cache flush repeated for the duration), or a YAML mapping.")],
-    durations: Annotated[str, typer.Option(help="How long the trigger lasts, comma-separated; with --factors, one duration.")] = "1s,2s,5s,10s,20s",
+    durations: Annotated[str | None, typer.Option(help="How long the trigger lasts, comma-separated; with --factors, one duration. [default: 1s,2s,5s,10s,20s; with --factors, 5s]")] = None,
     factors: Annotated[str | None, typer.Option(help="Vary the trigger's factor instead (slow and spike triggers), e.g. 1.5,2,3,5. [default: the factor in --trigger]")] = None,
     replications: Annotated[int, typer.Option(min=1, help="Independent runs per design and trigger.")] = 5,
     within: Annotated[str, typer.Option(help="How long after the trigger's end the design may take to recover.")] = "60s",

@@ -169,7 +169,7 @@ def test_fluid_conditions():
     assert not retry_loop(simarch.load(loop(queue=60))).sheds
     assert retry_loop(simarch.load(loop(attempts=1))).attempts == 1
     with pytest.raises(SpecError, match="exactly one retried call"):
-        retry_loop(simarch.load("architectures/single_server.yaml"))
+        retry_loop(simarch.load({"workload": {"rate": 10}, "components": {"api": {"kind": "service", "service_time": "1ms"}}}))
 
 
 def test_fluid_run_and_boundary():
@@ -218,6 +218,16 @@ def test_stability_bisects_and_compares():
     assert st.table["bisection"].any()
 
 
+def test_stability_over_factors():
+    """With factors, the trigger's factor varies at one duration; its boundary is a factor."""
+    st = simarch.stability(loop(), "slow:db", factors="1.1,4", durations="3s", replications=1,
+                           executor="serial", bisect=False, **FAST)
+    assert st.vary == "factor" and list(st.table["recovered"]) == [1, 0]
+    b = st.boundary.iloc[0]
+    assert (b.recovers_up_to, b.tips_from) == (1.1, 4.0) and "tips from 4x" in b.summary
+    assert math.isnan(b.predicted)  # the fluid model predicts durations only
+
+
 def test_stability_other_triggers():
     """A spike, a crash and a repeated cache flush run end to end."""
     for trig in ("spike:factor=2", "crash:db,instances=1"):
@@ -230,7 +240,7 @@ def test_stability_other_triggers():
 
 def test_stability_argument_errors():
     for kwargs, where in (({"durations": "1s,x"}, "durations"), ({"replications": 0}, "replications"),
-                          ({"tolerance": 1.5}, "tolerance"), ({"factors": "2,3"}, "durations"),
+                          ({"tolerance": 1.5}, "tolerance"), ({"factors": "2,3", "durations": "1s,2s"}, "durations"),
                           ({"within": "-1s"}, "within")):
         with pytest.raises(SpecError) as e:
             simarch.stability(loop(), "slow:db", **kwargs)

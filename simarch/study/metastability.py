@@ -416,7 +416,7 @@ class Stability:
         return plots.stability_timeline(self, axes=axes, **kwargs)
 
 
-def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
+def _summarise(runs: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
     rows = []
     for (design, value), df in runs.groupby(["design", "value"], sort=False):
         ok = df[df["error"].isna()]
@@ -431,15 +431,9 @@ def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
                      "bad_before": int((~ok["good_before"].astype(bool)).sum()) if n else 0,
                      "errors": int(df["error"].notna().sum()), "bisection": bool(df["bisection"].iloc[0])})
     out = pd.DataFrame(rows)
-    return out.sort_values(["design", "value"], key=lambda s: s.map(_order) if s.name == "design" else s,
+    order = {n: i for i, n in enumerate(labels)}  # designs in the order given
+    return out.sort_values(["design", "value"], key=lambda s: s.map(order) if s.name == "design" else s,
                            kind="stable").reset_index(drop=True)
-
-
-_ORDER: dict[str, int] = {}
-
-
-def _order(name: str) -> int:
-    return _ORDER.get(name, 0)
 
 
 def _bracket(table: pd.DataFrame, low: float) -> tuple[float, float]:
@@ -456,7 +450,7 @@ def stability(
     specs: Any,
     trigger: str | Mapping[str, Any] | Trigger,
     *,
-    durations: Any = DEFAULT_DURATIONS,
+    durations: Any = None,
     factors: Any = None,
     replications: int = 5,
     within: float | str = WITHIN,
@@ -478,14 +472,15 @@ def stability(
 
     ``trigger``: ``"slow:db,factor=3"``, ``"spike:factor=2"``, ``"crash:db,instances=1"``,
     ``"flush:cache"`` or the same as a mapping (see the module's docstring). The trigger
-    varies over ``durations`` (seconds or ``"5s"``; a list or a comma-separated string) or,
-    with ``factors`` (for ``slow`` and ``spike``), over its factor at the one duration given.
+    varies over ``durations`` (seconds or ``"5s"``; a list or a comma-separated string;
+    default 1, 2, 5, 10 and 20 s) or, with ``factors`` (for ``slow`` and ``spike``), over its
+    factor at the one duration given (default 5 s).
     Each value runs ``replications`` independent replications: a warm-up (default: the
     spec's), a ``baseline`` window (30 s) that sets the levels to recover to, the trigger,
     then ``within`` (60 s) plus one ``window`` (5 s). A run recovers when a ``window`` that
     starts within ``within`` of the trigger's end has goodput >= ``tolerance`` x the
     baseline's and p99 <= ``latency_tolerance`` x the baseline's (``None``: goodput only),
-    and the run's last window too. With ``bisect`` the boundary between the largest value
+    and the rest of the run, taken together, too. With ``bisect`` the boundary between the largest value
     that recovers (in at least half the replications) and the smallest that does not is
     bisected until it is at most ``resolution`` wide (default: a tenth of the smallest value
     that tips). ``executor`` and ``workers`` as in :func:`simarch.compare`.
@@ -511,14 +506,14 @@ def stability(
         if trig.kind not in ("slow", "spike"):
             raise SpecError(f"a {trig.kind} trigger has no factor to vary: give durations only", ("factors",))
         values = _values(factors, "factors", _factor)
-        fixed = _values(durations, "durations", _duration)
+        fixed = _values(5.0 if durations is None else durations, "durations", _duration)
         if len(fixed) != 1:
             raise SpecError("with factors, give one duration (the trigger's length at every factor)",
                             ("durations",))
         vary, fixed_d = "factor", fixed[0]
         low = 1.0
     else:
-        values = _values(durations, "durations", _duration)
+        values = _values(DEFAULT_DURATIONS if durations is None else durations, "durations", _duration)
         vary, fixed_d = "duration", 0.0
         low = 0.0
     try:
@@ -527,8 +522,6 @@ def stability(
         raise SpecError(str(e), ("warmup",)) from None
     res = None if resolution is None else _number(resolution, "resolution", duration=vary == "duration")
     labels = _labels(archs)
-    _ORDER.clear()
-    _ORDER.update({n: i for i, n in enumerate(labels)})
     settings = {"tolerance": tol, "latency_tolerance": lat_tol, "within": within_s, "window": window_s,
                 "baseline": base_s, "load": mult, "replications": reps, "seed": int(seed),
                 "durations": values if vary == "duration" else [fixed_d]}
@@ -560,7 +553,7 @@ def stability(
     rows = run_tasks(tasks_for(grid, False), executor=executor, workers=workers, progress=progress,
                      desc="stability")
     runs = pd.DataFrame(rows)
-    table = _summarise(runs)
+    table = _summarise(runs, labels)
     if bisect:
         for _ in range(12):
             points = []
@@ -576,7 +569,7 @@ def stability(
             more = run_tasks(tasks_for(points, True), executor=executor, workers=workers,
                              progress=progress, desc="stability (bisection)")
             runs = pd.concat([runs, pd.DataFrame(more)], ignore_index=True)
-            table = _summarise(runs)
+            table = _summarise(runs, labels)
     boundary = _boundaries(archs, labels, table, trig, vary, fixed_d, low, mult)
     series = []
     for _, r in runs.iterrows():
