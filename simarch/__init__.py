@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from .results.result import Result
     from .run.simulate import simulate
     from .study.compare import Comparison, compare
+    from .study.metastability import Stability, stability
     from .study.plan import Plan, plan
     from .study.sweep import read_dataset, sweep
 
@@ -60,6 +61,8 @@ __all__ = [
     "SpofReport",
     "fit",
     "Fit",
+    "stability",
+    "Stability",
     "plots",
     "__version__",
 ]
@@ -89,6 +92,8 @@ _LAZY = {
     "read_dataset": "simarch.study.sweep",
     "fit": "simarch.analysis.fit",
     "Fit": "simarch.analysis.fit",
+    "stability": "simarch.study.metastability",
+    "Stability": "simarch.study.metastability",
     "plots": "simarch.plots",
 }
 

@@ -1,5 +1,5 @@
 """The ``simarch`` command line: ``run``, ``validate``, ``spof``, ``compare``, ``sweep``,
-``plan``, ``report`` and ``fit``, the top stage (it may use every other; nothing imports it). Each command imports
+``plan``, ``stability``, ``report`` and ``fit``, the top stage (it may use every other; nothing imports it). Each command imports
 the stage it needs when it runs, so that ``simarch --help`` starts fast.
 
 Bad input (a spec error, a bad option value) prints one line naming the file, the field and
@@ -477,6 +477,69 @@ def _plot_plan(p, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "frontier.png", dpi=110)
     plt.close(fig)
+
+
+@app.command("stability")
+def stability_cmd(
+    specs: Annotated[list[Path], typer.Argument(help="One or more spec files (several: their boundaries side by side).", show_default=False, metavar="SPEC...")],
+    trigger: Annotated[str, typer.Option(help="What upsets the design: 'slow:TARGET,factor=F', 'spike:factor=F' (the arrival rate x F), 'crash:TARGET[,instances=N]' or 'flush:TARGET[,every=1s]' (a cache flush repeated for the duration), or a YAML mapping.")],
+    durations: Annotated[str | None, typer.Option(help="How long the trigger lasts, comma-separated; with --factors, one duration. [default: 1s,2s,5s,10s,20s; with --factors, 5s]")] = None,
+    factors: Annotated[str | None, typer.Option(help="Vary the trigger's factor instead (slow and spike triggers), e.g. 1.5,2,3,5. [default: the factor in --trigger]")] = None,
+    replications: Annotated[int, typer.Option(min=1, help="Independent runs per design and trigger.")] = 5,
+    within: Annotated[str, typer.Option(help="How long after the trigger's end the design may take to recover.")] = "60s",
+    tolerance: Annotated[float, typer.Option(help="Recovered: goodput at least this share of its level before the trigger.")] = 0.95,
+    latency_tolerance: Annotated[float, typer.Option("--latency-tolerance", help="... and p99 at most this many times its level before the trigger (0: goodput only).")] = 2.0,
+    window: Annotated[str, typer.Option(help="The window goodput and p99 are measured over.")] = "5s",
+    baseline: Annotated[str, typer.Option(help="The steady state measured before the trigger (after the warm-up).")] = "30s",
+    warmup: Annotated[str | None, typer.Option(help="Warm-up before the baseline. [default: the spec's simulation.warmup]")] = None,
+    load: LoadOpt = "1x",
+    bisect: Annotated[bool, typer.Option(help="Bisect between the largest trigger that recovers and the smallest that does not.")] = True,
+    resolution: Annotated[str | None, typer.Option(help="Bisect until the boundary is this narrow (seconds, or a factor with --factors). [default: a tenth of the smallest trigger that tips]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed; replication r uses the same stream for every design and trigger.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask: 'local' or 'tcp://host:port'. [default: local processes]")] = None,
+    serial: Annotated[bool, typer.Option("--serial", help="Run in this process, one run at a time.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write stability.csv, boundary.csv, runs and timelines (Parquet) and timeline.png here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tables as JSON.")] = False,
+) -> None:
+    """Does SPEC recover after a trigger? Apply it after a baseline in the steady state, for
+    each duration (or factor), in independent replications; report the share that recovers
+    (goodput and p99 back near their levels before the trigger within --within), the recovery
+    time, and the boundary: the smallest trigger that leaves the design in a lasting bad
+    state, bisected. The spec's own faults are left out. Exit codes: 0 done; 2 bad input."""
+    from .model.architecture import load as load_arch
+    from .results.io import check_output_dir
+    from .study.metastability import stability
+
+    _on_interrupt[0] = "nothing was saved (a stability study is saved when it completes)"
+    try:
+        if out is not None:
+            check_output_dir(out, "stability")
+        archs = [load_arch(p) for p in specs]
+        st = stability(archs, trigger, durations=durations, factors=factors, replications=replications,
+                       within=within, tolerance=tolerance,
+                       latency_tolerance=latency_tolerance if latency_tolerance > 0 else None,
+                       window=window, baseline=baseline, warmup=warmup, load=load, bisect=bisect,
+                       resolution=resolution, seed=seed, executor=_executor(scheduler, serial))
+    except SpecError as e:
+        if not e.source and e.path and e.path[0] == "executor":
+            _fail(f"--scheduler: {e.message}")
+        _fail_for(e, None, ("trigger", "durations", "factors", "replications", "within", "tolerance",
+                            "latency_tolerance", "window", "baseline", "warmup", "load", "resolution", "seed"))
+        return
+    except SimarchError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        typer.echo(json.dumps(st.to_dict(), indent=2))
+    else:
+        typer.echo(str(st))
+    if out is not None:
+        try:
+            st.save(out)
+        except OSError as e:
+            _fail(f"--out: cannot write to '{out}' ({e.strerror or e})")
+        typer.echo(f"wrote {out}/ (stability.csv, boundary.csv, runs.parquet, timelines.parquet, "
+                   "timeline.png)", err=as_json)
 
 
 @app.command("report")

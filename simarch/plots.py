@@ -23,6 +23,8 @@ without simulating again (the HTML report draws with these functions):
 * :func:`sweep_results`: metrics of a parameter sweep against load or a parameter.
 * :func:`attribution`: where the time of each latency band goes, per component and phase.
 * :func:`call_graph`: the call graph :func:`simarch.fit` inferred from traces.
+* :func:`stability_timeline`: goodput and offered load around a trigger, one line per
+  trigger size, the trigger windows shaded (:func:`simarch.stability`).
 
 matplotlib is imported inside the functions, so ``import simarch`` stays light.
 """
@@ -63,6 +65,7 @@ __all__ = [
     "architecture_size",
     "sweep_results",
     "attribution",
+    "stability_timeline",
 ]
 
 UTIL_CMAP = "RdYlGn_r"  # green (idle) -> yellow -> red (saturated), shared by bars and nodes
@@ -1648,3 +1651,52 @@ def call_graph(fit: Fit | Any, ax: Axes | None = None, *,
                   ["call (the caller waits)", "async / forward (ends after the caller)"],
                   loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
     return ax
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def stability_timeline(study: Any, axes: Any = None, *, designs: Sequence[str] | None = None,
+                       smooth: float = 2.0) -> np.ndarray:
+    """Goodput (solid) and offered load (dashed) over time around the trigger of a
+    :func:`simarch.stability` study, one panel per design and one colour per trigger value
+    (the mean over its replications, smoothed over ``smooth`` seconds), time counted from the
+    trigger's start; the trigger's windows are shaded. ``study`` is a
+    :class:`~simarch.study.metastability.Stability` (or anything with its ``timelines``,
+    ``table``, ``vary`` and ``settings``). Returns the array of Axes drawn into."""
+    tl = study.timelines
+    names = list(dict.fromkeys(study.table["design"])) if designs is None else list(designs)
+    if not names:
+        raise SimarchError("the study has no designs to draw")
+    axs = _panels(axes, len(names), (8.5, 3.0 * len(names) + 0.4))
+    vary = study.vary
+    fixed = study.settings.get("durations", [0.0])[0]
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("viridis")
+    for ax, name in zip(axs, names, strict=True):
+        d = tl[tl["design"] == name]
+        values = sorted(d["value"].unique())
+        shown = values if len(values) <= 8 else [values[i] for i in
+                                                 np.linspace(0, len(values) - 1, 8).round().astype(int)]
+        table = study.table[study.table["design"] == name].set_index("value")
+        for k, v in enumerate(shown):
+            color = cmap(k / max(len(shown) - 1, 1) * 0.9)
+            g = d[d["value"] == v].groupby("t_s")[["goodput_rps", "offered_rps"]].mean()
+            n = max(1, int(round(smooth / max(np.diff(g.index.to_numpy()).min(initial=1.0), 1e-9))))
+            good = g["goodput_rps"].rolling(n, min_periods=1, center=True).mean()
+            offered = g["offered_rps"].rolling(n, min_periods=1, center=True).mean()
+            share = table["share"].get(v, math.nan)
+            label = (f"{v:g} s" if vary == "duration" else f"{v:g}x") + (
+                f" ({share:.0%} recover)" if math.isfinite(share) else "")
+            ax.plot(g.index, good, color=color, lw=1.6, label=label)
+            ax.plot(g.index, offered, color=color, lw=0.9, ls="--", alpha=0.7)
+            length = v if vary == "duration" else fixed
+            ax.axvspan(0.0, max(length, 0.05), color="crimson", alpha=0.06, lw=0)
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel("requests/s")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, loc="lower right", title=("trigger length" if vary == "duration"
+                                                         else "trigger factor"), title_fontsize=7)
+    axs[-1].set_xlabel("time from the trigger's start (s); solid: goodput, dashed: offered")
+    return axs

@@ -115,14 +115,18 @@ class Task:
     seed: int
     replication: int
     tags: dict[str, Any] = field(default_factory=dict)  # copied into the result row
+    runner: Callable[[Task], dict[str, Any]] | None = None  # a module-level function that
+    # runs the task instead of run_task's metrics row (a study of its own, e.g. stability)
 
 
 def run_task(task: Task) -> dict[str, Any]:
     """Run one task and return a flat row: its tags, load, replication and the metrics.
 
     A spec error or a failure inside the run is returned as the row's ``error`` so that a
-    sweep can record it and go on.
+    sweep can record it and go on. A task with a ``runner`` is run by it instead.
     """
+    if task.runner is not None:
+        return task.runner(task)
 
     row: dict[str, Any] = {**task.tags, "load": task.load, "replication": task.replication,
                            "seed": task.seed, "error": None}
