@@ -46,6 +46,20 @@ class Service(Kind):
         row["rejected"] += now["shed"] - then["shed"]
         return {}
 
+    # -- SPOF analysis
+    @classmethod
+    def redundancy(cls, spec: Any, name: str, comp: Any) -> tuple[bool, int, str]:
+        """As any tier; and a restart takes a one-instance service's whole capacity away (a
+        rolling deployment, the design's own or any), as does a deployment of the design that
+        takes every instance out at once."""
+        redundant, copies, reason = super().redundancy(spec, name, comp)
+        if comp.instances < 2:
+            return redundant, copies, "one instance: a rolling deployment takes all its capacity away"
+        for d in spec.deployments:
+            if d.target == name and d.fewest_left(comp.instances) == 0:
+                reason += f"; the deployment {d.label} takes all its capacity away"
+        return redundant, copies, reason
+
     # -- queueing model
     @classmethod
     def shed_share(cls, spec: Any, rate: float) -> float:

@@ -149,6 +149,11 @@ class _DeploymentBase(_Model):
         """Instances beyond the target's ``instances`` the deployment may run at once."""
         return 0
 
+    def fewest_left(self, instances: int) -> int:
+        """The fewest of the target's ``instances`` the deployment leaves taking requests
+        at any time (0: it takes all the capacity away for a while)."""
+        return instances
+
 
 def _positive_mean(d: Distribution, what: str) -> None:
     if not d.mean > 0:
@@ -173,6 +178,10 @@ class RollingDeployment(_DeploymentBase):
     def spare_pools(self, instances: int) -> int:
         return 0 if self.surge is None else self.surge.of(instances)
 
+    def fewest_left(self, instances: int) -> int:
+        batch = min(self.batch.of(instances), instances)
+        return instances - batch + min(self.spare_pools(instances), batch)
+
 
 class CanaryDeployment(_DeploymentBase):
     """Restart ``share`` of the instances into the new version, watch it for ``bake``,
@@ -191,6 +200,12 @@ class CanaryDeployment(_DeploymentBase):
     def _times(self) -> CanaryDeployment:
         _positive_mean(self.restart, "restart")
         return self
+
+    def fewest_left(self, instances: int) -> int:
+        out = instances - min(self.share.of(instances), instances)
+        if self.promote:
+            out = min(out, instances - min(self.batch.of(instances), instances))
+        return max(out, 0)
 
 
 class BlueGreenDeployment(_DeploymentBase):

@@ -29,6 +29,7 @@ from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from simpy import Interrupt
 
 from ..model.deployments import BlueGreenDeployment, CanaryDeployment, RollingDeployment
 from ..model.dists import sampler
@@ -64,8 +65,9 @@ class Watch:
         while lo < len(end) and end[lo] <= since:
             lo += 1
         self.lo = lo
-        lat = np.frombuffer(self.lat, dtype=float)[lo:] if len(self.lat) else np.zeros(0)
-        ok = np.frombuffer(self.ok, dtype=np.int8)[lo:] if len(self.ok) else np.zeros(0, np.int8)
+        # copies (a view would pin the columns, which go on growing)
+        lat = np.array(self.lat[lo:], dtype=float)
+        ok = np.array(self.ok[lo:], dtype=np.int8)
         return lat, ok
 
 
@@ -152,17 +154,28 @@ class DeployRun:
         self.rot.take_out(pool, self.env.now)
         self.log("out", pool.name, f"{pool.load} in flight")
 
-    def drain_and_stop(self, pool: Pool) -> Generator:
-        """Wait for the instance's work (up to ``drain_timeout``), then stop it."""
+    def drain(self, pool: Pool) -> Generator:
+        """Wait for the instance's work, up to ``drain_timeout``."""
         env = self.env
         t0 = env.now
-        drained = yield env.process(self.rot.drain(env, pool, self.d.drain_timeout))
-        left = pool.load
+        try:
+            drained = yield env.process(self.rot.drain(env, pool, self.d.drain_timeout))
+        except Interrupt:  # put back in rotation (a rollback): no longer draining
+            return
         self.log("drained" if drained else "drain timeout", pool.name,
-                 f"{env.now - t0:.3f}s" + ("" if drained else f", {left} in flight fail"))
+                 f"{env.now - t0:.3f}s" + ("" if drained else f", {pool.load} in flight"))
+
+    def stop(self, pool: Pool) -> None:
+        """Stop the instance (fail fast): what is left of its work fails."""
+        left = pool.load
         self.record["failed_by_stop"] += left
-        self.comp.crash([pool], False)  # fail fast: what is left fails now or when it ends
-        self.log("stopped", pool.name)
+        self.comp.crash([pool], False)  # waiting requests fail now, those in service when they end
+        self.log("stopped", pool.name, f"{left} in flight fail" if left else "")
+
+    def drain_and_stop(self, pool: Pool) -> Generator:
+        """Wait for the instance's work (up to ``drain_timeout``), then stop it."""
+        yield self.env.process(self.drain(pool))
+        self.stop(pool)
 
     def boot(self, pool: Pool, version: tuple[float, float]) -> Generator:
         """The instance (down) becomes ready after a draw of ``restart`` (or ``provision``),
@@ -201,9 +214,12 @@ class DeployRun:
         if join:
             yield self.env.process(self.join(pool))
 
-    def retire(self, pool: Pool) -> Generator:
-        """An instance out of rotation drains and stops for good (it ends idle)."""
-        yield self.env.process(self.drain_and_stop(pool))
+    def retire(self, pool: Pool, drained: bool = False) -> Generator:
+        """An instance out of rotation drains (unless ``drained``) and stops for good (it
+        ends idle)."""
+        if not drained:
+            yield self.env.process(self.drain(pool))
+        self.stop(pool)
         self.comp.recover([pool])  # gone: an idle instance out of rotation, not a dead one
         self._bill(-1)
 
@@ -353,17 +369,20 @@ class DeployRun:
         while not all(self.rot.healthy(p) for p in green):
             yield env.timeout(DRAIN_POLL)
         self.switch(green, blue)
-        drains = [env.process(self.rot.drain(env, p, d.drain_timeout)) for p in blue]
+        drains = [env.process(self.drain(p)) for p in blue]
         fired = yield env.process(self.bake(green, d.bake, d.rollback))
         if fired:
             self.record["rolled_back"] = True
             self.record["reason"] = fired
             self.log("rollback", d.target, fired)
+            for proc in drains:
+                if proc.is_alive:
+                    proc.interrupt()
             self.switch(blue, green, cold=False)
             yield self.all_of([self.retire(p) for p in green])
         else:
-            yield env.all_of(drains)
-            yield self.all_of([self.retire(p) for p in blue])
+            yield env.all_of(drains)  # (the old set stays up for the bake, drained or not)
+            yield self.all_of([self.retire(p, drained=True) for p in blue])
         self._note_rotation()
 
     def switch(self, to: list[Pool], away: list[Pool], cold: bool = True) -> None:
