@@ -277,7 +277,7 @@ def _sections(rep: SpofReport) -> list[tuple[str, pd.DataFrame, dict[str, str], 
         b = rep.baseline
         df = rep.dynamic.copy()
         flags = set(rep.spofs) | set(rep.zone_spofs)
-        df["spof"] = ["SPOF" if n in flags else "" for n in df.index]
+        df["spof"] = ["SPOF" if str(n).removeprefix("deploy:") in flags else "" for n in df.index]
         out.append(("Dynamic analysis: each component / zone down for the window "
                     f"(baseline availability {fmt(b.get('availability'), 'pct')}, "
                     f"p99 {fmt(b.get('p99_ms'), 'ms')} ms)", df,
