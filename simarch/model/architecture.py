@@ -24,8 +24,8 @@ import networkx as nx
 import yaml
 
 from ..errors import SpecError, argument, excerpt
-from .dists import DISTRIBUTION_NAMES
 from .deployments import check_deployments
+from .dists import DISTRIBUTION_NAMES
 from .spec import (
     CallSpec,
     Spec,

@@ -27,11 +27,11 @@ import simpy
 
 from ..kinds import Kind, kind
 from ..model.architecture import Architecture
+from ..model.deployments import spare_pools
 from ..model.dists import Exponential, sampler
 from ..model.spec import Spec
 from ..model.status import FAILED, N_STATUS
 from ..model.workload import rate_profile
-from ..model.deployments import spare_pools
 from ..runtime.deploy import prepare_deployments, schedule_deployments
 from ..runtime.faults import schedule_faults
 from ..runtime.hops import HopLog
