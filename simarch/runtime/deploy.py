@@ -126,8 +126,8 @@ class DeployRun:
         self.rot = self.comp.rotation
         self.label = d.label
         tags = ("deploy", index, d.target)
-        draw = getattr(d, "restart", None) or getattr(d, "provision", None)
-        self.restart = sampler(draw, sim.rng(*tags, "restart"))
+        draw = d.provision if isinstance(d, BlueGreenDeployment) else d.restart
+        self.restart = sampler(draw, sim.rng(*tags, "restart"))  # (or provision)
         self.n: int = sim.spec.components[d.target].instances
         self.record: dict[str, Any] = {
             "deployment": self.label, "target": d.target, "strategy": d.strategy,
