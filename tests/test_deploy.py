@@ -397,3 +397,34 @@ def test_shares_round_up_to_instances():
         {"target": "api", "strategy": "rolling", "restart": "1s", "batch": "30%", "surge": "25%"}])).spec
     d = spec.deployments[0]
     assert d.batch.of(4) == 2 and d.surge.of(4) == 1 and d.fewest_left(4) == 3
+
+
+def test_bad_deployment_on_the_command_line(tmp_path):
+    """The command line prints one line naming the file and the field, exit code 2."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("workload: {rate: 10}\ncomponents:\n  api: {kind: service, instances: 2}\n"
+                    "deployments:\n  - {target: api, strategy: rolling, restart: 1s, batch: 3}\n")
+    proc = subprocess.run([sys.executable, "-m", "simarch.cli", "validate", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {path}: deployments.0.batch: a batch of 3 is more than the 2 instance(s) of 'api'"]
+
+
+def test_timeline_shades_deployments():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from simarch import plots
+
+    dep = {"target": "api", "strategy": "rolling", "at": "2s", "restart": "1s"}
+    r = _run(_spec(deployments=[dep]), duration=12.0)
+    axes = plots.timeline(r, "1s")
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    plt.close("all")
+    assert labels == ["rolling:api (deployment)"]
