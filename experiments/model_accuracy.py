@@ -47,7 +47,7 @@ EXAMPLES: dict[str, dict[str, float]] = {
     "cached_sharded": {"knee": 11.75, "saturation": 11.83, "saturation_width": 0.08},
     "retry_storm": {"knee": 1.031, "saturation": 1.0385, "saturation_width": 0.0075},
     "retry_storm_budget": {"knee": 1.039, "saturation": 1.1015, "saturation_width": 0.0075},
-    "rolling_deploy": {"knee": 3.906, "saturation": 3.971, "saturation_width": 0.028},
+    "rolling_deploy": {"knee": 5.528, "saturation": 5.9585, "saturation_width": 0.0415},
     "scaled_service": {"knee": 8.564, "saturation": 8.706, "saturation_width": 0.061},
     "single_server": {"knee": 13.75, "saturation": 14.205, "saturation_width": 0.095},
     "spof_redundant": {"knee": 27.36, "saturation": 28.255, "saturation_width": 0.195},
