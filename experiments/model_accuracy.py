@@ -3,8 +3,8 @@
     python experiments/model_accuracy.py [--reps 5] [--duration 300s] [--markdown]
     python experiments/model_accuracy.py --find [--reps 3]   # the knees and saturation loads
 
-For every example in ``architectures/`` (with its faults removed: the model is the steady
-state without faults) and at 1x, 5x and the knee (the highest load at which the simulation
+For every example in ``architectures/`` (with its faults and deployments removed: the model
+is the steady state without faults) and at 1x, 5x and the knee (the highest load at which the simulation
 still meets the design's SLO), it prints the model's end-to-end mean latency and each
 component's utilisation next to the simulation's mean over ``--reps`` replications with the
 half-width of its 95% confidence interval, and the relative error. The target is a mean
@@ -47,6 +47,7 @@ EXAMPLES: dict[str, dict[str, float]] = {
     "cached_sharded": {"knee": 11.75, "saturation": 11.83, "saturation_width": 0.08},
     "retry_storm": {"knee": 1.031, "saturation": 1.0385, "saturation_width": 0.0075},
     "retry_storm_budget": {"knee": 1.039, "saturation": 1.1015, "saturation_width": 0.0075},
+    "rolling_deploy": {"knee": 5.528, "saturation": 5.9585, "saturation_width": 0.0415},
     "scaled_service": {"knee": 8.564, "saturation": 8.706, "saturation_width": 0.061},
     "single_server": {"knee": 13.75, "saturation": 14.205, "saturation_width": 0.095},
     "spof_redundant": {"knee": 27.36, "saturation": 28.255, "saturation_width": 0.195},
@@ -62,8 +63,9 @@ BUSY_LIMIT = 0.995  # nor can one with a pool busy this much of the time
 
 
 def fault_free(name: str) -> simarch.Architecture:
-    """The example ``name`` (a file of architectures/ without .yaml), with no faults."""
-    return simarch.load(ARCHITECTURES / f"{name}.yaml").with_changes({"faults": []})
+    """The example ``name`` (a file of architectures/ without .yaml), with no faults (and
+    no deployments: the model is the steady state of a fixed tier)."""
+    return simarch.load(ARCHITECTURES / f"{name}.yaml").with_changes({"faults": [], "deployments": []})
 
 
 def warmup_of(arch: simarch.Architecture) -> float:

@@ -254,15 +254,19 @@ def spof_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     static: Annotated[bool, typer.Option("--static", help="Static analysis only (no simulation).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON records.")] = False,
+    deployments: Annotated[bool, typer.Option(
+        "--deployments", help="Also one simulation per service with a rolling deployment of it.")] = False,
 ) -> None:
     """Find the single points of failure of SPEC: cut vertices with no redundancy, then one
-    simulation per component and per zone with it down for a window, sorted by impact."""
+    simulation per component and per zone with it down for a window, sorted by impact (with
+    --deployments, and per service a rolling deployment of it)."""
     from .analysis.spof import spof
     from .model.architecture import load as load_arch
 
     try:
         arch = load_arch(spec)
-        rep = spof(arch, dynamic=not static, window=window, warmup=warmup, load=load, seed=seed)
+        rep = spof(arch, dynamic=not static, window=window, warmup=warmup, load=load, seed=seed,
+                   deployments=deployments)
     except SpecError as e:
         _fail_for(e, spec, ("window", "warmup", "load", "seed"))
         return

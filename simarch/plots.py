@@ -677,6 +677,18 @@ def _panels(axes: Any, n: int, figsize: tuple[float, float]) -> np.ndarray:
     return _as_axes_array(axes, n)
 
 
+def _with_deployments(faults: pd.DataFrame, result: Result) -> pd.DataFrame:
+    """The fault windows and the run's deployments (``result.deployments()``, each a window
+    from its start to its end, or to the end of the run), to shade alike."""
+    deps = result.deployments()
+    if not len(deps):
+        return faults
+    t_end = result.warmup + result.duration
+    rows = pd.DataFrame({"fault": deps["deployment"], "kind": "deployment", "target": deps["target"],
+                         "start_s": deps["start_s"], "end_s": deps["end_s"].fillna(t_end)})
+    return rows if faults is None or not len(faults) else pd.concat([faults, rows], ignore_index=True)
+
+
 def _fault_groups(faults: pd.DataFrame) -> list[tuple[str, str, list[tuple[float, float]]]]:
     """(key, legend label, windows) per fault; the per-instance windows of a random-failure
     fault make one group."""
@@ -751,7 +763,8 @@ def timeline(
     over ``span``, by default from the first arrival to the last completion) or its time
     series (``timeseries.parquet``, drawn as it is). ``window=None`` picks a round width
     giving at most 60 windows. Every fault window (``result.faults()``, or the ``faults``
-    frame with columns fault, kind, target, start_s, end_s) is shaded on every panel, an
+    frame with columns fault, kind, target, start_s, end_s) and every deployment of a
+    result (``result.deployments()``, start to end) is shaded on every panel, an
     instant fault (a cache flush) drawn as a vertical line; each fault is named once in the
     legend. The instances in service of each autoscaled component (the time series'
     ``instances:<name>`` columns) are drawn as step lines on a second axis of the top panel.
@@ -767,7 +780,7 @@ def timeline(
         raise ValueError("give at least one metric")
     ts, x0, x1, subject = _timeline_data(result, window, span)
     if isinstance(result, Result):
-        faults = result.faults() if faults is None else faults
+        faults = _with_deployments(result.faults() if faults is None else faults, result)
         slo = result.slo_spec if slo is None else slo
     unknown = [m for m in metrics if m not in ts.columns]
     if unknown:

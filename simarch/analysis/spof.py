@@ -20,7 +20,12 @@ window (one instance; for a datastore the primary of shard 0), and one per zone 
 whole zone down; the availability and p99 latency of the requests that arrive during the
 window are reported next to a fault-free run of the same design over the same window (the
 design's own ``faults`` removed; same seed, so the same arrivals), sorted by impact. The
-half window after the fault shows whether the design recovers.
+half window after the fault shows whether the design recovers. With ``deployments``, one
+more simulation per service with a rolling deployment of it (the design's own deployment of
+it, else batch 1 with a restart of a quarter of the window, at most 10 s) starting at the
+same time, measured over the deployment itself: a one-instance service loses all its
+capacity while it restarts. The design's own faults and deployments are left out of these
+runs, which would blur the comparison.
 """
 
 from __future__ import annotations
@@ -180,13 +185,27 @@ def _window_stats(r, start: float, end: float) -> tuple[float, float, int]:
     return avail, p99, int(len(st))
 
 
+def _spof_deployment(arch: Architecture, name: str, start: float, w: float) -> tuple[dict[str, Any], str]:
+    """The rolling deployment the dynamic run gives service ``name``, and its description."""
+    own = [d for d in arch.to_dict().get("deployments") or [] if isinstance(d, dict) and d.get("target") == name]
+    if own:
+        dep = {**own[0], "at": start}
+        return dep, f"its {dep.get('strategy', 'rolling')} deployment"
+    restart = min(10.0, w / 4)
+    return ({"target": name, "strategy": "rolling", "batch": 1, "restart": restart, "at": start},
+            f"rolling deployment, batch 1, restart {restart:g} s")
+
+
 def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float = "30s",
-         warmup: str | float = "20s", load: float | str = 1.0, seed: int = 1) -> SpofReport:
+         warmup: str | float = "20s", load: float | str = 1.0, seed: int = 1,
+         deployments: bool = False) -> SpofReport:
     """Find the single points of failure of a design.
 
     Static analysis always; with ``dynamic`` also one simulation per component and per zone,
     each crashed for ``window`` right after ``warmup``, at ``load``, against a fault-free
-    baseline run over the same window.
+    baseline run over the same window; with ``deployments`` too, one per service with a
+    rolling deployment of it starting then (row ``deploy:<service>``, measured over the
+    deployment). The design's own faults and deployments are left out of these runs.
     """
     arch = load_arch(arch)
     static, zones = static_spof(arch)
@@ -200,8 +219,8 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
     with argument("load"):
         mult = parse_multiplier(load)
     start, end = warm, warm + w  # the fault window, right after the warm-up
-    clean = Architecture.from_dict({**arch.to_dict(), "faults": []}, source=arch.source,
-                                   base_dir=arch.base_dir)
+    clean = Architecture.from_dict({**arch.to_dict(), "faults": [], "deployments": []},
+                                   source=arch.source, base_dir=arch.base_dir)
     base = simulate(clean, load=mult, duration=1.5 * w, warmup=warm, seed=seed)
     b_avail, b_p99, _ = _window_stats(base, start, end)
     rep.baseline = {"availability": b_avail, "p99_ms": b_p99}
@@ -210,10 +229,29 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
         fault, killed = kind(comp.kind).spof_crash(n, comp)
         targets.append((n, fault, killed))
     targets += [(z, {"kind": "crash", "zone": z}, "whole zone") for z in zones.index]
+    if deployments:
+        targets += [(f"deploy:{n}", *_spof_deployment(arch, n, start, w))
+                    for n, comp in arch.spec.components.items() if comp.deployable]
     rows = []
     data = arch.to_dict()
-    data["faults"] = []  # the design's own faults would blur the comparison
+    data["faults"] = []  # the design's own faults and deployments would blur the comparison
+    data["deployments"] = []
     for label, fault, killed in targets:
+        if "strategy" in fault:  # a deployment: measured while it goes on
+            deployed = Architecture.from_dict({**data, "deployments": [{**fault, "name": label}]},
+                                              source=arch.source, base_dir=arch.base_dir)
+            r = simulate(deployed, load=mult, duration=3 * w, warmup=warm, seed=seed)
+            dep = r.deployments()
+            a, b = start, end
+            if len(dep) and not math.isnan(dep["end_s"].iloc[0]):
+                b = float(dep["end_s"].iloc[0])
+                killed += f" ({b - a:.3g} s)"
+            avail, p99, n = _window_stats(r, a, b)
+            after, _, _ = _window_stats(r, b, b + w / 2)
+            rows.append({"component": label, "killed": killed, "availability_during": avail,
+                         "p99_during_ms": p99, "requests_during": n, "availability_after": after,
+                         "availability_drop": b_avail - avail})
+            continue
         fault = {**fault, "at": start, "duration": w, "name": f"down:{label}"}
         broken = Architecture.from_dict({**data, "faults": [fault]},
                                         source=arch.source, base_dir=arch.base_dir)
@@ -239,7 +277,7 @@ def _sections(rep: SpofReport) -> list[tuple[str, pd.DataFrame, dict[str, str], 
         b = rep.baseline
         df = rep.dynamic.copy()
         flags = set(rep.spofs) | set(rep.zone_spofs)
-        df["spof"] = ["SPOF" if n in flags else "" for n in df.index]
+        df["spof"] = ["SPOF" if str(n).removeprefix("deploy:") in flags else "" for n in df.index]
         out.append(("Dynamic analysis: each component / zone down for the window "
                     f"(baseline availability {fmt(b.get('availability'), 'pct')}, "
                     f"p99 {fmt(b.get('p99_ms'), 'ms')} ms)", df,

@@ -55,6 +55,8 @@ class LoadBalancer(Kind):
             live_set.update(live)
         if rot is not None:
             rot.watch(refresh)
+            slot = {p: i for i, p in enumerate(pools)}
+            rot.checks.append(lambda p: in_rotation[slot[p]])  # what its checks say of p
         # checks start at a random phase of the interval, as independent checkers do
         yield env.timeout(self.sim.uniform(self.name, "health", pools[0].name)() * hc.interval)
         while True:

@@ -29,7 +29,7 @@ class Service(Kind):
 
     # -- autoscaling: a pool for each instance it may run, the first ``instances`` in rotation
     def pool_count(self) -> int:
-        return self.spec.autoscale.max if self.spec.autoscale is not None else self.spec.instances
+        return self.spec.autoscale.max if self.spec.autoscale is not None else super().pool_count()
 
     def start(self) -> None:
         if self.autoscaler is not None:
@@ -101,11 +101,20 @@ class Service(Kind):
         return workers, busy / workers, f"autoscaled: at its most, {a.max} instances"
 
     @classmethod
-    def redundancy(cls, spec, name, comp):
+    def redundancy(cls, spec: Any, name: str, comp: Any) -> tuple[bool, int, str]:
+        """As any tier; an autoscaled tier at its ``min``; and a restart takes a
+        one-instance service's whole capacity away (a rolling deployment, the design's own or
+        any), as does a deployment of the design that takes every instance out at once."""
         a = comp.autoscale
-        if a is None or a.min >= 2:
-            return super().redundancy(spec, name, comp)
-        return False, max(a.min, 1), f"autoscaled down to {a.min} instance{'s' if a.min != 1 else ''} at low load"
+        if a is not None and a.min < 2:
+            return False, max(a.min, 1), f"autoscaled down to {a.min} instance{'s' if a.min != 1 else ''} at low load"
+        redundant, copies, reason = super().redundancy(spec, name, comp)
+        if comp.instances < 2:
+            return redundant, copies, "one instance: a rolling deployment takes all its capacity away"
+        for d in spec.deployments:
+            if d.target == name and d.fewest_left(comp.instances) == 0:
+                reason += f"; the deployment {d.label} takes all its capacity away"
+        return redundant, copies, reason
 
     @classmethod
     def queueing_layout(cls, spec, flows, classes, workload, policy):

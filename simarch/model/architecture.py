@@ -24,6 +24,7 @@ import networkx as nx
 import yaml
 
 from ..errors import SpecError, argument, excerpt
+from .deployments import check_deployments
 from .dists import DISTRIBUTION_NAMES
 from .spec import (
     CallSpec,
@@ -354,6 +355,7 @@ def check_graph(spec: Spec) -> None:
                             ("calls", i, "mode"))
 
     check_faults(spec)
+    check_deployments(spec)
     storage = spec.workload.storage
     if storage is not None and storage.per_write is not None and \
             not any(spec.workload.op(c) == "write" for c in classes):

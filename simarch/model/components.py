@@ -118,6 +118,7 @@ class ComponentBase(_Model):
     """Fields every component kind has, and the graph rules a kind may add to."""
 
     routes_callees: ClassVar[bool] = False  # True: picks its callees' instances by its own policy
+    deployable: ClassVar[bool] = False  # True: a deployment may replace its instances (deployments)
 
     def zone_of(self, instance: int) -> str | None:
         """The zone of instance ``instance`` (zones in a list are dealt out in turn)."""
@@ -367,6 +368,7 @@ class ServiceSpec(ComponentBase):
     """A tier of identical instances, each a pool of ``workers`` with a bounded wait queue."""
 
     kind: Literal["service"]
+    deployable: ClassVar[bool] = True
     workers: Whole = Field(1, ge=1, le=MAX_WORKERS)
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     rate_limit: RateLimitSpec | None = None

@@ -28,6 +28,7 @@ from pydantic import (
 
 from ..errors import SpecError, excerpt
 from .components import COMPONENT_MODELS, KINDS, ComponentBase, ComponentSpec
+from .deployments import DEPLOYMENT_MODELS, DeploymentSpec
 from .dists import Distribution
 from .fields import (
     MAX_ATTEMPTS,
@@ -823,6 +824,8 @@ class Spec(_Model):
     slo: SLOSpec | None = None
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
+    deployments: list[DeploymentSpec] = Field(
+        default_factory=list, description="new versions of services rolled out during the run")
     catalogue: str | dict[str, Any] | None = Field(
         None, description="instance types of your own: a YAML file (relative to the spec's "
                           "folder) or a mapping {types: {name: {per_hour, cores}}}")
@@ -853,6 +856,8 @@ def _resolve_model(loc: tuple) -> type[BaseModel] | None:
             cur = COMPONENT_MODELS[part]
         elif part in FAULT_MODELS and loc[0] == "faults":
             cur = FAULT_MODELS[part]
+        elif part in DEPLOYMENT_MODELS and loc[0] == "deployments":
+            cur = DEPLOYMENT_MODELS[part]
         else:
             return None
     cur = _unwrap(cur)
@@ -879,6 +884,8 @@ def _clean_loc(loc: tuple) -> tuple:
     if len(out) >= 3 and out[0] == "components" and out[2] in KINDS:
         del out[2]
     if len(out) >= 3 and out[0] == "faults" and out[2] in FAULT_MODELS:
+        del out[2]
+    if len(out) >= 3 and out[0] == "deployments" and out[2] in DEPLOYMENT_MODELS:
         del out[2]
     # ServiceTime's internal fields are not part of the spec format
     for i in range(len(out) - 1, 0, -1):
@@ -910,6 +917,13 @@ def _message(err: dict) -> str:
         return f"unknown field '{err['loc'][-1]}' ({hint}allowed: {', '.join(allowed)})"
     if typ == "missing":
         return "required field is missing"
+    if typ in ("union_tag_invalid", "union_tag_not_found") and err["loc"] and err["loc"][0] == "deployments":
+        strategies = list(DEPLOYMENT_MODELS)
+        if typ == "union_tag_invalid":
+            close = difflib.get_close_matches(str(ctx.get("tag")), strategies, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            return f"unknown strategy {excerpt(ctx.get('tag'))} ({hint}allowed: {', '.join(strategies)})"
+        return f"missing 'strategy' (allowed: {', '.join(strategies)})"
     if typ in ("union_tag_invalid", "union_tag_not_found"):
         kinds = ", ".join(FAULT_MODELS if err["loc"] and err["loc"][0] == "faults" else KINDS)
         if typ == "union_tag_invalid":

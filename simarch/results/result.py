@@ -25,6 +25,9 @@ from ..model.units import parse_duration
 from .attribution import COLUMNS as ATTRIBUTION_COLUMNS
 from .attribution import DEFAULT_BANDS, attribution_rows, contrast
 from .binning import bin_requests, step_areas, step_means, window_edges
+from .deployments import COLUMNS as DEPLOYMENT_COLUMNS
+from .deployments import LOG_COLUMNS as DEPLOYMENT_LOG_COLUMNS
+from .deployments import deployment_rows
 from .hops import Hops
 from .io import atomic_write
 from .slo import judge
@@ -86,6 +89,10 @@ class Result:
     instance_log: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)  # per
     # component whose instances come and go: change times "t", instances in service "serving"
     # and billed "billed" from each on
+
+    deployment_runs: list[dict[str, Any]] = field(default_factory=list, repr=False)  # one per
+    # deployment of the spec: start, end, rollback, fewest in rotation (runtime/deploy.py)
+    deploy_log: list[dict[str, Any]] = field(default_factory=list, repr=False)  # their steps
     _requests: pd.DataFrame | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -174,6 +181,27 @@ class Result:
         failures give one row per instance failure)."""
         import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.fault_windows, columns=["fault", "kind", "target", "start_s", "end_s"])
+
+    def deployments(self) -> pd.DataFrame:
+        """One row per deployment that started: deployment, target, strategy, start_s,
+        end_s, duration_s (NaN when still going on at the end), the availability and p99 of
+        the requests that arrived during it against those of the rest of the window
+        (``availability_during``, ``availability_outside``, ``p99_during_ms``,
+        ``p99_outside_ms``), ``requests_during``, ``failed_during``, ``failed_by_stop``
+        (requests still in progress when an instance stopped after its drain timeout),
+        ``min_in_rotation`` (fewest instances taking requests) of ``instances``, the
+        instance-hours run beyond the tier's own (``extra_instance_hours``: a surge, a second
+        set) and their price when the target has an hourly one (``extra_cost_usd``),
+        ``rolled_back`` and ``reason``. See :mod:`simarch.results.deployments`."""
+        import pandas as pd  # on first use: a run itself needs no pandas
+        return pd.DataFrame(deployment_rows(self), columns=DEPLOYMENT_COLUMNS)
+
+    def deployment_log(self) -> pd.DataFrame:
+        """Every step of the run's deployments, in time order: time_s, deployment, step
+        (begin, batch, canary, provision, out, drained, drain timeout, stopped, start, ready,
+        in, switch, rollback, promote, end), instance and detail."""
+        import pandas as pd  # on first use: a run itself needs no pandas
+        return pd.DataFrame(self.deploy_log, columns=DEPLOYMENT_LOG_COLUMNS)
 
     def calls(self) -> pd.DataFrame:
         """Per call with retries, a breaker, hedging or a fallback: first attempts, retries,
@@ -458,6 +486,9 @@ class Result:
             "events": self.event_log,
             "littles_law": {k: _num(v) for k, v in self.littles_law().items()},
         }
+        if self.deployment_runs:  # only for a design with deployments, likewise
+            out["deployments"] = [{k: _num(v) for k, v in row.items()}
+                                  for row in deployment_rows(self)]
         if self.cost is not None:  # only for a design with prices: the others' documents stay as they were
             out["cost"] = {**self.cost.to_dict(),
                            "per_million_successful_usd": _num(self.cost_per_million),
@@ -487,6 +518,9 @@ class Result:
         }
         if self.hops is not None:
             tables["attribution"] = self.attribution()
+        if self.deployment_runs:
+            tables["deployments"] = self.deployments()
+            tables["deployment_log"] = self.deployment_log()
         for name, df in tables.items():
             atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         atomic_write(out / "result.json",

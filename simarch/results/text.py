@@ -208,6 +208,7 @@ def format_result(r: Result) -> str:
         down = uptime[uptime < 1]
         if len(down):
             lines.append("  uptime in the window: " + ", ".join(f"{n} {u:.2%}" for n, u in down.items()))
+    lines += format_deployments(r)
     visits = r.component_latency()
     if len(visits):
         lines += ["", "Time per visit by component and class (ms; a visit includes its calls)"]
@@ -235,6 +236,47 @@ def format_result(r: Result) -> str:
     for w in r.all_warnings():
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+DEPLOYMENT_FORMATS = {
+    "strategy": "str", "target": "str", "start_s": "num", "duration_s": "num",
+    "availability_during": "pct", "availability_outside": "pct", "p99_during_ms": "ms",
+    "p99_outside_ms": "ms", "failed_during": "int", "min_in_rotation": "int"}
+
+
+def format_deployments(r: Result) -> list[str]:
+    """The report's "Deployments" section: per deployment its duration, the availability
+    and p99 of the requests that arrived during it against the rest of the window, the
+    fewest instances in rotation, and a rollback and its reason (none without deployments)."""
+    deps = r.deployments()
+    if not len(deps):
+        return []
+    lines = ["", "Deployments (requests that arrived during each, against the rest of the window; "
+                 "times in s, p99 in ms)"]
+    shown = deps.set_index("deployment").rename(columns={
+        "start_s": "start", "duration_s": "duration", "availability_during": "avail during",
+        "availability_outside": "outside", "p99_during_ms": "p99 during",
+        "p99_outside_ms": "p99 outside", "failed_during": "failed", "min_in_rotation": "fewest in"})
+    formats = {{"start_s": "start", "duration_s": "duration", "availability_during": "avail during",
+                "availability_outside": "outside", "p99_during_ms": "p99 during",
+                "p99_outside_ms": "p99 outside", "failed_during": "failed",
+                "min_in_rotation": "fewest in"}.get(k, k): v for k, v in DEPLOYMENT_FORMATS.items()}
+    lines.append(table(shown, formats, "deployment"))
+    for _, d in deps.iterrows():
+        notes = []
+        if missing(d["end_s"]):
+            notes.append("still going on at the end of the run")
+        if d["rolled_back"]:
+            notes.append(f"rolled back: {d['reason']}")
+        if d["failed_by_stop"]:
+            notes.append(f"{int(d['failed_by_stop']):,} request(s) in progress failed when their "
+                         "instance stopped after its drain timeout")
+        if d["extra_instance_hours"] > 0:
+            cost = "" if missing(d["extra_cost_usd"]) else f", {usd(d['extra_cost_usd'])}"
+            notes.append(f"{d['extra_instance_hours']:.3g} extra instance-hours{cost}")
+        if notes:
+            lines.append(f"  {d['deployment']}: " + "; ".join(notes))
+    return lines
 
 
 def format_tail(r: Result, tail: str = "p99") -> list[str]:

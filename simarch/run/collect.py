@@ -20,6 +20,7 @@ from ..model.metrics import latency_stats_ms, ratio
 from ..model.pricing import HOURLY_UNITS, HOURS_PER_MONTH
 from ..model.spec import fault_label
 from ..model.status import N_STATUS
+from ..results.deployments import deployment_warnings
 from ..results.hops import STRIDE, Hops
 from ..results.result import Result
 from ..runtime.hops import INT_COLUMNS
@@ -174,6 +175,7 @@ def _warnings(sim: Any, t_end: float) -> list[str]:
                             "(fault times count from the start, warm-up included)")
     for comp in sim.components.values():
         warnings += comp.warnings()
+    warnings += deployment_warnings(sim.deploy_runs, sim.warmup, t_end)
     return warnings
 
 
@@ -264,6 +266,10 @@ def collect(sim: Any) -> Result:
         visit_stats=_latency_by_class(sim),
         hops=_hops(sim),
         instance_log=timelines,
+
+        deployment_runs=[dict(r) for r in sim.deploy_runs],
+        deploy_log=[{"time_s": t, "deployment": d, "step": s, "instance": w, "detail": x}
+                    for t, d, s, w, x in sim.deploy_log],
     )
 
 

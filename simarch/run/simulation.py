@@ -27,10 +27,12 @@ import simpy
 
 from ..kinds import Kind, kind
 from ..model.architecture import Architecture
+from ..model.deployments import spare_pools
 from ..model.dists import Exponential, sampler
 from ..model.spec import Spec
 from ..model.status import FAILED, N_STATUS
 from ..model.workload import rate_profile
+from ..runtime.deploy import prepare_deployments, schedule_deployments
 from ..runtime.faults import schedule_faults
 from ..runtime.hops import HopLog
 from ..runtime.links import Link
@@ -110,12 +112,14 @@ class Simulation:
             self._r_id, self._r_key = self.r_id.append, self.r_key.append
         self.component_index = {name: i for i, name in enumerate(self.spec.components)}
         # components whose instances come and go during the run (see runtime/rotation.py)
-        self.rotating: set[str] = {n for n, c in self.spec.components.items() if c.changes_instances}
+        self.rotating: set[str] = {n for n, c in self.spec.components.items() if c.changes_instances} | {d.target for d in self.spec.deployments}
+        self.spare_pools: dict[str, int] = spare_pools(self.spec)  # extra instances deployments start
         self.components: dict[str, Kind] = {
             name: kind(spec.kind)(self, name, spec) for name, spec in self.spec.components.items()}
         self.pools: list[Pool] = [p for c in self.components.values() for p in c.pools]
         for gid, p in enumerate(self.pools):
             p.gid = gid
+        prepare_deployments(self)
         self._wire()
         self.warm_counters: dict[str, Any] = {}
         self.warm_resilience: list[dict[str, Any]] = []
@@ -379,6 +383,7 @@ class Simulation:
         for comp in self.components.values():  # the components' own processes (autoscalers)
             comp.start()
         schedule_faults(self)
+        schedule_deployments(self)
         if self.warmup > 0:
             ev = env.timeout(self.warmup)
             ev.callbacks.append(lambda _ev: self._on_warm())

@@ -67,8 +67,13 @@ class Component:
         self._u = uniform_sampler(sim.rng(name, "calls"))
         # degradation faults
         self.slow: list[tuple[float, Callable[[], float] | None]] = []
-        self.err_p = 0.0
+        self.err_p = 0.0  # > 0 while visits may fail by error (an errors fault, a version's)
+        self.fault_err = 0.0
         self._err_u = uniform_sampler(sim.rng(name, "errors"))
+        # the version each pool runs during a deployment (see runtime/deploy.py): its error
+        # rate and service-time factor, for the pools that differ from the spec
+        self.pool_err: dict[Pool, float] = {}
+        self.pool_factor: dict[Pool, float] = {}
 
     # -- construction
     def make_pools(self) -> list[Pool]:
@@ -83,8 +88,9 @@ class Component:
                 for i in range(n)]
 
     def pool_count(self) -> int:
-        """How many instances the component may ever run (an autoscaled tier: its maximum)."""
-        return self.spec.instances
+        """How many instances the component may ever run (an autoscaled tier: its maximum;
+        a deployed one: with the extra instances its deployments start)."""
+        return self.spec.instances + self.sim.spare_pools.get(self.name, 0)
 
     def initial_instances(self) -> int:
         """How many of its instances are in rotation when the run starts (the first ones)."""
@@ -227,7 +233,7 @@ class Component:
                 pool.index.down(pool)
         if pool.epoch != epoch:
             status = FAILED  # the instance crashed during the work
-        elif self.err_p and status == OK and self._err_u() < self.err_p:
+        elif self.err_p and status == OK and self._erred(pool):
             status = FAILED
         if record and t0 >= self.warm:
             self.lats[cls].append(now - t0)
@@ -247,10 +253,12 @@ class Component:
     def _slowed(self, st: float, pool: Pool) -> float:
         """A service time under the component's slowdown faults and ``pool``'s cold start."""
         for entry in self.slow:
-            if entry is _COLD:
+            if entry is _COLD or entry is _VERSION:
                 continue
             factor, add = entry
             st = st * factor + (add() if add is not None else 0.0)
+        if self.pool_factor:
+            st *= self.pool_factor.get(pool, 1.0)
         if pool.cold is not None:
             f = pool.cold(self.env._now)
             if f == 1.0:
@@ -267,6 +275,36 @@ class Component:
         pool.cold = factor
         if factor is not None:
             self.slow.append(_COLD)  # one marker per cold pool: ``_serve`` looks while any is
+
+    def set_errors(self, p: float) -> None:
+        """An errors fault: visits fail with probability ``p`` after doing their work."""
+        self.fault_err = p
+        self.err_p = p or (1.0 if self.pool_err else 0.0)
+
+    def set_version(self, pool: Pool, errors: float = 0.0, factor: float = 1.0) -> None:
+        """``pool`` runs a version whose visits fail with probability ``errors`` (after their
+        work) and whose service times are multiplied by ``factor``; ``(0, 1)``: as the spec."""
+        if pool in self.pool_factor:
+            del self.pool_factor[pool]
+            self.slow.remove(_VERSION)
+        if factor != 1.0:
+            self.pool_factor[pool] = factor
+            self.slow.append(_VERSION)  # one marker per slower pool: ``_serve`` looks while any is
+        self.pool_err.pop(pool, None)
+        if errors > 0.0:
+            if not hasattr(self, "_ver_u"):
+                self._ver_u = uniform_sampler(self.sim.rng(self.name, "version", "errors"))
+            self.pool_err[pool] = errors
+        self.set_errors(self.fault_err)
+
+    def _erred(self, pool: Pool) -> bool:
+        """Whether a visit to ``pool`` that did its work fails by error: by an errors fault,
+        or by the version the pool runs."""
+        p = self.fault_err
+        if p and self._err_u() < p:
+            return True
+        q = self.pool_err.get(pool) if self.pool_err else None
+        return q is not None and self._ver_u() < q
 
     def _row(self, vid: int, parent: int, pool: Pool, t0: float, t1: float, t2: float,
              t3: float, status: int) -> None:
@@ -383,3 +421,4 @@ def _any() -> Pool:
 
 
 _COLD: Any = object()  # the marker a cold pool keeps in its component's ``slow`` list
+_VERSION: Any = object()  # ... and a pool running a slower version

@@ -127,10 +127,10 @@ def schedule_faults(sim: Simulation) -> None:
             comp = sim.components[f.target]
 
             def err_on(comp=comp, p=f.probability):
-                comp.err_p = p
+                comp.set_errors(p)
 
             def err_off(comp=comp):
-                comp.err_p = 0.0
+                comp.set_errors(0.0)
             env.process(_window(sim, f, err_on, err_off, label, f.target))
         elif isinstance(f, (PartitionFault, LossFault)):
             link = sim.links[frozenset(f.between)]

@@ -38,7 +38,7 @@ class Rotation:
     balancer recomputing its health-checked list.
     """
 
-    __slots__ = ("pools", "live", "live_set", "watchers", "since", "area", "log")
+    __slots__ = ("pools", "live", "live_set", "watchers", "since", "area", "log", "checks")
 
     def __init__(self, pools: list[Pool], active: Iterable[int]):
         self.pools = pools
@@ -50,6 +50,8 @@ class Rotation:
         self.since: dict[Pool, float] = {p: 0.0 for p in self.live}
         self.area: dict[Pool, float] = {p: 0.0 for p in pools}
         self.log: list[tuple[float, int]] = [(0.0, len(self.live))]  # (time, instances in rotation)
+        # the health checks in front (a load balancer's): whether each passes a pool
+        self.checks: list[Callable[[Pool], bool]] = []
 
     def __contains__(self, pool: Pool) -> bool:
         return pool in self.live_set
@@ -83,6 +85,15 @@ class Rotation:
         self.live_set.discard(pool)
         self.area[pool] += now - self.since.pop(pool)
         self._changed(now)
+
+    def healthy(self, pool: Pool) -> bool:
+        """Whether every health check in front of the component (``checks``, one per
+        health-checked load balancer) passes ``pool`` now; ``True`` with none. A pool put
+        back in rotation gets traffic through a load balancer only once this holds."""
+        for passes in self.checks:
+            if not passes(pool):
+                return False
+        return True
 
     def in_rotation_area(self, pool: Pool, t: float) -> float:
         """Seconds ``pool`` spent in rotation up to ``t``."""

@@ -33,6 +33,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "cached_sharded": {"warmup": "10s", "duration": "20s"},
     "retry_storm": {"warmup": "50s", "duration": "25s"},
     "retry_storm_budget": {"warmup": "50s", "duration": "25s"},
+    "rolling_deploy": {"warmup": "30s", "duration": "140s"},  # its deployment: 60 s to ~162 s
 }
 DEFAULT_RUN = {"warmup": None, "duration": "20s"}  # None: the spec's own warm-up
 
@@ -82,7 +83,7 @@ def _digest(*arrays: np.ndarray) -> str:
 
 def snapshot(result) -> dict[str, Any]:
     """Every number of a result, as plain JSON values."""
-    return {
+    out = {
         "summary": _frame(result.summary()),
         "components": _frame(result.components()),
         "instances": _frame(result.instances()),
@@ -101,6 +102,10 @@ def snapshot(result) -> dict[str, Any]:
                               result.cls.astype(np.int64), result.status.astype(np.int64)),
         },
     }
+    if result.deployment_runs:  # designs with deployments only: the other snapshots stay as they were
+        out["deployments"] = _frame(result.deployments())
+        out["deployment_log"] = _frame(result.deployment_log())
+    return out
 
 
 def run(spec: Path):
