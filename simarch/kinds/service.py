@@ -1,11 +1,14 @@
 """The service kind: a tier of identical instances, each a pool of workers with a bounded
-wait queue; with ``rate_limit`` it sheds what exceeds its admission rate."""
+wait queue; with ``rate_limit`` it sheds what exceeds its admission rate (lower priorities
+first, when classes have priorities), and with ``concurrency_limit`` it rejects a request
+that finds its instance at the cap of requests in flight."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..model.status import REJECTED
+from ..model.status import OK, REJECTED
+from ..runtime.overload import Limiter, PriorityBucket, PriorityPool, make_limiter
 from ..runtime.pools import Pool, TokenBucket
 from .base import Kind
 from .registry import register
@@ -20,13 +23,56 @@ class Service(Kind):
     def __init__(self, sim: Any, name: str, spec: Any):
         super().__init__(sim, name, spec)
         rl = spec.rate_limit
-        self.bucket = TokenBucket(rl.rate, rl.burst) if rl is not None else None
+        self.bucket: TokenBucket | None = None
         self.shed = 0
+        self.limit_shed = 0
+        self.limiters: dict[Pool, Limiter] = {}
+        if rl is not None:
+            if self.prioritised:
+                self.bucket = PriorityBucket(rl.rate, rl.burst, self.ranks)
+                self.serve = self._serve_by_priority  # type: ignore[method-assign]
+            else:
+                self.bucket = TokenBucket(rl.rate, rl.burst)
+        cl = spec.concurrency_limit
+        if cl is not None:
+            every = sim.end / 1000  # at most ~1,000 points of each instance's limit history
+            self.limiters = {p: make_limiter(cl, every) for p in self.pools}
+            self.serve = self._serve_limited  # type: ignore[method-assign]
 
     def serve(self, pool: Pool, cls: int, key: int, parent: int):
         if self.bucket is not None and not self.bucket.take(self.env._now):
             return self._shed(pool, parent)
         return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+
+    def _serve_by_priority(self, pool: Pool, cls: int, key: int, parent: int):
+        """:meth:`serve` with a token bucket that keeps tokens for higher priorities."""
+        if not self.bucket.take_cls(self.env._now, cls):  # type: ignore[union-attr]
+            return self._shed(pool, parent)
+        return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+
+    def _serve_limited(self, pool: Pool, cls: int, key: int, parent: int):
+        """:meth:`serve` under a concurrency limit: a request that finds its instance's
+        requests in flight at the limit is rejected at once, before it queues; each answer
+        is a sample for an adaptive limit."""
+        env = self.env
+        bucket = self.bucket
+        if bucket is not None:
+            ok = bucket.take_cls(env._now, cls) if self.prioritised else bucket.take(env._now)
+            if not ok:
+                return (yield self._shed(pool, parent))
+        lim = self.limiters[pool]
+        if lim.inflight >= lim.limit:
+            lim.rejected += 1
+            self.limit_shed += 1
+            return (yield self._shed(pool, parent))
+        lim.inflight += 1
+        inflight = lim.inflight
+        t0 = env._now
+        status = yield self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+        lim.inflight -= 1
+        now = env._now
+        lim.sample(now, now - t0, status == OK, inflight)
+        return status
 
     def _shed(self, pool: Pool, parent: int):
         self.arrived += 1
@@ -40,11 +86,34 @@ class Service(Kind):
     def counters(self, t: float) -> dict[str, Any]:
         out = super().counters(t)
         out["shed"] = self.shed
+        out["limit_shed"] = self.limit_shed
+        out["evicted"] = sum(getattr(p, "evicted", 0) for p in self.pools)
+        out["dropped"] = sum(getattr(p, "dropped", 0) for p in self.pools)
+        out["expired"] = sum(getattr(p, "expired", 0) for p in self.pools)
         return out
 
     def window_stats(self, now, then, T, row, pool_rows):
         row["rejected"] += now["shed"] - then["shed"]
+        if self.limiters:
+            row["limit_rejected"] = now["limit_shed"] - then["limit_shed"]
+            row["concurrency_limit"] = sum(lim.limit for lim in self.limiters.values()) / len(self.limiters)
+        if isinstance(self.pools[0], PriorityPool):
+            row["evicted"] = now["evicted"] - then["evicted"]
+            row["codel_dropped"] = now["dropped"] - then["dropped"]
+            row["deadline_dropped"] = now["expired"] - then["expired"]
         return {}
+
+    def events(self) -> list[dict[str, Any]]:
+        """The concurrency limit of each instance each time it changed (an adaptive limit)."""
+        out = []
+        for pool, lim in self.limiters.items():
+            prev = None
+            for t, value in lim.history:
+                if prev is not None:
+                    out.append({"time_s": t, "what": "concurrency_limit", "where": pool.name,
+                                "from": prev, "to": value})
+                prev = value
+        return out
 
     # -- queueing model
     @classmethod

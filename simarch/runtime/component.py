@@ -22,6 +22,8 @@ from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 from .calls import ASYNC, CALL, MODES, Call
 from .hops import AFTER, HopLog
 from .hops import ASYNC as R_ASYNC
+from .overload import MODES as DISCIPLINES
+from .overload import DeadlineTask, PriorityPool, TimedCall, cancel, timeout_of
 from .pickers import make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience
@@ -57,6 +59,13 @@ class Component:
                 self.st[c] = sampler(dist, sim.rng(name, "service_time", cls))
         self.calls: list[list[Call]] = [[] for _ in range(n_cls)]
         self.fwd: list[list[Call]] = [[] for _ in range(n_cls)]
+        # overload control: the priority rank of each class, and whether this component's
+        # wait queues need the priority structure (else plain FIFO pools)
+        requests = sim.spec.workload.requests
+        self.ranks = [requests[c].rank for c in sim.classes]
+        self.discipline = getattr(spec, "discipline", None)
+        self.deadlines = any(c.deadline is not None or c.cancel for c in sim.spec.calls)
+        self.prioritised = any(r != 1 for r in self.ranks)
         self.pools: list[Pool] = self.make_pools()
         self.parallel = spec.fanout == "parallel"
         self._u = uniform_sampler(sim.rng(name, "calls"))
@@ -74,8 +83,21 @@ class Component:
         cap = INF if workers is None else workers
         qlimit = INF if queue is None else queue
         n = self.spec.instances
-        return [Pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit, self.spec.zone_of(i))
+        return [self.new_pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit, self.spec.zone_of(i))
                 for i in range(n)]
+
+    def new_pool(self, name: str, cap: float, qlimit: float, zone: str | None) -> Pool:
+        """A pool of this component: a plain FIFO :class:`~simarch.runtime.pools.Pool`, or a
+        :class:`~simarch.runtime.overload.PriorityPool` when some request class has a
+        priority other than ``default``, the component sets a ``discipline``, or some call
+        propagates its deadline or cancels."""
+        d = self.discipline
+        if d is None and not self.prioritised and not self.deadlines:
+            return Pool(name, cap, qlimit, zone)
+        if d is None:
+            return PriorityPool(name, cap, qlimit, zone, self.ranks, deadlines=self.deadlines)
+        return PriorityPool(name, cap, qlimit, zone, self.ranks, DISCIPLINES[d.type], d.target,
+                            d.interval, self.deadlines)
 
     @property
     def capacity(self) -> float:
@@ -105,7 +127,7 @@ class Component:
             sim.resilience.append(res)
             entry = Call(call.probability, None, None, CALL, res.call, _any, None)
         else:
-            entry = Call(call.probability, lat, call.timeout, MODES[call.mode], target.serve, pick, link)
+            entry = Call(call.probability, lat, timeout_of(call), MODES[call.mode], target.serve, pick, link)
         lists = self.call_lists(call)
         for c, cls in enumerate(sim.classes):
             if call.requests is None or cls in call.requests:
@@ -158,16 +180,19 @@ class Component:
                 pool.index.up(pool)
             t1 = t0
         else:
-            wait = pool.acquire(env, t0)
+            wait = pool.acquire(env, t0, cls)
             if wait is False:
                 if me >= 0:
                     self._row(vid, parent, pool, t0, t0, t0, t0, REJECTED)
                 return REJECTED
-            if wait is not None and (yield wait):  # the instance crashed while we waited
-                if me >= 0:
-                    now = env._now
-                    self._row(vid, parent, pool, t0, now, now, now, FAILED)
-                return FAILED
+            if wait is not None:
+                why = yield wait
+                if why:  # the instance crashed while we waited (True), or the queue dropped us
+                    status = FAILED if why is True else why
+                    if me >= 0:
+                        now = env._now
+                        self._row(vid, parent, pool, t0, now, now, now, status)
+                    return status
             t1 = env._now
         epoch = pool.epoch
         st = self.st[cls]()
@@ -298,13 +323,19 @@ class Component:
         0``, write the call row ``cid`` (to component ``callee``) when the wait ends."""
         env = self.env
         begun = env._now
-        task = spawn(env, gen)
+        if type(timeout) is not TimedCall:
+            task = spawn(env, gen)
+        else:  # a TimedCall: the deadline travels with the request
+            task = DeadlineTask(env, gen, begun + timeout if timeout.propagate else INF)
+            task._step(None)
         status = task.value
         if status is PENDING:
             yield first_of(env, [task], env.timeout(timeout))
             status = task.value
             if status is PENDING:
                 status = TIMEOUT
+                if type(timeout) is TimedCall and timeout.cancel:
+                    cancel(task, env._now)
         if parent >= 0:
             self.hops.call_row(cid, parent, callee, begun, env._now, status, attempt=attempt)
         return status

@@ -52,10 +52,12 @@ class Pool:
         self.gid = -1  # the pool's number among all of the run's (hop records name it so)
 
     # -- the request path
-    def acquire(self, env, now: float) -> Event | bool | None:
-        """Take a worker at ``now``: ``None`` when one was free (taken), ``False`` when the
-        wait queue is full (the request is rejected), else the event to wait for; its value
-        is ``True`` when the instance crashed while the request waited."""
+    def acquire(self, env, now: float, cls: int = 0) -> Event | bool | None:
+        """Take a worker at ``now`` for a request of class ``cls``: ``None`` when one was free
+        (taken), ``False`` when the wait queue is full (the request is rejected), else the
+        event to wait for; its value is ``True`` when the instance crashed while the request
+        waited (a priority pool may also end the wait with a status code, see
+        :class:`~simarch.runtime.overload.PriorityPool`). A plain pool ignores ``cls``."""
         if self.n < self.cap:
             self.n += 1
             self.s_start += now

@@ -1,0 +1,168 @@
+"""Overload control: request priorities, queue disciplines, concurrency limits, deadline
+propagation and cancellation (``simarch.runtime.overload``).
+
+The statistical checks (marked ``slow``) run independent replications with distinct seeds;
+each states its N (replications x measured window), the standard error SE of the mean of the
+per-replication estimates (``std(ddof=1) / sqrt(R)``) and passes within 4 SE, and requires
+the tolerance to be sharp enough to tell the mechanism from plain FIFO.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import simarch
+from simarch import SpecError
+from simarch.run.simulation import Simulation
+from simarch.runtime.overload import PriorityPool
+from simarch.runtime.pools import Pool
+
+K_SE = 4.0
+
+
+def _se(x: np.ndarray) -> np.ndarray:
+    return x.std(axis=0, ddof=1) / math.sqrt(len(x))
+
+
+# ----------------------------------------------------------------------------- spec
+
+
+def test_priority_is_a_field_of_request_classes():
+    a = simarch.Architecture("p", workload={"rate": 1, "requests": {"a": {"priority": "critical"}, "b": {}}})
+    a.add("s", kind="service")
+    reqs = a.spec.workload.requests
+    assert reqs["a"].priority == "critical" and reqs["a"].rank == 0
+    assert reqs["b"].priority == "default" and reqs["b"].rank == 1
+
+
+def test_unknown_priority_names_the_field():
+    with pytest.raises(SpecError, match=r"workload\.requests\.a\.priority"):
+        simarch.Architecture("p", workload={"rate": 1, "requests": {"a": {"priority": "urgent"}}}) \
+            .add("s", kind="service").spec  # noqa: B018
+
+
+def test_discipline_shorthand_and_errors():
+    a = simarch.Architecture("d", workload={"rate": 1}).add("s", kind="service", discipline="codel")
+    d = a.spec.components["s"].discipline
+    assert (d.type, d.target, d.interval) == ("codel", 0.005, 0.1)
+    a = simarch.Architecture("d", workload={"rate": 1}).add(
+        "s", kind="service", discipline={"type": "adaptive_lifo", "target": "20ms"})
+    assert a.spec.components["s"].discipline.target == pytest.approx(0.02)
+    with pytest.raises(SpecError, match=r"components\.s\.discipline: unknown queue discipline 'lifoo' "
+                                        r"\(did you mean 'lifo'"):
+        simarch.Architecture("d", workload={"rate": 1}).add("s", kind="service", discipline="lifoo")
+    with pytest.raises(SpecError, match=r"components\.lb.*'discipline' orders the wait for 'connections'"):
+        simarch.Architecture("d", workload={"rate": 1}).add("lb", kind="load_balancer", discipline="lifo")
+
+
+def test_concurrency_limit_errors():
+    def svc(cl):
+        return simarch.Architecture("c", workload={"rate": 1}).add("s", kind="service", concurrency_limit=cl)
+    with pytest.raises(SpecError, match=r"components\.s\.concurrency_limit: give either 'limit'"):
+        svc({})
+    with pytest.raises(SpecError, match=r"concurrency_limit: give either 'limit'"):
+        svc({"limit": 4, "adaptive": "aimd"})
+    with pytest.raises(SpecError, match=r"concurrency_limit: 'min' \(5\) must be at most 'max' \(2\)"):
+        svc({"adaptive": "aimd", "min": 5, "max": 2})
+    with pytest.raises(SpecError, match=r"concurrency_limit\.adaptive"):
+        svc({"adaptive": "vegas"})
+    assert svc({"adaptive": "gradient"}).spec.components["s"].concurrency_limit.start == 50
+
+
+def test_deadline_and_cancel_need_a_timeout():
+    def call(**kw):
+        return (simarch.Architecture("c", workload={"rate": 1}).add("a", kind="service")
+                .add("b", kind="service").call("a", "b", **kw))
+    with pytest.raises(SpecError, match=r"calls\.0: 'deadline: propagate' passes the caller's timeout"):
+        call(deadline="propagate")
+    with pytest.raises(SpecError, match=r"calls\.0: 'cancel: true' stops the callee's work"):
+        call(cancel=True)
+    call(cancel=True, hedge={"after": "10ms"})
+    call(deadline="propagate", timeout="1s")
+
+
+def test_plain_designs_keep_plain_pools():
+    """Without priorities, disciplines or deadlines, every pool is the plain FIFO Pool."""
+    a = (simarch.Architecture("plain", workload={"rate": 1}).add("s", kind="service", queue=3)
+         .add("b", kind="service").call("s", "b", timeout="1s"))
+    assert all(type(p) is Pool for p in Simulation(a, duration=1, warmup=0, seed=1).pools)
+    a = a.with_changes({"workload": {"rate": 1, "requests": {"x": {"priority": "sheddable"}}}})
+    assert all(type(p) is PriorityPool for p in Simulation(a, duration=1, warmup=0, seed=1).pools)
+
+
+# ----------------------------------------------------------------------------- 1. priorities
+
+THREE = {"crit": {"weight": 0.2, "priority": "critical"}, "norm": {"weight": 0.4},
+         "bulk": {"weight": 0.4, "priority": "sheddable"}}
+
+
+def test_a_full_queue_sheds_the_lowest_priority_first():
+    """2 workers, 4 places to wait, offered 4x their capacity: a critical arrival at a full
+    queue takes the place of the newest sheddable (else default) waiter, so critical requests
+    (0.8 workers' worth of load) are almost never rejected, and sheddable ones most often;
+    the per-class summary counts each class's rejections, the component its evictions."""
+    a = simarch.Architecture("shed", workload={"rate": 40, "requests": THREE})
+    a.add("s", kind="service", workers=2, queue=4, service_time={"exponential": "100ms"})
+    r = simarch.simulate(a, duration=100, warmup=5, seed=1)
+    s = r.summary()
+    share = s["rejected"] / s["requests"]
+    assert share["crit"] < 0.05 < share["norm"] < share["bulk"], share.to_dict()
+    # (a waiter that arrived in the warm-up and was evicted after it counts at the component only)
+    assert abs(s.loc["all", "rejected"] - r.components().loc["s", "rejected"]) <= 5
+    assert r.components().loc["s", "evicted"] > 0
+
+
+def test_a_rate_limit_keeps_tokens_for_higher_priorities():
+    """A token bucket of 10/s (burst 8) offered 30/s, 5/s of them critical: sheddable
+    requests need half the burst banked, default ones a quarter, critical ones one token."""
+    reqs = {"crit": {"weight": 1, "priority": "critical"}, "norm": {"weight": 2},
+            "bulk": {"weight": 3, "priority": "sheddable"}}
+    a = simarch.Architecture("rl", workload={"rate": 30, "requests": reqs})
+    a.add("s", kind="service", workers=100, rate_limit={"rate": 10, "burst": 8},
+          service_time={"exponential": "10ms"})
+    s = simarch.simulate(a, duration=100, warmup=5, seed=1).summary()
+    share = s["rejected"] / s["requests"]
+    assert share["crit"] < 0.15 and share["norm"] < share["bulk"] and share["bulk"] > 0.9, share.to_dict()
+
+
+def _cobham(lam: np.ndarray, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """Cobham's mean waits of M/G/1 with non-preemptive priorities, classes in priority order:
+    W_k = W0 / ((1 - sigma_{k-1}) (1 - sigma_k)), W0 = sum_i lambda_i E[S_i^2] / 2, sigma_k
+    the load of classes 1..k."""
+    w0 = float((lam * m2).sum()) / 2
+    sig = np.cumsum(lam * m1)
+    prev = np.concatenate([[0.0], sig[:-1]])
+    return w0 / ((1 - prev) * (1 - sig))
+
+
+@pytest.mark.slow
+def test_cobham_mean_wait_per_priority_class():
+    """M/G/1 with three non-preemptive priority classes, one worker. critical: exponential,
+    mean 0.5 s, 0.4/s; default: constant 1 s, 0.3/s; sheddable: gamma mean 1.5 s, cv 0.5,
+    0.2/s (rho 0.2 + 0.3 + 0.3 = 0.8). Cobham: W = 0.664, 1.328, 5.313 s (FIFO would give
+    3.32 s to all). The mean wait of a class in a replication is its mean residence time at
+    the service minus its mean service time. N = 10 replications x 12,000 s (~108k requests
+    each), 500 s warm-up; |mean - W| <= 4 SE per class (SE about 1.2%, 1.5% and 5% of W)."""
+    reqs = {"hi": {"weight": 0.4, "priority": "critical"}, "mid": {"weight": 0.3},
+            "lo": {"weight": 0.2, "priority": "sheddable"}}
+    a = simarch.Architecture("cobham", workload={"rate": 0.9, "requests": reqs})
+    a.add("s", kind="service", workers=1, service_time={
+        "hi": {"exponential": "0.5s"}, "mid": {"constant": "1s"}, "lo": {"gamma": {"mean": "1.5s", "cv": 0.5}}})
+    lam = np.array([0.4, 0.3, 0.2])
+    m1 = np.array([0.5, 1.0, 1.5])
+    m2 = np.array([2 * 0.5 ** 2, 1.0, 1.5 ** 2 * 1.25])
+    theory = _cobham(lam, m1, m2)
+    est = []
+    for i in range(10):
+        r = simarch.simulate(a, duration=12_000, warmup=500, seed=4_100 + i)
+        cl = r.component_latency().set_index("class")
+        est.append(cl.loc[["hi", "mid", "lo"], "mean_ms"].to_numpy() / 1e3 - m1)
+    x = np.array(est)
+    mean, se = x.mean(axis=0), _se(x)
+    msg = f"sim {mean} vs Cobham {theory}, SE {se} (R=10 x 12,000 s)"
+    print(msg)
+    assert np.all(np.abs(mean - theory) <= K_SE * se), msg
+    assert np.all(K_SE * se < 0.3 * theory), msg  # sharp enough to tell from FIFO's 3.32 s
