@@ -166,3 +166,75 @@ def test_cobham_mean_wait_per_priority_class():
     print(msg)
     assert np.all(np.abs(mean - theory) <= K_SE * se), msg
     assert np.all(K_SE * se < 0.3 * theory), msg  # sharp enough to tell from FIFO's 3.32 s
+
+
+# ----------------------------------------------------------------------------- 2. disciplines
+
+
+def _mm1(discipline, rate=0.5, **kw) -> simarch.Architecture:
+    a = simarch.Architecture("mm1", workload={"rate": rate})
+    return a.add("s", kind="service", workers=1, service_time={"exponential": "1s"},
+                 discipline=discipline, **kw)
+
+
+def test_adaptive_lifo_is_fifo_below_its_target_and_lifo_above():
+    """With a target no wait reaches, adaptive LIFO serves exactly as FIFO (the same run,
+    request for request); with a target every wait exceeds, exactly as LIFO."""
+    def lat(d):
+        return simarch.simulate(_mm1(d, 0.8), duration=2_000, warmup=0, seed=3).latency
+    fifo, lifo = lat("fifo"), lat("lifo")
+    assert not np.array_equal(fifo, lifo)
+    assert np.array_equal(lat({"type": "adaptive_lifo", "target": "1000000s"}), fifo)
+    assert np.array_equal(lat({"type": "adaptive_lifo", "target": "1us"}), lifo)
+
+
+@pytest.mark.slow
+def test_mm1_lifo_same_mean_wait_larger_second_moment():
+    """M/M/1, lambda = 0.5, mu = 1 (rho = 0.5), FIFO against non-preemptive LIFO. The wait is
+    0 with probability 1 - rho; else under FIFO Exp(mu - lambda), and under LIFO a busy period
+    (started by the residual service of the job in service, Exp(mu)), so E[W] = rho / (mu -
+    lambda) = 1 s under both, E[W^2] = 2 rho / (mu - lambda)^2 = 4 s^2 under FIFO and
+    E[W^2] = rho E[S^2] / (1 - rho)^3 = 8 s^2 under LIFO. The response R = W + S, S ~ Exp(1)
+    independent of W: E[R] = 2 s, E[R^2] = E[W^2] + 2 E[W] E[S] + E[S^2] = 8 and 12 s^2.
+    N = 10 replications x 40,000 s (~20k requests each) per discipline, 4 SE."""
+    out = {}
+    for d in ("fifo", "lifo"):
+        m1, m2, p99 = [], [], []
+        for i in range(10):
+            lat = simarch.simulate(_mm1(d), duration=40_000, warmup=200, seed=5_200 + i).latency
+            m1.append(lat.mean())
+            m2.append((lat * lat).mean())
+            p99.append(np.quantile(lat, 0.99))
+        out[d] = np.array(m1), np.array(m2), np.array(p99)
+    for d, er2 in (("fifo", 8.0), ("lifo", 12.0)):
+        m1, m2, _ = out[d]
+        msg = (f"{d}: E[R] {m1.mean():.4g} (SE {_se(m1):.3g}) vs 2, E[R^2] {m2.mean():.4g} "
+               f"(SE {_se(m2):.3g}) vs {er2} (R=10 x 40,000 s)")
+        print(msg)
+        assert abs(m1.mean() - 2.0) <= K_SE * _se(m1), msg
+        assert abs(m2.mean() - er2) <= K_SE * _se(m2), msg
+        assert K_SE * _se(m2) < 2.0, msg  # sharp enough to tell 8 from 12
+    assert out["lifo"][2].mean() > out["fifo"][2].mean(), "LIFO's p99 should exceed FIFO's"
+
+
+def test_codel_bounds_the_wait_of_served_requests_under_overload():
+    """rho = 1.5 at one worker (exponential 10 ms): under FIFO the queue grows without bound,
+    under CoDel (target 5 ms, interval 100 ms) a waiter that reaches the head having waited
+    more than 5 ms while the queue is congested is dropped, so the served requests' mean
+    sojourn stays within target + service (<= 5 + 10 ms), and the drops show as rejections.
+    (A target below the service time leaves the worker idle at times: utilisation ~0.75.)"""
+    def arch(discipline):
+        return (simarch.Architecture("codel", workload={"rate": 150})
+                .add("s", kind="service", workers=1, service_time={"exponential": "10ms"},
+                     discipline=discipline))
+    r = simarch.simulate(arch({"type": "codel", "target": "5ms", "interval": "100ms"}),
+                         duration=60, warmup=5, seed=11)
+    ok = r.latency[r.status == 0]
+    c = r.components().loc["s"]
+    assert 0.010 < ok.mean() <= 0.015, ok.mean()
+    # a served request waited at most the target (but in short lulls of the overload, when
+    # CoDel leaves its congested state): sojourns beyond target + the p99 of the service are rare
+    assert (ok > 0.005 + 0.046).mean() < 0.05
+    assert c["codel_dropped"] > 0.25 * c["arrivals"] and c["utilization"] > 0.6
+    fifo = simarch.simulate(arch("fifo"), duration=60, warmup=5, seed=11)
+    assert fifo.latency.mean() > 1.0  # the queue grows without bound

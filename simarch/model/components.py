@@ -119,8 +119,10 @@ class DisciplineSpec(_Model):
     ``fifo``; ``lifo`` (newest first); ``adaptive_lifo`` (first in, first out while the oldest
     waiter has waited at most ``target``, newest first beyond); ``codel`` (first in, first out,
     and a waiter is dropped as rejected when it reaches the head having waited more than
-    ``target`` while the queue has not been empty for ``interval``, or more than ``interval``
-    otherwise: Facebook's controlled-delay queue). A plain name stands for ``{type: name}``."""
+    ``target`` while the queue is congested, or more than ``interval`` otherwise: the queue
+    turns congested once it has not been empty for ``interval``, and stays so until
+    ``interval`` passes without a drop; after Facebook's controlled-delay queue). A plain
+    name stands for ``{type: name}``."""
 
     type: Literal["fifo", "lifo", "adaptive_lifo", "codel"] = "fifo"
     target: PositiveDuration = Field(

@@ -85,7 +85,7 @@ class PriorityPool(Pool):
     """
 
     __slots__ = ("rank", "evs", "ts", "size", "mode", "target", "interval", "last_empty",
-                 "deadlines", "evicted", "dropped", "expired")
+                 "last_drop", "deadlines", "evicted", "dropped", "expired")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None, rank: list[int],
                  mode: int = FIFO, target: float = 0.005, interval: float = 0.1,
@@ -100,6 +100,7 @@ class PriorityPool(Pool):
         self.target = target
         self.interval = interval
         self.last_empty = 0.0  # when the wait queue last went from empty to non-empty
+        self.last_drop = -INF  # when CoDel last dropped a waiter
         self.deadlines = deadlines
         self.evicted = 0  # waiters rejected to make room for a higher priority
         self.dropped = 0  # waiters dropped by CoDel
@@ -155,7 +156,11 @@ class PriorityPool(Pool):
         CoDel or their deadline drop on the way are dropped."""
         evs, ts = self.evs, self.ts
         mode = self.mode
-        congested = now is not None and now - self.last_empty > self.interval
+        # CoDel's state: congested once the queue has not been empty for an interval, and
+        # until an interval passes without a drop (so that the drops, which empty the queue,
+        # do not switch it off while the overload lasts)
+        congested = now is not None and (now - self.last_empty > self.interval
+                                         or now - self.last_drop < self.interval)
         while self.size:
             lv = 0
             while not evs[lv]:
@@ -171,6 +176,7 @@ class PriorityPool(Pool):
             if mode == CODEL and now - te > (self.target if congested else self.interval):
                 self.dropped += 1
                 self.rejected += 1
+                self.last_drop = now
                 self._drop(ev, now, REJECTED)
                 continue
             if self.deadlines and deadline_of(ev) <= now:
