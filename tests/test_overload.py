@@ -238,3 +238,74 @@ def test_codel_bounds_the_wait_of_served_requests_under_overload():
     assert c["codel_dropped"] > 0.25 * c["arrivals"] and c["utilization"] > 0.6
     fifo = simarch.simulate(arch("fifo"), duration=60, warmup=5, seed=11)
     assert fifo.latency.mean() > 1.0  # the queue grows without bound
+
+
+# ----------------------------------------------------------------------------- 3. concurrency limits
+
+
+def _erlang_b(c: int, a: float) -> float:
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    return b
+
+
+@pytest.mark.slow
+def test_static_concurrency_limit_is_an_erlang_loss_system():
+    """A static limit of 4 on an instance of 4 workers with an unbounded queue: no request
+    ever waits, an arrival finding 4 in flight is rejected, so the instance is M/M/4/4 and
+    the rejected share is Erlang B(4, a = 3) = 0.2061. lambda = 3/s, E[S] = 1 s exponential;
+    N = 10 replications x 3,000 s (~9k requests each); 4 SE."""
+    a = (simarch.Architecture("loss", workload={"rate": 3.0})
+         .add("s", kind="service", workers=4, service_time={"exponential": "1s"},
+              concurrency_limit={"limit": 4}))
+    share = []
+    for i in range(10):
+        r = simarch.simulate(a, duration=3_000, warmup=100, seed=6_300 + i)
+        s = r.summary().loc["all"]
+        share.append(s["rejected"] / s["requests"])
+        assert r.components().loc["s", "max_queue"] == 0
+    x = np.array(share)
+    theory = _erlang_b(4, 3.0)
+    msg = f"rejected share {x.mean():.4f} (SE {_se(x):.4f}) vs Erlang B {theory:.4f} (R=10 x 3,000 s)"
+    print(msg)
+    assert abs(x.mean() - theory) <= K_SE * _se(x), msg
+    assert K_SE * _se(x) < 0.1 * theory, msg
+
+
+def test_aimd_limit_settles_below_saturation_under_overload():
+    """Offered twice the capacity of 4 workers (exponential 10 ms), with an unbounded queue:
+    without a limit the queue (and the latency) grows without bound. An AIMD limit (start 10,
+    max 200, a drop when an answer takes over 50 ms) climbs while answers are fast and backs
+    off once queueing pushes them past 50 ms, so it settles far below its maximum, near the
+    in-flight count at which the latency is 50 ms (4 + 400/s x 50 ms = 24), goodput stays at
+    the capacity, and the limit's changes are in the events."""
+    def arch(**kw):
+        return (simarch.Architecture("aimd", workload={"rate": 800})
+                .add("s", kind="service", workers=4, service_time={"exponential": "10ms"}, **kw))
+    r = simarch.simulate(arch(concurrency_limit={"adaptive": "aimd", "initial": 10, "max": 200,
+                                                 "timeout": "50ms"}), duration=20, warmup=2, seed=1)
+    ev = r.events()
+    lim = ev[(ev["what"] == "concurrency_limit") & (ev["time_s"] > 8)]["to"]
+    assert len(lim) > 20 and 10 < lim.mean() < 60 and lim.max() < 100, lim.describe()
+    s = r.summary().loc["all"]
+    assert s["completed"] - s["rejected"] > 0.9 * 400 * 20  # goodput at the capacity
+    assert s["p99_ms"] < 250 and r.components().loc["s", "limit_rejected"] == s["rejected"]
+    free = simarch.simulate(arch(), duration=20, warmup=2, seed=1)
+    assert free.summary().loc["all", "p99_ms"] > 5_000
+
+
+def test_gradient_limit_tracks_the_no_load_latency():
+    """The gradient limit (start 50) cuts itself when the mean answer time in a window grows
+    past twice the least seen, so under 2x overload it settles near what keeps the latency at
+    about twice the service time: far below its start, with goodput at the capacity."""
+    a = (simarch.Architecture("grad", workload={"rate": 800})
+         .add("s", kind="service", workers=4, service_time={"exponential": "10ms"},
+              concurrency_limit={"adaptive": "gradient"}))
+    r = simarch.simulate(a, duration=20, warmup=2, seed=1)
+    ev = r.events()
+    lim = ev[ev["time_s"] > 8]["to"]
+    assert 4 <= lim.mean() < 30, lim.describe()
+    s = r.summary().loc["all"]
+    assert s["completed"] - s["rejected"] > 0.9 * 400 * 20
+    assert s["mean_ms"] < 60

@@ -280,20 +280,25 @@ class Limiter:
 class AimdLimiter(Limiter):
     """Additive increase, multiplicative decrease: +1 per answer while at least half the limit
     is in flight; ``x backoff`` (and at least -1) on a drop or an answer slower than
-    ``timeout``."""
+    ``timeout``, at most once per round: a drop of a request admitted before the last
+    decrease does not decrease the limit again (as TCP cuts its window once per round trip),
+    or the backlog admitted under the old limit would take it down to ``min``."""
 
-    __slots__ = ("backoff", "timeout")
+    __slots__ = ("backoff", "timeout", "cut_at")
 
     def __init__(self, start: float, lo: float, hi: float, backoff: float, timeout: float,
                  every: float = 0.0):
         super().__init__(start, lo, hi, every)
         self.backoff = backoff
         self.timeout = timeout
+        self.cut_at = -INF
 
     def sample(self, now: float, rtt: float, ok: bool, inflight: int) -> None:
         limit = self.limit
         if not ok or rtt > self.timeout:
-            self._set(now, max(1.0, min(limit - 1.0, math.floor(limit * self.backoff))))
+            if now - rtt >= self.cut_at:
+                self.cut_at = now
+                self._set(now, max(1.0, min(limit - 1.0, math.floor(limit * self.backoff))))
         elif inflight * 2 >= limit:
             self._set(now, limit + 1.0)
 
