@@ -309,3 +309,47 @@ def test_gradient_limit_tracks_the_no_load_latency():
     s = r.summary().loc["all"]
     assert s["completed"] - s["rejected"] > 0.9 * 400 * 20
     assert s["mean_ms"] < 60
+
+
+# ----------------------------------------------------------------------------- 4. deadlines
+
+
+def _deadline_arch(**kw) -> simarch.Architecture:
+    return (simarch.Architecture("dl", workload={"rate": 150})
+            .add("front", kind="service", workers=1000)
+            .add("back", kind="service", workers=1, service_time={"exponential": "10ms"})
+            .call("front", "back", timeout="100ms", **kw))
+
+
+def _back_work(r: simarch.Result) -> tuple[float, float, float]:
+    """From the hop records: the back end's service time in all, the part begun after the
+    caller had given up (the visit waited more than the 100 ms timeout: the call has no
+    network latency, so the caller's deadline is the visit's arrival + 100 ms), and the part
+    done after the deadline by services begun before it."""
+    h = r.hops
+    rows = h.rows
+    back = h.components.index("back")
+    visit = (h.kind() == 0) & (h.component_of() == back)
+    arrive, start, served = rows[visit, 3], rows[visit, 4], rows[visit, 5]
+    work = served - start
+    late = start - arrive > 0.1
+    overlap = np.clip(served - np.maximum(start, arrive + 0.1), 0, None)
+    return float(work.sum()), float(work[late].sum()), float(overlap[~late].sum())
+
+
+def test_a_propagated_deadline_drops_requests_whose_caller_gave_up():
+    """The back end (one worker, exponential 10 ms) is offered 1.5x its capacity through a
+    call with a 100 ms timeout. Without propagation its queue grows without bound, it serves
+    only requests whose caller has timed out (wasted work ~100%) and goodput is 0. With
+    ``deadline: propagate`` a waiter whose deadline has passed is dropped when it reaches the
+    head: no service begins after the caller gave up, goodput rises to over half the
+    capacity, and the drops are counted at the component."""
+    plain = simarch.simulate(_deadline_arch(), duration=30, warmup=5, seed=2, hops=True)
+    prop = simarch.simulate(_deadline_arch(deadline="propagate"), duration=30, warmup=5, seed=2, hops=True)
+    work, late, _ = _back_work(plain)
+    assert late > 0.95 * work and (plain.status == 0).sum() == 0
+    work, late, overlap = _back_work(prop)
+    assert late == 0.0 and overlap < 0.5 * work
+    assert (prop.status == 0).sum() / 30 > 50
+    c = prop.components().loc["back"]
+    assert c["deadline_dropped"] > 0.2 * c["arrivals"] and c["utilization"] > 0.95
