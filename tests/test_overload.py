@@ -353,3 +353,39 @@ def test_a_propagated_deadline_drops_requests_whose_caller_gave_up():
     assert (prop.status == 0).sum() / 30 > 50
     c = prop.components().loc["back"]
     assert c["deadline_dropped"] > 0.2 * c["arrivals"] and c["utilization"] > 0.95
+
+
+# ----------------------------------------------------------------------------- 5. cancellation
+
+
+def test_cancel_stops_the_callee_work_of_a_timed_out_call():
+    """The overloaded back end of the deadline test, with ``cancel: true``: a call that times
+    out takes its request off the back end's queue, or stops its service and frees the
+    worker, so no work is wasted on callers that gave up and goodput reaches the capacity
+    (100/s); cancelled visits are counted, and leave no hop row."""
+    r = simarch.simulate(_deadline_arch(cancel=True), duration=30, warmup=5, seed=2, hops=True)
+    work, late, overlap = _back_work(r)
+    assert late == 0.0 and overlap == 0.0
+    assert (r.status == 0).sum() / 30 > 90
+    c = r.components().loc["back"]
+    assert c["cancelled"] > 0.2 * c["arrivals"] and c["mean_queue"] < 20
+    assert c["throughput_rps"] <= 101  # cancelled visits are not answers
+
+
+def test_cancel_stops_the_losing_copies_of_a_hedged_call():
+    """A hedge after 15 ms on a 4-worker service (exponential 10 ms, 60% busy): without
+    ``cancel`` the losing copy runs to the end and adds its whole service to the load; with
+    it the loser stops when the winner answers, so the callee is less busy, and the calls
+    table counts the cancelled copies. No worker is leaked: the pools drain."""
+    def arch(**kw):
+        return (simarch.Architecture("hedge", workload={"rate": 240})
+                .add("front", kind="service", workers=1000)
+                .add("back", kind="service", workers=4, service_time={"exponential": "10ms"})
+                .call("front", "back", hedge={"after": "15ms"}, **kw))
+    plain = simarch.simulate(arch(), duration=30, warmup=2, seed=4)
+    cut = simarch.simulate(arch(cancel=True), duration=30, warmup=2, seed=4)
+    assert cut.calls()["cancelled"].iloc[0] > 0
+    busy_plain = plain.components().loc["back", "mean_busy"]
+    busy_cut = cut.components().loc["back", "mean_busy"]
+    assert busy_cut < busy_plain - 0.05, (busy_cut, busy_plain)
+    assert cut.summary().loc["all", "availability"] > 0.999

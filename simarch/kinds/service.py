@@ -90,6 +90,7 @@ class Service(Kind):
         out["evicted"] = sum(getattr(p, "evicted", 0) for p in self.pools)
         out["dropped"] = sum(getattr(p, "dropped", 0) for p in self.pools)
         out["expired"] = sum(getattr(p, "expired", 0) for p in self.pools)
+        out["cancelled"] = self.cancelled
         return out
 
     def window_stats(self, now, then, T, row, pool_rows):
@@ -101,6 +102,8 @@ class Service(Kind):
             row["evicted"] = now["evicted"] - then["evicted"]
             row["codel_dropped"] = now["dropped"] - then["dropped"]
             row["deadline_dropped"] = now["expired"] - then["expired"]
+        if self.deadlines:
+            row["cancelled"] = now["cancelled"] - then["cancelled"]
         return {}
 
     def events(self) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from .calls import ASYNC, CALL, MODES, Call
 from .hops import AFTER, HopLog
 from .hops import ASYNC as R_ASYNC
 from .overload import MODES as DISCIPLINES
-from .overload import DeadlineTask, PriorityPool, TimedCall, cancel, timeout_of
+from .overload import CANCELLING, DeadlineTask, PriorityPool, TimedCall, cancel, timeout_of
 from .pickers import make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience
@@ -50,6 +50,7 @@ class Component:
             self._pack = self.hops.pack
             self._add = self.hops.add
         self.arrived = 0
+        self.cancelled = 0  # visits whose work stopped because their caller cancelled them
         self.extra = 0  # visits that were retries or hedges (amplification)
         self.st: list[Callable[[], float] | None] = [None] * n_cls
         reach = sim.reach[name]
@@ -186,7 +187,12 @@ class Component:
                     self._row(vid, parent, pool, t0, t0, t0, t0, REJECTED)
                 return REJECTED
             if wait is not None:
-                why = yield wait
+                try:
+                    why = yield wait
+                except GeneratorExit:  # cancelled while it waited
+                    if CANCELLING[0]:
+                        self._cancelled_wait(pool, wait)
+                    raise
                 if why:  # the instance crashed while we waited (True), or the queue dropped us
                     status = FAILED if why is True else why
                     if me >= 0:
@@ -194,37 +200,42 @@ class Component:
                         self._row(vid, parent, pool, t0, now, now, now, status)
                     return status
             t1 = env._now
-        epoch = pool.epoch
-        st = self.st[cls]()
-        if self.slow:
-            for factor, add in self.slow:
-                st = st * factor + (add() if add is not None else 0.0)
-        yield st
-        status = OK
-        if calls:
-            if self.parallel:
-                status = yield self._parallel(calls, cls, key, me)
-            else:
-                u = self._u
-                for prob, lat, timeout, mode, serve, pick, link in calls:
-                    if prob < 1.0 and u() >= prob:
-                        continue
-                    if mode == ASYNC:
-                        spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None,
-                                             me + R_ASYNC if me >= 0 else -1))
-                        continue
-                    if timeout is None and link is None:
-                        if lat is not None:
-                            yield lat()
-                        inst = pick()
-                        if inst is None:
-                            status = FAILED  # no instance in rotation
+        try:  # (free when nothing is raised; a cancelled request's close() lands in it)
+            epoch = pool.epoch
+            st = self.st[cls]()
+            if self.slow:
+                for factor, add in self.slow:
+                    st = st * factor + (add() if add is not None else 0.0)
+            yield st
+            status = OK
+            if calls:
+                if self.parallel:
+                    status = yield self._parallel(calls, cls, key, me)
+                else:
+                    u = self._u
+                    for prob, lat, timeout, mode, serve, pick, link in calls:
+                        if prob < 1.0 and u() >= prob:
+                            continue
+                        if mode == ASYNC:
+                            spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None,
+                                                 me + R_ASYNC if me >= 0 else -1))
+                            continue
+                        if timeout is None and link is None:
+                            if lat is not None:
+                                yield lat()
+                            inst = pick()
+                            if inst is None:
+                                status = FAILED  # no instance in rotation
+                                break
+                            status = yield serve(inst, cls, key, me)
+                        else:  # the caller's timeout covers the network too
+                            status = yield self._one(lat, timeout, serve, pick, cls, key, link, None, me)
+                        if status:
                             break
-                        status = yield serve(inst, cls, key, me)
-                    else:  # the caller's timeout covers the network too
-                        status = yield self._one(lat, timeout, serve, pick, cls, key, link, None, me)
-                    if status:
-                        break
+        except GeneratorExit:  # the request was cancelled: give the worker back
+            if CANCELLING[0]:
+                self._cancelled(pool)
+            raise
         now = env._now
         if pool.waiters:
             pool.release(now)  # hands the worker to the first waiting request
@@ -253,6 +264,22 @@ class Component:
                     return FAILED if inst is None else serve(inst, cls, key, after)
             return self._sequence(fwd, cls, key, after)
         return status
+
+    def _cancelled_wait(self, pool: Pool, wait: Event) -> None:
+        """A request cancelled while it waited for a worker of ``pool`` leaves the queue (or,
+        handed a worker at this instant, gives it back)."""
+        self.cancelled += 1
+        if wait._value is PENDING:
+            pool.remove(wait, self.env._now)
+        elif wait._value is None:
+            pool.release(self.env._now)
+            pool.done -= 1  # (not an answer)
+
+    def _cancelled(self, pool: Pool) -> None:
+        """A request cancelled in service gives its worker back; its visit is not recorded."""
+        self.cancelled += 1
+        pool.release(self.env._now)
+        pool.done -= 1  # (not an answer)
 
     def _row(self, vid: int, parent: int, pool: Pool, t0: float, t1: float, t2: float,
              t3: float, status: int) -> None:
@@ -330,7 +357,12 @@ class Component:
             task._step(None)
         status = task.value
         if status is PENDING:
-            yield first_of(env, [task], env.timeout(timeout))
+            try:
+                yield first_of(env, [task], env.timeout(timeout))
+            except GeneratorExit:  # the caller itself was cancelled: so is its call
+                if CANCELLING[0]:
+                    cancel(task, env._now)
+                raise
             status = task.value
             if status is PENDING:
                 status = TIMEOUT

@@ -404,8 +404,17 @@ def timeout_of(call: Any) -> float | None:
 
 
 def _finished():
-    return None
+    """What a cancelled task runs when it is woken: it ends at once (primed, so that it
+    takes any value sent)."""
     yield
+    return TIMEOUT
+
+
+#: ``CANCELLING[0] > 0`` while :func:`cancel` closes a task's generators: the request path's
+#: clean-up on ``GeneratorExit`` runs only then, not when the garbage collector closes the
+#: generators of a request that can never finish (a call to a hung instance holds its worker
+#: for good, as it would in a real system).
+CANCELLING = [0]
 
 
 def cancel(task: Task, now: float) -> bool:
@@ -416,9 +425,15 @@ def cancel(task: Task, now: float) -> bool:
     if task.value is not PENDING:
         return False
     stack = task.stack
-    while stack:
-        stack.pop().close()
-    stack.append(_finished())
+    CANCELLING[0] += 1
+    try:
+        while stack:
+            stack.pop().close()
+    finally:
+        CANCELLING[0] -= 1
+    end = _finished()
+    next(end)
+    stack.append(end)
     task.value = TIMEOUT
     return True
 

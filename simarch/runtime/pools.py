@@ -95,6 +95,19 @@ class Pool:
         else:
             self.n -= 1
 
+    def remove(self, ev: Event, now: float) -> bool:
+        """Take the waiter ``ev`` off the queue (its request was cancelled); ``False`` when it
+        is not waiting."""
+        try:
+            self.waiters.remove(ev)
+        except ValueError:
+            return False
+        self.q_end += now
+        self.load -= 1
+        if self.index is not None:
+            self.index.down(self)
+        return True
+
     # -- statistics
     def down_area(self, t: float) -> float:
         return self.x_end + (t if self.down else 0.0) - self.x_start
