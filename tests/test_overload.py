@@ -389,3 +389,23 @@ def test_cancel_stops_the_losing_copies_of_a_hedged_call():
     busy_cut = cut.components().loc["back", "mean_busy"]
     assert busy_cut < busy_plain - 0.05, (busy_cut, busy_plain)
     assert cut.summary().loc["all", "availability"] > 0.999
+
+
+# ----------------------------------------------------------------------------- analyses
+
+
+def test_static_models_name_what_they_leave_out():
+    """The queueing model and the capacity estimate run on a design with every overload
+    field, and the queueing model says which of them it does not model."""
+    a = simarch.Architecture("an", workload={"rate": 50, "requests": {"a": {"priority": "critical"}, "b": {}}})
+    a.add("lb", kind="load_balancer", connections=10, discipline="lifo")
+    a.add("s", kind="service", workers=2, queue=10, discipline="codel", rate_limit={"rate": 100, "burst": 10},
+          concurrency_limit={"adaptive": "aimd"}, service_time={"exponential": "10ms"})
+    a.add("b", kind="service", workers=2, service_time={"exponential": "5ms"})
+    a.call("lb", "s").call("s", "b", timeout="100ms", deadline="propagate", cancel=True)
+    warnings = " | ".join(simarch.analyze(a).warnings)
+    for what in ("request priorities not modelled", "s: queue discipline codel", "lb: queue discipline lifo",
+                 "s: concurrency limit not modelled", "s -> b: deadline propagation and cancel"):
+        assert what in warnings, warnings
+    assert "aimd concurrency limit" in simarch.capacity_report(a).table.loc["s", "note"]
+    assert simarch.simulate(a, duration=2, warmup=0, seed=1).summary().loc["all", "availability"] > 0.99

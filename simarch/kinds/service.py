@@ -118,6 +118,15 @@ class Service(Kind):
                 prev = value
         return out
 
+    @classmethod
+    def capacity_note(cls, spec: Any, hit_ratio: float | None, note: str) -> str:
+        cl = spec.concurrency_limit
+        if cl is None:
+            return note
+        lim = f"at most {cl.limit} in flight per instance" if cl.limit is not None else \
+            f"{cl.adaptive} concurrency limit"
+        return (note + "; " if note else "") + lim
+
     # -- queueing model
     @classmethod
     def shed_share(cls, spec: Any, rate: float) -> float:

@@ -441,3 +441,30 @@ def cancel(task: Task, now: float) -> bool:
 __all__ = ["ADAPTIVE_LIFO", "CODEL", "FIFO", "LIFO", "AimdLimiter", "DeadlineTask", "GradientLimiter",
            "Limiter", "OK", "PriorityBucket", "PriorityPool", "TimedCall", "cancel", "make_limiter",
            "timeout_of"]
+
+
+def overload_notes(spec: Any) -> list[str]:
+    """What the static queueing model leaves out of a design's overload control (its
+    warnings): it takes every wait queue as FIFO without priorities, and models neither
+    concurrency limits, CoDel's drops, propagated deadlines nor cancellation."""
+    out = []
+    prios = sorted({rc.priority for rc in spec.workload.requests.values()})
+    if prios != ["default"]:
+        out.append("request priorities not modelled: queues are taken as FIFO, so the per-class "
+                   "waits are the FIFO figures (higher priorities wait less, lower ones more: "
+                   "Cobham's formula for one worker)")
+    for name, c in spec.components.items():
+        d = getattr(c, "discipline", None)
+        if d is not None and d.type != "fifo":
+            how = ("the mean wait is FIFO's, its spread is not" if d.type in ("lifo", "adaptive_lifo")
+                   else "its drops are not modelled")
+            out.append(f"{name}: queue discipline {d.type} not modelled ({how})")
+        cl = getattr(c, "concurrency_limit", None)
+        if cl is not None:
+            out.append(f"{name}: concurrency limit not modelled (it rejects what finds the "
+                       "instance at its limit)")
+    for c in spec.calls:
+        if c.deadline is not None or c.cancel:
+            what = " and ".join(w for w, x in (("deadline propagation", c.deadline), ("cancel", c.cancel)) if x)
+            out.append(f"{c.source} -> {c.to}: {what} not modelled")
+    return out
