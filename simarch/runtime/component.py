@@ -22,8 +22,8 @@ from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 from .calls import ASYNC, CALL, MODES, Call
 from .hops import AFTER, HopLog
 from .hops import ASYNC as R_ASYNC
-from .overload import MODES as DISCIPLINES
 from .overload import CANCELLING, DeadlineTask, PriorityPool, TimedCall, cancel, timeout_of
+from .overload import MODES as DISCIPLINES
 from .pickers import make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience

@@ -27,7 +27,7 @@ from typing import Any
 
 from simpy.events import PENDING, Event
 
-from ..model.status import OK, REJECTED, TIMEOUT
+from ..model.status import REJECTED, TIMEOUT
 from .pools import INF, Pool, TokenBucket
 from .tasks import Task
 
@@ -438,9 +438,6 @@ def cancel(task: Task, now: float) -> bool:
     return True
 
 
-__all__ = ["ADAPTIVE_LIFO", "CODEL", "FIFO", "LIFO", "AimdLimiter", "DeadlineTask", "GradientLimiter",
-           "Limiter", "OK", "PriorityBucket", "PriorityPool", "TimedCall", "cancel", "make_limiter",
-           "timeout_of"]
 
 
 def overload_notes(spec: Any) -> list[str]:
