@@ -409,3 +409,20 @@ def test_static_models_name_what_they_leave_out():
         assert what in warnings, warnings
     assert "aimd concurrency limit" in simarch.capacity_report(a).table.loc["s", "note"]
     assert simarch.simulate(a, duration=2, warmup=0, seed=1).summary().loc["all", "availability"] > 0.99
+
+
+def test_cancelled_requests_leave_the_concurrency_limit():
+    """A cancelled request no longer counts as in flight: after a run in which many calls to
+    a limited service were cancelled, each instance's in-flight count is exactly what waits
+    or is served there."""
+    a = (simarch.Architecture("cl", workload={"rate": 300})
+         .add("front", kind="service", workers=1000)
+         .add("back", kind="service", workers=2, service_time={"exponential": "10ms"},
+              concurrency_limit={"limit": 8})
+         .call("front", "back", timeout="30ms", cancel=True))
+    sim = Simulation(a, duration=10, warmup=0, seed=3)
+    r = sim.run()
+    back = sim.components["back"]
+    assert r.components().loc["back", "cancelled"] > 100
+    for pool, lim in back.limiters.items():
+        assert lim.inflight == pool.load == pool.n + len(pool.waiters)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.status import OK, REJECTED
-from ..runtime.overload import Limiter, PriorityBucket, PriorityPool, make_limiter
+from ..runtime.overload import CANCELLING, Limiter, PriorityBucket, PriorityPool, make_limiter
 from ..runtime.pools import Pool, TokenBucket
 from .base import Kind
 from .registry import register
@@ -68,7 +68,12 @@ class Service(Kind):
         lim.inflight += 1
         inflight = lim.inflight
         t0 = env._now
-        status = yield self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+        try:
+            status = yield self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+        except GeneratorExit:  # cancelled (cancel: true): no longer in flight
+            if CANCELLING[0]:
+                lim.inflight -= 1
+            raise
         lim.inflight -= 1
         now = env._now
         lim.sample(now, now - t0, status == OK, inflight)
