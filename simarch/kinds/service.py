@@ -25,11 +25,10 @@ class Service(Kind):
         rl = spec.rate_limit
         self.bucket: TokenBucket | None = None
         self.shed = 0
-        self.limit_shed = 0
         self.limiters: dict[Pool, Limiter] = {}
         if rl is not None:
-            if self.prioritised:
-                self.bucket = PriorityBucket(rl.rate, rl.burst, self.ranks)
+            if self.queueing.prioritised:
+                self.bucket = PriorityBucket(rl.rate, rl.burst, self.queueing.ranks)
                 self.serve = self._serve_by_priority  # type: ignore[method-assign]
             else:
                 self.bucket = TokenBucket(rl.rate, rl.burst)
@@ -57,13 +56,12 @@ class Service(Kind):
         env = self.env
         bucket = self.bucket
         if bucket is not None:
-            ok = bucket.take_cls(env._now, cls) if self.prioritised else bucket.take(env._now)
+            ok = bucket.take_cls(env._now, cls) if self.queueing.prioritised else bucket.take(env._now)
             if not ok:
                 return (yield self._shed(pool, parent))
         lim = self.limiters[pool]
         if lim.inflight >= lim.limit:
             lim.rejected += 1
-            self.limit_shed += 1
             return (yield self._shed(pool, parent))
         lim.inflight += 1
         inflight = lim.inflight
@@ -91,7 +89,7 @@ class Service(Kind):
     def counters(self, t: float) -> dict[str, Any]:
         out = super().counters(t)
         out["shed"] = self.shed
-        out["limit_shed"] = self.limit_shed
+        out["limit_shed"] = sum(lim.rejected for lim in self.limiters.values())
         out["evicted"] = sum(getattr(p, "evicted", 0) for p in self.pools)
         out["dropped"] = sum(getattr(p, "dropped", 0) for p in self.pools)
         out["expired"] = sum(getattr(p, "expired", 0) for p in self.pools)
@@ -107,7 +105,7 @@ class Service(Kind):
             row["evicted"] = now["evicted"] - then["evicted"]
             row["codel_dropped"] = now["dropped"] - then["dropped"]
             row["deadline_dropped"] = now["expired"] - then["expired"]
-        if self.deadlines:
+        if self.queueing.deadlines:
             row["cancelled"] = now["cancelled"] - then["cancelled"]
         return {}
 

@@ -22,7 +22,15 @@ from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 from .calls import ASYNC, CALL, MODES, Call
 from .hops import AFTER, HopLog
 from .hops import ASYNC as R_ASYNC
-from .overload import CANCELLING, DeadlineTask, PriorityPool, TimedCall, cancel, timeout_of
+from .overload import (
+    CANCELLING,
+    DeadlineTask,
+    PriorityPool,
+    QueueSetup,
+    TimedCall,
+    cancel,
+    timeout_of,
+)
 from .overload import MODES as DISCIPLINES
 from .pickers import make_picker
 from .pools import ANY, INF, Pool
@@ -60,13 +68,9 @@ class Component:
                 self.st[c] = sampler(dist, sim.rng(name, "service_time", cls))
         self.calls: list[list[Call]] = [[] for _ in range(n_cls)]
         self.fwd: list[list[Call]] = [[] for _ in range(n_cls)]
-        # overload control: the priority rank of each class, and whether this component's
-        # wait queues need the priority structure (else plain FIFO pools)
-        requests = sim.spec.workload.requests
-        self.ranks = [requests[c].rank for c in sim.classes]
-        self.discipline = getattr(spec, "discipline", None)
-        self.deadlines = any(c.deadline is not None or c.cancel for c in sim.spec.calls)
-        self.prioritised = any(r != 1 for r in self.ranks)
+        # overload control: whether this component's wait queues need the priority structure
+        # (else plain FIFO pools)
+        self.queueing = QueueSetup(sim, spec)
         self.pools: list[Pool] = self.make_pools()
         self.parallel = spec.fanout == "parallel"
         self._u = uniform_sampler(sim.rng(name, "calls"))
@@ -92,13 +96,14 @@ class Component:
         :class:`~simarch.runtime.overload.PriorityPool` when some request class has a
         priority other than ``default``, the component sets a ``discipline``, or some call
         propagates its deadline or cancels."""
-        d = self.discipline
-        if d is None and not self.prioritised and not self.deadlines:
+        q = self.queueing
+        if q.plain:
             return Pool(name, cap, qlimit, zone)
+        d = q.discipline
         if d is None:
-            return PriorityPool(name, cap, qlimit, zone, self.ranks, deadlines=self.deadlines)
-        return PriorityPool(name, cap, qlimit, zone, self.ranks, DISCIPLINES[d.type], d.target,
-                            d.interval, self.deadlines)
+            return PriorityPool(name, cap, qlimit, zone, q.ranks, deadlines=q.deadlines)
+        return PriorityPool(name, cap, qlimit, zone, q.ranks, DISCIPLINES[d.type], d.target,
+                            d.interval, q.deadlines)
 
     @property
     def capacity(self) -> float:

@@ -36,6 +36,28 @@ MODES = {"fifo": FIFO, "lifo": LIFO, "adaptive_lifo": ADAPTIVE_LIFO, "codel": CO
 LEVELS = 3  # critical, default, sheddable
 
 
+class QueueSetup:
+    """What a component's wait queues need to know of the design's overload control: each
+    class's priority rank, whether any rank differs from ``default``, the component's
+    discipline (``None``: FIFO) and whether deadlines or cancellation are in use. One
+    attribute of the component (instance attributes are kept few: CPython shares the
+    attribute layout of a class's instances only up to 30 attributes)."""
+
+    __slots__ = ("ranks", "prioritised", "discipline", "deadlines")
+
+    def __init__(self, sim: Any, spec: Any):
+        requests = sim.spec.workload.requests
+        self.ranks = [requests[c].rank for c in sim.classes]
+        self.prioritised = any(r != 1 for r in self.ranks)
+        self.discipline = getattr(spec, "discipline", None)
+        self.deadlines = any(c.deadline is not None or c.cancel for c in sim.spec.calls)
+
+    @property
+    def plain(self) -> bool:
+        """Whether plain FIFO pools do."""
+        return self.discipline is None and not self.prioritised and not self.deadlines
+
+
 class _Waiters:
     """The wait queue of a :class:`PriorityPool` as :class:`~simarch.runtime.pools.Pool`'s own
     methods see it (a length, iteration, ``clear`` and ``popleft``)."""
