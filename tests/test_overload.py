@@ -426,3 +426,28 @@ def test_cancelled_requests_leave_the_concurrency_limit():
     assert r.components().loc["back", "cancelled"] > 100
     for pool, lim in back.limiters.items():
         assert lim.inflight == pool.load == pool.n + len(pool.waiters)
+
+
+def test_priority_queues_survive_faults_and_other_kinds():
+    """Priority queues with a discipline on a load balancer, a cache and a service, through a
+    crash and a worker loss: every pool's counts stay consistent (its load is what is in
+    service plus what waits) and requests keep being answered."""
+    a = simarch.Architecture("kinds", workload={"rate": 300, "requests": {
+        "a": {"weight": 1, "priority": "critical", "keys": {"uniform": 100}},
+        "b": {"weight": 2, "priority": "sheddable", "keys": {"uniform": 100}}}})
+    a.add("lb", kind="load_balancer", connections=8, queue=20, discipline="lifo")
+    a.add("cache", kind="cache", hit_ratio=0.5, workers=4, queue=10, discipline="adaptive_lifo",
+          service_time={"exponential": "1ms"})
+    a.add("api", kind="service", instances=2, workers=2, queue=10, discipline="codel",
+          service_time={"exponential": "5ms"})
+    a.call("lb", "cache").call("cache", "api", on="miss")
+    a = a.with_changes({"faults": [{"kind": "crash", "target": "api", "instances": 1, "at": "2s", "duration": "1s"},
+                                   {"kind": "worker_loss", "target": "cache", "fraction": 0.5, "at": "3s",
+                                    "duration": "1s"}]})
+    sim = Simulation(a, duration=6, warmup=0, seed=5)
+    r = sim.run()
+    assert all(type(p) is PriorityPool for p in sim.pools)
+    for p in sim.pools:
+        assert p.load == p.n + len(p.waiters) and p.n <= p.workers
+    assert r.summary().loc["a", "availability"] > r.summary().loc["b", "availability"] - 0.05
+    assert r.summary().loc["all", "completed"] > 1000
