@@ -25,18 +25,30 @@ class Service(Kind):
         rl = spec.rate_limit
         self.bucket: TokenBucket | None = None
         self.shed = 0
-        self.limiters: dict[Pool, Limiter] = {}
+        # (no further attributes: see simarch.runtime.overload.QueueSetup; a concurrency
+        # limit lives on each pool)
         if rl is not None:
-            if self.queueing.prioritised:
-                self.bucket = PriorityBucket(rl.rate, rl.burst, self.queueing.ranks)
+            q = self.queue_setup()
+            if q.prioritised:
+                self.bucket = PriorityBucket(rl.rate, rl.burst, q.ranks)
                 self.serve = self._serve_by_priority  # type: ignore[method-assign]
             else:
                 self.bucket = TokenBucket(rl.rate, rl.burst)
-        cl = spec.concurrency_limit
-        if cl is not None:
-            every = sim.end / 1000  # at most ~1,000 points of each instance's limit history
-            self.limiters = {p: make_limiter(cl, every) for p in self.pools}
+        if spec.concurrency_limit is not None:
+            for p in self.pools:
+                self._limit(p)
             self.serve = self._serve_limited  # type: ignore[method-assign]
+
+    def _limit(self, pool: Pool) -> Limiter:
+        """Give ``pool`` (an instance) its concurrency limit."""
+        lim = make_limiter(self.spec.concurrency_limit, self.sim.end / 1000)  # ~1,000 changes kept
+        pool.limiter = lim
+        return lim
+
+    @property
+    def limiters(self) -> dict[Pool, Limiter]:
+        """The concurrency limit of each instance that has one."""
+        return {p: p.limiter for p in self.pools if p.limiter is not None}
 
     def serve(self, pool: Pool, cls: int, key: int, parent: int):
         if self.bucket is not None and not self.bucket.take(self.env._now):
@@ -56,10 +68,12 @@ class Service(Kind):
         env = self.env
         bucket = self.bucket
         if bucket is not None:
-            ok = bucket.take_cls(env._now, cls) if self.queueing.prioritised else bucket.take(env._now)
+            ok = bucket.take_cls(env._now, cls) if type(bucket) is PriorityBucket else bucket.take(env._now)
             if not ok:
                 return (yield self._shed(pool, parent))
-        lim = self.limiters[pool]
+        lim = pool.limiter
+        if lim is None:  # an instance added during the run
+            lim = self._limit(pool)
         if lim.inflight >= lim.limit:
             lim.rejected += 1
             return (yield self._shed(pool, parent))
@@ -93,19 +107,20 @@ class Service(Kind):
         out["evicted"] = sum(getattr(p, "evicted", 0) for p in self.pools)
         out["dropped"] = sum(getattr(p, "dropped", 0) for p in self.pools)
         out["expired"] = sum(getattr(p, "expired", 0) for p in self.pools)
-        out["cancelled"] = self.cancelled
+        out["cancelled"] = sum(p.cancelled for p in self.pools)
         return out
 
     def window_stats(self, now, then, T, row, pool_rows):
         row["rejected"] += now["shed"] - then["shed"]
-        if self.limiters:
+        limiters = self.limiters
+        if limiters:
             row["limit_rejected"] = now["limit_shed"] - then["limit_shed"]
-            row["concurrency_limit"] = sum(lim.limit for lim in self.limiters.values()) / len(self.limiters)
+            row["concurrency_limit"] = sum(lim.limit for lim in limiters.values()) / len(limiters)
         if isinstance(self.pools[0], PriorityPool):
             row["evicted"] = now["evicted"] - then["evicted"]
             row["codel_dropped"] = now["dropped"] - then["dropped"]
             row["deadline_dropped"] = now["expired"] - then["expired"]
-        if self.queueing.deadlines:
+        if self.queue_setup().deadlines:
             row["cancelled"] = now["cancelled"] - then["cancelled"]
         return {}
 

@@ -58,7 +58,6 @@ class Component:
             self._pack = self.hops.pack
             self._add = self.hops.add
         self.arrived = 0
-        self.cancelled = 0  # visits whose work stopped because their caller cancelled them
         self.extra = 0  # visits that were retries or hedges (amplification)
         self.st: list[Callable[[], float] | None] = [None] * n_cls
         reach = sim.reach[name]
@@ -68,9 +67,6 @@ class Component:
                 self.st[c] = sampler(dist, sim.rng(name, "service_time", cls))
         self.calls: list[list[Call]] = [[] for _ in range(n_cls)]
         self.fwd: list[list[Call]] = [[] for _ in range(n_cls)]
-        # overload control: whether this component's wait queues need the priority structure
-        # (else plain FIFO pools)
-        self.queueing = QueueSetup(sim, spec)
         self.pools: list[Pool] = self.make_pools()
         self.parallel = spec.fanout == "parallel"
         self._u = uniform_sampler(sim.rng(name, "calls"))
@@ -91,12 +87,18 @@ class Component:
         return [self.new_pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit, self.spec.zone_of(i))
                 for i in range(n)]
 
+    def queue_setup(self) -> QueueSetup:
+        """What this component's wait queues need of the design's overload control (computed
+        when asked: components keep no attribute for it, see
+        :class:`~simarch.runtime.overload.QueueSetup`)."""
+        return QueueSetup(self.sim, self.spec)
+
     def new_pool(self, name: str, cap: float, qlimit: float, zone: str | None) -> Pool:
         """A pool of this component: a plain FIFO :class:`~simarch.runtime.pools.Pool`, or a
         :class:`~simarch.runtime.overload.PriorityPool` when some request class has a
         priority other than ``default``, the component sets a ``discipline``, or some call
         propagates its deadline or cancels."""
-        q = self.queueing
+        q = self.queue_setup()
         if q.plain:
             return Pool(name, cap, qlimit, zone)
         d = q.discipline
@@ -273,7 +275,7 @@ class Component:
     def _cancelled_wait(self, pool: Pool, wait: Event) -> None:
         """A request cancelled while it waited for a worker of ``pool`` leaves the queue (or,
         handed a worker at this instant, gives it back)."""
-        self.cancelled += 1
+        pool.cancelled += 1
         if wait._value is PENDING:
             pool.remove(wait, self.env._now)
         elif wait._value is None:
@@ -282,7 +284,7 @@ class Component:
 
     def _cancelled(self, pool: Pool) -> None:
         """A request cancelled in service gives its worker back; its visit is not recorded."""
-        self.cancelled += 1
+        pool.cancelled += 1
         pool.release(self.env._now)
         pool.done -= 1  # (not an answer)
 

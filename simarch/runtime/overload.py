@@ -39,9 +39,13 @@ LEVELS = 3  # critical, default, sheddable
 class QueueSetup:
     """What a component's wait queues need to know of the design's overload control: each
     class's priority rank, whether any rank differs from ``default``, the component's
-    discipline (``None``: FIFO) and whether deadlines or cancellation are in use. One
-    attribute of the component (instance attributes are kept few: CPython shares the
-    attribute layout of a class's instances only up to 30 attributes)."""
+    discipline (``None``: FIFO) and whether deadlines or cancellation are in use.
+
+    Components compute it when they need it (building pools, statistics) and keep no
+    attribute for it, nor for any other overload setting (those live on the pools): CPython
+    shares the attribute layout of a class's instances, and specialises attribute access on
+    it, only up to 30 attributes, and the kinds are close to that limit; past it every
+    ``self.x`` on the request path gets slower."""
 
     __slots__ = ("ranks", "prioritised", "discipline", "deadlines")
 

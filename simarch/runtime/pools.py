@@ -25,7 +25,8 @@ class Pool:
 
     __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
                  "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
-                 "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid")
+                 "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid",
+                 "cancelled", "limiter")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
@@ -50,6 +51,8 @@ class Pool:
         self.refused = 0
         self.waited = 0  # requests that found every worker busy and queued
         self.gid = -1  # the pool's number among all of the run's (hop records name it so)
+        self.cancelled = 0  # visits whose work stopped because their caller cancelled them
+        self.limiter = None  # the instance's concurrency limit (simarch.runtime.overload.Limiter)
 
     # -- the request path
     def acquire(self, env, now: float, cls: int = 0) -> Event | bool | None:
