@@ -64,6 +64,7 @@ from ..model.dists import Exponential
 from ..model.units import parse_multiplier
 from ..model.workload import rate_profile
 from ..results.text import fmt, html_table, table
+from ..runtime.overload import overload_notes
 from .capacity import propagate_flows
 
 __all__ = ["ModelReport", "analyze", "format_model", "gamma_cdf", "gamma_quantile"]
@@ -740,6 +741,7 @@ class _Net:
         if spec.faults:
             self.warnings.append(f"{len(spec.faults)} fault(s) not modelled: the model is the steady "
                                  "state without them")
+        self.warnings += overload_notes(spec)
         if any(getattr(nd.spec, "ttl", None) for nd in self.nodes):
             self.warnings.append("cache ttl ignored (Che's approximation for a plain LRU)")
         wl = spec.workload

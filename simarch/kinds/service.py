@@ -1,14 +1,17 @@
 """The service kind: a tier of identical instances, each a pool of workers with a bounded
-wait queue; with ``rate_limit`` it sheds what exceeds its admission rate; with ``autoscale``
-its instances come and go (:mod:`simarch.runtime.autoscale`)."""
+wait queue; with ``rate_limit`` it sheds what exceeds its admission rate (lower priorities
+first, when classes have priorities), with ``concurrency_limit`` it rejects a request that
+finds its instance at the cap of requests in flight, and with ``autoscale`` its instances
+come and go (:mod:`simarch.runtime.autoscale`)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from ..model.status import REJECTED
+from ..model.status import OK, REJECTED
 from ..runtime.autoscale import Autoscaler
+from ..runtime.overload import CANCELLING, Limiter, PriorityBucket, PriorityPool, make_limiter
 from ..runtime.pools import Pool, TokenBucket
 from .base import Kind
 from .registry import register
@@ -23,9 +26,22 @@ class Service(Kind):
     def __init__(self, sim: Any, name: str, spec: Any):
         super().__init__(sim, name, spec)
         rl = spec.rate_limit
-        self.bucket = TokenBucket(rl.rate, rl.burst) if rl is not None else None
+        self.bucket: TokenBucket | None = None
         self.shed = 0
         self.autoscaler = Autoscaler(self, spec.autoscale) if spec.autoscale is not None else None
+        # (no further attributes: see simarch.runtime.overload.QueueSetup; a concurrency
+        # limit lives on each pool)
+        if rl is not None:
+            q = self.queue_setup()
+            if q.prioritised:
+                self.bucket = PriorityBucket(rl.rate, rl.burst, q.ranks)
+                self.serve = self._serve_by_priority  # type: ignore[method-assign]
+            else:
+                self.bucket = TokenBucket(rl.rate, rl.burst)
+        if spec.concurrency_limit is not None:
+            for p in self.pools:
+                self._limit(p)
+            self.serve = self._serve_limited  # type: ignore[method-assign]
 
     # -- autoscaling: a pool for each instance it may run, the first ``instances`` in rotation
     def pool_count(self) -> int:
@@ -42,10 +58,57 @@ class Service(Kind):
             self.autoscaler.add_backlog(backlog)
         return self.autoscaler
 
+    def _limit(self, pool: Pool) -> Limiter:
+        """Give ``pool`` (an instance) its concurrency limit."""
+        lim = make_limiter(self.spec.concurrency_limit, self.sim.end / 1000)  # ~1,000 changes kept
+        pool.limiter = lim
+        return lim
+
+    @property
+    def limiters(self) -> dict[Pool, Limiter]:
+        """The concurrency limit of each instance that has one."""
+        return {p: p.limiter for p in self.pools if p.limiter is not None}
+
     def serve(self, pool: Pool, cls: int, key: int, parent: int):
         if self.bucket is not None and not self.bucket.take(self.env._now):
             return self._shed(pool, parent)
         return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+
+    def _serve_by_priority(self, pool: Pool, cls: int, key: int, parent: int):
+        """:meth:`serve` with a token bucket that keeps tokens for higher priorities."""
+        if not self.bucket.take_cls(self.env._now, cls):  # type: ignore[union-attr]
+            return self._shed(pool, parent)
+        return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+
+    def _serve_limited(self, pool: Pool, cls: int, key: int, parent: int):
+        """:meth:`serve` under a concurrency limit: a request that finds its instance's
+        requests in flight at the limit is rejected at once, before it queues; each answer
+        is a sample for an adaptive limit."""
+        env = self.env
+        bucket = self.bucket
+        if bucket is not None:
+            ok = bucket.take_cls(env._now, cls) if type(bucket) is PriorityBucket else bucket.take(env._now)
+            if not ok:
+                return (yield self._shed(pool, parent))
+        lim = pool.limiter
+        if lim is None:  # an instance added during the run
+            lim = self._limit(pool)
+        if lim.inflight >= lim.limit:
+            lim.rejected += 1
+            return (yield self._shed(pool, parent))
+        lim.inflight += 1
+        inflight = lim.inflight
+        t0 = env._now
+        try:
+            status = yield self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])
+        except GeneratorExit:  # cancelled (cancel: true): no longer in flight
+            if CANCELLING[0]:
+                lim.inflight -= 1
+            raise
+        lim.inflight -= 1
+        now = env._now
+        lim.sample(now, now - t0, status == OK, inflight)
+        return status
 
     def _shed(self, pool: Pool, parent: int):
         self.arrived += 1
@@ -62,6 +125,11 @@ class Service(Kind):
         a = self.autoscaler
         if a is not None:
             out.update(serving=a.serving_area(t), billed=a.billed_area(t), pool_serving=a.pool_serving_area(t))
+        out["limit_shed"] = sum(lim.rejected for lim in self.limiters.values())
+        out["evicted"] = sum(getattr(p, "evicted", 0) for p in self.pools)
+        out["dropped"] = sum(getattr(p, "dropped", 0) for p in self.pools)
+        out["expired"] = sum(getattr(p, "expired", 0) for p in self.pools)
+        out["cancelled"] = sum(p.cancelled for p in self.pools)
         return out
 
     def window_stats(self, now, then, T, row, pool_rows):
@@ -78,14 +146,32 @@ class Service(Kind):
             for r, a1, a0 in zip(pool_rows, now["pool_serving"], then["pool_serving"], strict=True):
                 r["in_service_s"] = a1 - a0
                 r["utilization"] = r["mean_busy"] * T / (w * (a1 - a0)) if a1 > a0 else math.nan
+        limiters = self.limiters
+        if limiters:
+            row["limit_rejected"] = now["limit_shed"] - then["limit_shed"]
+            row["concurrency_limit"] = sum(lim.limit for lim in limiters.values()) / len(limiters)
+        if isinstance(self.pools[0], PriorityPool):
+            row["evicted"] = now["evicted"] - then["evicted"]
+            row["codel_dropped"] = now["dropped"] - then["dropped"]
+            row["deadline_dropped"] = now["expired"] - then["expired"]
+        if self.queue_setup().deadlines:
+            row["cancelled"] = now["cancelled"] - then["cancelled"]
         return {}
 
     def events(self) -> list[dict[str, Any]]:
+        """Each scaling decision of an autoscaled tier, and the concurrency limit of each
+        instance each time it changed (an adaptive limit)."""
         a = self.autoscaler
-        if a is None:
-            return []
-        return [{"time_s": t, "what": what, "where": self.name, "from": n0, "to": n1}
-                for t, what, n0, n1 in a.actions]
+        out = [] if a is None else [{"time_s": t, "what": what, "where": self.name, "from": n0, "to": n1}
+                                    for t, what, n0, n1 in a.actions]
+        for pool, lim in self.limiters.items():
+            prev = None
+            for t, value in lim.history:
+                if prev is not None:
+                    out.append({"time_s": t, "what": "concurrency_limit", "where": pool.name,
+                                "from": prev, "to": value})
+                prev = value
+        return out
 
     def instance_timeline(self) -> tuple[Any, Any, Any] | None:
         a = self.autoscaler
@@ -121,6 +207,15 @@ class Service(Kind):
         if spec.autoscale is not None:  # the static models see the tier at its most
             spec = spec.model_copy(update={"instances": spec.autoscale.max})
         return super().queueing_layout(spec, flows, classes, workload, policy)
+
+    @classmethod
+    def capacity_note(cls, spec: Any, hit_ratio: float | None, note: str) -> str:
+        cl = spec.concurrency_limit
+        if cl is None:
+            return note
+        lim = f"at most {cl.limit} in flight per instance" if cl.limit is not None else \
+            f"{cl.adaptive} concurrency limit"
+        return (note + "; " if note else "") + lim
 
     # -- queueing model
     @classmethod

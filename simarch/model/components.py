@@ -114,6 +114,91 @@ class RateLimitSpec(_Model):
     burst: Real = Field(1.0, ge=1)
 
 
+DISCIPLINES = ("fifo", "lifo", "adaptive_lifo", "codel")
+
+
+class DisciplineSpec(_Model):
+    """The order in which an instance's wait queue serves its waiters (within a priority):
+    ``fifo``; ``lifo`` (newest first); ``adaptive_lifo`` (first in, first out while the oldest
+    waiter has waited at most ``target``, newest first beyond); ``codel`` (first in, first out,
+    and a waiter is dropped as rejected when it reaches the head having waited more than
+    ``target`` while the queue is congested, or more than ``interval`` otherwise: the queue
+    turns congested once it has not been empty for ``interval``, and stays so until
+    ``interval`` passes without a drop; after Facebook's controlled-delay queue). A plain
+    name stands for ``{type: name}``."""
+
+    type: Literal["fifo", "lifo", "adaptive_lifo", "codel"] = "fifo"
+    target: PositiveDuration = Field(
+        0.005, description="codel: the longest wait while the queue stays busy; adaptive_lifo: "
+                           "the oldest waiter's wait beyond which the newest is served first")
+    interval: PositiveDuration = Field(
+        0.1, description="codel: how long the queue must stay non-empty to count as congested; "
+                         "also the longest wait while it is not")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> Any:
+        return {"type": v} if isinstance(v, str) else v
+
+
+def _discipline(v: Any) -> Any:
+    if isinstance(v, str) and v not in DISCIPLINES:
+        close = difflib.get_close_matches(v, DISCIPLINES, n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ValueError(f"unknown queue discipline {excerpt(v)} ({hint}one of {', '.join(DISCIPLINES)})")
+    return v
+
+
+#: A queue discipline: a name, or a mapping with ``type`` and its parameters.
+Discipline = Annotated[DisciplineSpec, BeforeValidator(_discipline)]
+
+
+class ConcurrencyLimitSpec(_Model):
+    """A cap on the requests in flight at each instance (waiting or in service, forward hops
+    included): an arrival at the cap is rejected at once. ``limit`` is a fixed cap;
+    ``adaptive`` adapts it per instance, as Netflix's concurrency-limits library does:
+
+    * ``aimd``: +1 per answer while the instance is at least half full, times
+      ``backoff_ratio`` on a drop (a visit that did not end OK) or a residence time above
+      ``timeout``;
+    * ``gradient``: ``limit x min(1, max(0.5, tolerance x rtt_noload / rtt)) + queue_size``
+      (``queue_size`` defaults to the square root of the limit), a decrease smoothed by
+      ``smoothing``, halved on a drop; ``rtt_noload`` is the least residence time seen, and
+      ``rtt`` the mean over a window of ``window`` answers.
+
+    The limit stays within ``[min, max]``."""
+
+    limit: Whole | None = Field(None, ge=1, le=MAX_QUEUE, description="a fixed cap")
+    adaptive: Literal["aimd", "gradient"] | None = None
+    initial: Whole | None = Field(None, ge=1, le=MAX_QUEUE, description="the starting limit (aimd 10, gradient 50)")
+    min: Whole = Field(1, ge=1, le=MAX_QUEUE)
+    max: Whole = Field(1000, ge=1, le=MAX_QUEUE)
+    backoff_ratio: Real = Field(0.9, ge=0.5, lt=1.0, description="aimd: the factor on a drop")
+    timeout: PositiveDuration = Field(5.0, description="aimd: a residence time above it counts as a drop")
+    tolerance: Real = Field(2.0, ge=1.0, le=100.0, description="gradient: the latency growth tolerated")
+    smoothing: Fraction = Field(0.2, description="gradient: weight of a new, lower estimate")
+    queue_size: Real | None = Field(None, ge=0, description="gradient: growth allowance (default sqrt(limit))")
+    window: Whole = Field(10, ge=1, le=100_000, description="gradient: answers per update")
+
+    @model_validator(mode="after")
+    def _one(self) -> ConcurrencyLimitSpec:
+        if (self.limit is None) == (self.adaptive is None):
+            raise ValueError("give either 'limit' (a fixed cap) or 'adaptive' (aimd or gradient)")
+        if self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) must be at most 'max' ({self.max})")
+        if self.adaptive is not None and self.initial is not None and not self.min <= self.initial <= self.max:
+            raise ValueError(f"'initial' ({self.initial}) must lie within [min, max] = [{self.min}, {self.max}]")
+        return self
+
+    @property
+    def start(self) -> float:
+        """The limit at the start of a run."""
+        if self.limit is not None:
+            return float(self.limit)
+        initial = self.initial if self.initial is not None else (10 if self.adaptive == "aimd" else 50)
+        return float(min(self.max, max(self.min, initial)))
+
+
 class ComponentBase(_Model):
     """Fields every component kind has, and the graph rules a kind may add to."""
 
@@ -373,6 +458,9 @@ class ServiceSpec(ComponentBase):
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     rate_limit: RateLimitSpec | None = None
     instance_type: InstanceTypeName | None = Field(None, description=_INSTANCE_TYPE_HELP)
+    discipline: Discipline | None = Field(None, description="the wait queue's order: fifo, lifo, adaptive_lifo, codel")
+    concurrency_limit: ConcurrencyLimitSpec | None = None
+
     autoscale: AutoscaleSpec | None = Field(
         None, description="add and remove instances during the run; 'instances' is the initial count")
 
@@ -417,6 +505,7 @@ class LoadBalancerSpec(ComponentBase):
     health_check: HealthCheckSpec | None = None
     instance_type: InstanceTypeName | None = Field(
         None, description="a name in the catalogue of instance types: prices the load balancer by the hour")
+    discipline: Discipline | None = Field(None, description="the wait queue's order: fifo, lifo, adaptive_lifo, codel")
     routes_callees: ClassVar[bool] = True
 
     @property
@@ -427,6 +516,8 @@ class LoadBalancerSpec(ComponentBase):
     def _queue_needs_limit(self) -> LoadBalancerSpec:
         if self.queue is not None and self.connections is None:
             raise ValueError("'queue' bounds the wait for 'connections': give 'connections' too")
+        if self.discipline is not None and self.connections is None:
+            raise ValueError("'discipline' orders the wait for 'connections': give 'connections' too")
         return self
 
 
@@ -442,6 +533,7 @@ class CacheSpec(ComponentBase):
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE)
     instance_type: InstanceTypeName | None = Field(None, description=_INSTANCE_TYPE_HELP)
     item_size: Size | None = Field(None, description="bytes an entry takes (1KB, 512B): memory = capacity x item_size")
+    discipline: Discipline | None = Field(None, description="the wait queue's order: fifo, lifo, adaptive_lifo, codel")
 
     cost_units: ClassVar[tuple[str, ...]] = ("per_instance_hour", "per_gb_month")
     plain_cost_unit: ClassVar[str | None] = None  # memory or nodes: a plain number would be a guess
@@ -450,6 +542,8 @@ class CacheSpec(ComponentBase):
     def _one_of(self) -> CacheSpec:
         if self.queue is not None and self.workers is None:
             raise ValueError("'queue' bounds the wait for 'workers': give 'workers' too")
+        if self.discipline is not None and self.workers is None:
+            raise ValueError("'discipline' orders the wait for 'workers': give 'workers' too")
         if (self.capacity is None) == (self.hit_ratio is None):
             raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
         if self.ttl is not None and self.capacity is None:

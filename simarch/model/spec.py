@@ -108,6 +108,21 @@ class CallSpec(_Model):
     circuit_breaker: BreakerSpec | None = None
     hedge: HedgeSpec | None = None
     fallback: str | None = Field(None, description="component called instead when this call fails")
+    deadline: Literal["propagate"] | None = Field(
+        None, description="'propagate': the callee drops the request where it waits once the "
+                          "caller's timeout has passed, instead of serving it (needs 'timeout')")
+    cancel: bool = Field(
+        False, description="stop the callee's work when the caller stops waiting: a timed-out "
+                           "call, the losing copies of a hedged call (needs 'timeout' or 'hedge')")
+
+    @model_validator(mode="after")
+    def _overload_options(self) -> CallSpec:
+        if self.deadline is not None and self.timeout is None:
+            raise ValueError("'deadline: propagate' passes the caller's timeout on: give 'timeout' too")
+        if self.cancel and self.timeout is None and self.hedge is None:
+            raise ValueError("'cancel: true' stops the callee's work when the caller stops waiting: "
+                             "give 'timeout' or 'hedge' too")
+        return self
 
     @property
     def resilient(self) -> bool:
@@ -177,12 +192,25 @@ class KeysSpec(_Model):
 _WRITE_NAMES = ("write", "put", "post", "update", "insert", "delete", "set")
 
 
+#: Request priorities, highest first: wait queues serve a higher one first (non-preemptive)
+#: and shedding drops the lowest first. A class's rank is its index here.
+PRIORITIES: tuple[str, ...] = ("critical", "default", "sheddable")
+
+
 class RequestClassSpec(_Model):
     weight: Real = Field(1.0, gt=0, le=1e9, allow_inf_nan=False)
     keys: KeysSpec | None = None
     op: Literal["read", "write"] | None = Field(
         None, description="datastore operation; default 'write' for write-like class names"
     )
+    priority: Literal["critical", "default", "sheddable"] = Field(
+        "default", description="wait queues serve higher priorities first; shedding drops the "
+                               "lowest first")
+
+    @property
+    def rank(self) -> int:
+        """The priority's rank: 0 (critical, served first) to 2 (sheddable)."""
+        return PRIORITIES.index(self.priority)
 
 
 _WRITE_RE = re.compile(r"^(?:" + "|".join(_WRITE_NAMES) + r")(?![a-z])")

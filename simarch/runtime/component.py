@@ -22,6 +22,16 @@ from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 from .calls import ASYNC, CALL, MODES, Call
 from .hops import AFTER, HopLog
 from .hops import ASYNC as R_ASYNC
+from .overload import (
+    CANCELLING,
+    DeadlineTask,
+    PriorityPool,
+    QueueSetup,
+    TimedCall,
+    cancel,
+    timeout_of,
+)
+from .overload import MODES as DISCIPLINES
 from .pickers import make_live_picker, make_picker
 from .pools import ANY, INF, Pool
 from .resilience import Resilience
@@ -84,8 +94,28 @@ class Component:
         cap = INF if workers is None else workers
         qlimit = INF if queue is None else queue
         n = self.pool_count()
-        return [Pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit, self.spec.zone_of(i))
+        return [self.new_pool(f"{self.name}[{i}]" if n > 1 else self.name, cap, qlimit, self.spec.zone_of(i))
                 for i in range(n)]
+
+    def queue_setup(self) -> QueueSetup:
+        """What this component's wait queues need of the design's overload control (computed
+        when asked: components keep no attribute for it, see
+        :class:`~simarch.runtime.overload.QueueSetup`)."""
+        return QueueSetup(self.sim, self.spec)
+
+    def new_pool(self, name: str, cap: float, qlimit: float, zone: str | None) -> Pool:
+        """A pool of this component: a plain FIFO :class:`~simarch.runtime.pools.Pool`, or a
+        :class:`~simarch.runtime.overload.PriorityPool` when some request class has a
+        priority other than ``default``, the component sets a ``discipline``, or some call
+        propagates its deadline or cancels."""
+        q = self.queue_setup()
+        if q.plain:
+            return Pool(name, cap, qlimit, zone)
+        d = q.discipline
+        if d is None:
+            return PriorityPool(name, cap, qlimit, zone, q.ranks, deadlines=q.deadlines)
+        return PriorityPool(name, cap, qlimit, zone, q.ranks, DISCIPLINES[d.type], d.target,
+                            d.interval, q.deadlines)
 
     def pool_count(self) -> int:
         """How many instances the component may ever run (an autoscaled tier: its maximum;
@@ -127,7 +157,7 @@ class Component:
             sim.resilience.append(res)
             entry = Call(call.probability, None, None, CALL, res.call, _any, None)
         else:
-            entry = Call(call.probability, lat, call.timeout, MODES[call.mode], target.serve, pick, link)
+            entry = Call(call.probability, lat, timeout_of(call), MODES[call.mode], target.serve, pick, link)
         lists = self.call_lists(call)
         for c, cls in enumerate(sim.classes):
             if call.requests is None or cls in call.requests:
@@ -180,47 +210,60 @@ class Component:
                 pool.index.up(pool)
             t1 = t0
         else:
-            wait = pool.acquire(env, t0)
+            wait = pool.acquire(env, t0, cls)
             if wait is False:
                 if me >= 0:
                     self._row(vid, parent, pool, t0, t0, t0, t0, REJECTED)
                 return REJECTED
-            if wait is not None and (yield wait):  # the instance crashed while we waited
-                if me >= 0:
-                    now = env._now
-                    self._row(vid, parent, pool, t0, now, now, now, FAILED)
-                return FAILED
+            if wait is not None:
+                try:
+                    why = yield wait
+                except GeneratorExit:  # cancelled while it waited
+                    if CANCELLING[0]:
+                        self._cancelled_wait(pool, wait)
+                    raise
+                if why:  # the instance crashed while we waited (True), or the queue dropped us
+                    status = FAILED if why is True else why
+                    if me >= 0:
+                        now = env._now
+                        self._row(vid, parent, pool, t0, now, now, now, status)
+                    return status
             t1 = env._now
-        epoch = pool.epoch
-        st = self.st[cls]()
-        if self.slow:  # a slowdown fault, or a pool of the component warming up
-            st = self._slowed(st, pool)
-        yield st
-        status = OK
-        if calls:
-            if self.parallel:
-                status = yield self._parallel(calls, cls, key, me)
-            else:
-                u = self._u
-                for prob, lat, timeout, mode, serve, pick, link in calls:
-                    if prob < 1.0 and u() >= prob:
-                        continue
-                    if mode == ASYNC:
-                        spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None,
-                                             me + R_ASYNC if me >= 0 else -1))
-                        continue
-                    if timeout is None and link is None:
-                        if lat is not None:
-                            yield lat()
-                        inst = pick()
-                        if inst is None:
-                            status = FAILED  # no instance in rotation
+        try:  # (free when nothing is raised; a cancelled request's close() lands in it)
+            epoch = pool.epoch
+            st = self.st[cls]()
+            if self.slow:  # a slowdown fault, or a pool warming up or running another version
+                st = self._slowed(st, pool)
+            yield st
+            status = OK
+            if calls:
+                if self.parallel:
+                    status = yield self._parallel(calls, cls, key, me)
+                else:
+                    u = self._u
+                    for prob, lat, timeout, mode, serve, pick, link in calls:
+                        if prob < 1.0 and u() >= prob:
+                            continue
+                        if mode == ASYNC:
+                            spawn(env, self._one(lat, timeout, serve, pick, cls, key, link, None,
+                                                 me + R_ASYNC if me >= 0 else -1))
+                            continue
+                        if timeout is None and link is None:
+                            if lat is not None:
+                                yield lat()
+                            inst = pick()
+                            if inst is None:
+                                status = FAILED  # no instance in rotation
+                                break
+                            status = yield serve(inst, cls, key, me)
+                        else:  # the caller's timeout covers the network too
+                            status = yield self._one(lat, timeout, serve, pick, cls, key, link, None, me)
+                        if status:
                             break
-                        status = yield serve(inst, cls, key, me)
-                    else:  # the caller's timeout covers the network too
-                        status = yield self._one(lat, timeout, serve, pick, cls, key, link, None, me)
-                    if status:
-                        break
+        except GeneratorExit:  # the request was cancelled: give the worker back
+            if CANCELLING[0]:
+                self._cancelled(pool)
+            raise
         now = env._now
         if pool.waiters:
             pool.release(now)  # hands the worker to the first waiting request
@@ -306,6 +349,22 @@ class Component:
         q = self.pool_err.get(pool) if self.pool_err else None
         return q is not None and self._ver_u() < q
 
+    def _cancelled_wait(self, pool: Pool, wait: Event) -> None:
+        """A request cancelled while it waited for a worker of ``pool`` leaves the queue (or,
+        handed a worker at this instant, gives it back)."""
+        pool.cancelled += 1
+        if wait._value is PENDING:
+            pool.remove(wait, self.env._now)
+        elif wait._value is None:
+            pool.release(self.env._now)
+            pool.done -= 1  # (not an answer)
+
+    def _cancelled(self, pool: Pool) -> None:
+        """A request cancelled in service gives its worker back; its visit is not recorded."""
+        pool.cancelled += 1
+        pool.release(self.env._now)
+        pool.done -= 1  # (not an answer)
+
     def _row(self, vid: int, parent: int, pool: Pool, t0: float, t1: float, t2: float,
              t3: float, status: int) -> None:
         """Write the hop row of a visit that ended early (refused, rejected, crashed)."""
@@ -375,13 +434,24 @@ class Component:
         0``, write the call row ``cid`` (to component ``callee``) when the wait ends."""
         env = self.env
         begun = env._now
-        task = spawn(env, gen)
+        if type(timeout) is not TimedCall:
+            task = spawn(env, gen)
+        else:  # a TimedCall: the deadline travels with the request
+            task = DeadlineTask(env, gen, begun + timeout if timeout.propagate else INF)
+            task._step(None)
         status = task.value
         if status is PENDING:
-            yield first_of(env, [task], env.timeout(timeout))
+            try:
+                yield first_of(env, [task], env.timeout(timeout))
+            except GeneratorExit:  # the caller itself was cancelled: so is its call
+                if CANCELLING[0]:
+                    cancel(task, env._now)
+                raise
             status = task.value
             if status is PENDING:
                 status = TIMEOUT
+                if type(timeout) is TimedCall and timeout.cancel:
+                    cancel(task, env._now)
         if parent >= 0:
             self.hops.call_row(cid, parent, callee, begun, env._now, status, attempt=attempt)
         return status

@@ -26,7 +26,8 @@ class Pool:
 
     __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
                  "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
-                 "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid", "cold")
+                 "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid", "cold",
+                 "cancelled", "limiter")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
@@ -52,12 +53,16 @@ class Pool:
         self.waited = 0  # requests that found every worker busy and queued
         self.gid = -1  # the pool's number among all of the run's (hop records name it so)
         self.cold: Callable[[float], float] | None = None  # warming up: service-time factor at t
+        self.cancelled = 0  # visits whose work stopped because their caller cancelled them
+        self.limiter = None  # the instance's concurrency limit (simarch.runtime.overload.Limiter)
 
     # -- the request path
-    def acquire(self, env, now: float) -> Event | bool | None:
-        """Take a worker at ``now``: ``None`` when one was free (taken), ``False`` when the
-        wait queue is full (the request is rejected), else the event to wait for; its value
-        is ``True`` when the instance crashed while the request waited."""
+    def acquire(self, env, now: float, cls: int = 0) -> Event | bool | None:
+        """Take a worker at ``now`` for a request of class ``cls``: ``None`` when one was free
+        (taken), ``False`` when the wait queue is full (the request is rejected), else the
+        event to wait for; its value is ``True`` when the instance crashed while the request
+        waited (a priority pool may also end the wait with a status code, see
+        :class:`~simarch.runtime.overload.PriorityPool`). A plain pool ignores ``cls``."""
         if self.n < self.cap:
             self.n += 1
             self.s_start += now
@@ -94,6 +99,19 @@ class Pool:
             w.popleft().succeed()
         else:
             self.n -= 1
+
+    def remove(self, ev: Event, now: float) -> bool:
+        """Take the waiter ``ev`` off the queue (its request was cancelled); ``False`` when it
+        is not waiting."""
+        try:
+            self.waiters.remove(ev)
+        except ValueError:
+            return False
+        self.q_end += now
+        self.load -= 1
+        if self.index is not None:
+            self.index.down(self)
+        return True
 
     # -- statistics
     def down_area(self, t: float) -> float:

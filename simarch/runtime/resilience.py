@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..model.spec import BreakerSpec, CallSpec, RetryBudgetSpec
 from ..model.status import FAILED, OK, REJECTED, TIMEOUT
 from .hops import ABANDONED, ASYNC, BACKOFF, HEDGE
+from .overload import CANCELLING, cancel, timeout_of
 from .tasks import Task, first_of, spawn
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ class Resilience:
         self.pick = pick
         self.lat = lat
         self.link = link
-        self.timeout = call.timeout
+        self.timeout = timeout_of(call)  # (with the deadline and cancel options, if any)
+        self.cancels = call.cancel
         self.retries = call.retries
         self.attempts = call.retries.attempts if call.retries else 1
         self.retry_on = {_CAUSES[c] for c in call.retries.on} if call.retries else set()
@@ -132,6 +134,7 @@ class Resilience:
         self.retried = 0
         self.hedged = 0
         self.fallbacks = 0
+        self.cancelled = 0  # losing hedged attempts stopped (cancel: true)
 
     # -- backoff
     def backoff(self, n: int, prev: float) -> float:
@@ -245,7 +248,13 @@ class Resilience:
         ended: dict[Task, float] = {}  # when each attempt that finished did (recorded calls)
         while pending:
             if not any(t.done for t in pending) and not (timer is not None and timer.processed):
-                yield first_of(env, pending, timer)
+                try:
+                    yield first_of(env, pending, timer)
+                except GeneratorExit:  # the caller was cancelled: with cancel, so are the attempts
+                    if self.cancels and CANCELLING[0]:
+                        for t in pending:
+                            cancel(t, env._now)
+                    raise
             for t in list(pending):
                 if t.done:
                     pending.remove(t)
@@ -264,6 +273,10 @@ class Resilience:
                 timer = env.timeout(hedge.after) if sent < hedge.max else None
         if hops is not None:
             self._hedge_rows(hops, sent_at, winner, ended, parent, n)
+        if self.cancels:  # the losing copies stop (Envoy resets the losing streams)
+            for t in pending:
+                if cancel(t, env._now):
+                    self.cancelled += 1
         return OK if winner is not None and winner.value == OK else last
 
     def _hedge_rows(self, hops: Any, sent_at: list, winner: Task | None, ended: dict, parent: int,
@@ -288,6 +301,7 @@ class Resilience:
             "retries": self.retried,
             "hedges": self.hedged,
             "fallbacks": self.fallbacks,
+            **({"cancelled": self.cancelled} if self.cancels else {}),
             "budget_denied": self.budget.denied if self.budget else 0,
             "breaker_rejected": self.breaker.rejected if self.breaker else 0,
             "breaker_state": self.breaker.state if self.breaker else None,
