@@ -461,12 +461,13 @@ ACCURACY_DURATION = 60.0  # measured seconds per replication
 def test_model_against_the_simulation(name):
     """Every example (faults removed) at 1x, 5x and its knee, ACCURACY_REPS replications of
     ACCURACY_DURATION s each: where every component's utilisation is at most 0.8 (and the model
-    is stable), the model's mean latency is within 10% of the simulation's mean; the model's
+    is stable), the model's mean latency is within 10% of the simulation's mean (the other
+    points have no target, so they are not simulated here; the script's table shows them); the model's
     saturation load is within 5% of the simulated one (measured by the script's ``--find``,
     hard-coded there). A miss is a failure: the known misses are listed, with their reason, in
     ``docs/background/queueing-model.md``."""
     acc = _accuracy_module()
-    df = acc.accuracy_table([name], ACCURACY_REPS, ACCURACY_DURATION)
+    df = acc.accuracy_table([name], ACCURACY_REPS, ACCURACY_DURATION, targets_only=True)
     print(acc.markdown(df))
     checked = df[df["target"].notna()]
     assert len(checked), "nothing in scope"
