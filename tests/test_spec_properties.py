@@ -660,3 +660,15 @@ def test_distribution_names_are_the_known_ones() -> None:
     """The mutation strategy's unknown distribution names really are unknown."""
     for name in ("expo", "exponentail", "lognorm", "poisson", "Exponential"):
         assert name not in DISTRIBUTION_NAMES
+
+
+def test_capacity_of_an_lru_cache_when_one_class_is_too_rare_to_count():
+    """A class whose rate underflows (probability 5e-324) with a larger key space than the
+    others: the cache's hit ratio model treats its unseen keys as never cached (found by
+    the property above)."""
+    spec = {"workload": {"users": 1, "think_time": "100ms", "entry": "api", "requests": {
+        "read": {"keys": {"uniform": 2}, "op": "read"}, "write": {"keys": {"uniform": 10}}}},
+        "components": {"api": {"kind": "service"}, "web": {"kind": "cache", "capacity": 1}},
+        "calls": [{"from": "api", "to": "web", "probability": 5e-324, "timeout": "1s"}]}
+    rep = simarch.capacity_report(simarch.load(spec))
+    assert "web" in str(rep)

@@ -170,8 +170,12 @@ class Cache(Kind):
             if f.keys is None or f.rate <= 0:
                 miss_frac[c], miss_keys[c] = 1.0, None
                 continue
-            mk = f.keys * (1.0 - per_key[: len(f.keys)])
-            miss_frac[c] = float(mk.sum() / f.keys.sum())
+            hit = per_key[: len(f.keys)]
+            if len(hit) < len(f.keys):  # keys the combined flow lost (a rate that underflowed): never cached
+                hit = np.concatenate([hit, np.zeros(len(f.keys) - len(hit))])
+            mk = f.keys * (1.0 - hit)
+            total_keys = f.keys.sum()
+            miss_frac[c] = float(mk.sum() / total_keys) if total_keys > 0 else 1.0
             miss_keys[c] = mk if mk.sum() > 0 else None
         return h, miss_frac, miss_keys
 
