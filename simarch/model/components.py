@@ -233,6 +233,13 @@ class ComponentBase(_Model):
 
     # -- price: the units a kind accepts; the first is what a plain number means (None: a
     # plain number is refused); the hourly unit and what its quantity counts
+    @property
+    def tracks_freshness(self) -> bool:
+        """Whether the component serves reads from copies that can lag behind the writes
+        (replicas, cache entries): the run then keeps freshness accounting
+        (:mod:`simarch.runtime.freshness`)."""
+        return False
+
     cost_units: ClassVar[tuple[str, ...]] = ("per_instance_hour",)
     plain_cost_unit: ClassVar[str | None] = "per_instance_hour"
     hourly_unit: ClassVar[str | None] = "per_instance_hour"

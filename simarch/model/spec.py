@@ -801,7 +801,8 @@ FAULT_MODELS: dict[str, type[_FaultBase]] = {
 
 
 class SLOSpec(_Model):
-    """Targets a run is judged against: latency percentiles (upper bounds) and availability."""
+    """Targets a run is judged against: latency percentiles (upper bounds), availability (a lower
+    bound) and the share of stale reads (an upper bound, see :mod:`simarch.runtime.freshness`)."""
 
     mean: PositiveDuration | None = None
     p50: PositiveDuration | None = None
@@ -810,6 +811,8 @@ class SLOSpec(_Model):
     p99: PositiveDuration | None = None
     p999: PositiveDuration | None = None
     availability: Fraction | None = None
+    stale_reads: Fraction | None = Field(
+        None, description="the largest share of reads that may return a value older than the last write")
 
 
 class SimulationSpec(_Model):

@@ -93,6 +93,12 @@ class Result:
     deployment_runs: list[dict[str, Any]] = field(default_factory=list, repr=False)  # one per
     # deployment of the spec: start, end, rollback, fewest in rotation (runtime/deploy.py)
     deploy_log: list[dict[str, Any]] = field(default_factory=list, repr=False)  # their steps
+    freshness_stats: list[dict[str, Any]] | None = field(default=None, repr=False)  # per
+    # component and class: reads from copies, stale ones, their ages (None: no copy can lag)
+    stale_by_class: dict[str, float] | None = field(default=None, repr=False)  # the stale share
+    # of tracked reads per class and "all"
+    lost_writes: dict[str, int] = field(default_factory=dict, repr=False)  # acknowledged writes
+    # lost with a copy (a write-back cache's), per component
     _requests: pd.DataFrame | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -138,6 +144,8 @@ class Result:
         row["unanswered"] = unanswered
         stats = latency_stats_ms(lat[ok])
         row.update({f"{k}_ms": v for k, v in stats.items()})
+        if self.stale_by_class is not None:
+            row["stale_reads"] = self.stale_by_class.get("all" if cls is None else self.classes[cls], 0.0)
         return row
 
     def summary(self) -> pd.DataFrame:
@@ -202,6 +210,20 @@ class Result:
         in, switch, rollback, promote, end), instance and detail."""
         import pandas as pd  # on first use: a run itself needs no pandas
         return pd.DataFrame(self.deploy_log, columns=DEPLOYMENT_LOG_COLUMNS)
+
+    def freshness(self) -> pd.DataFrame:
+        """Stale reads, one row per component that serves reads from copies and request class
+        (and ``all`` per component with several classes): ``reads``, ``stale``,
+        ``stale_fraction``, the stale reads' age (``age_mean_ms``, ``age_p50_ms``,
+        ``age_p99_ms``, ``age_max_ms``: how long the newer value had existed), and for
+        requests with a session the ``read_your_writes_violations`` and
+        ``monotonic_read_violations``. Empty when no component's copies can lag. See
+        :mod:`simarch.runtime.freshness`."""
+        import pandas as pd  # on first use: a run itself needs no pandas
+        cols = ["component", "class", "reads", "stale", "stale_fraction", "age_mean_ms", "age_p50_ms",
+                "age_p99_ms", "age_max_ms", "session_reads", "read_your_writes_violations",
+                "monotonic_read_violations"]
+        return pd.DataFrame(self.freshness_stats or [], columns=cols)
 
     def calls(self) -> pd.DataFrame:
         """Per call with retries, a breaker, hedging or a fallback: first attempts, retries,
@@ -486,6 +508,10 @@ class Result:
             "events": self.event_log,
             "littles_law": {k: _num(v) for k, v in self.littles_law().items()},
         }
+        if self.freshness_stats is not None:  # only for a design whose copies can lag
+            out["freshness"] = {"stale_reads": _num((self.stale_by_class or {}).get("all", 0.0)),
+                                "reads": [{k: _num(v) for k, v in r.items()} for r in self.freshness_stats],
+                                "lost_writes": dict(self.lost_writes)}
         if self.deployment_runs:  # only for a design with deployments, likewise
             out["deployments"] = [{k: _num(v) for k, v in row.items()}
                                   for row in deployment_rows(self)]
@@ -521,6 +547,8 @@ class Result:
         if self.deployment_runs:
             tables["deployments"] = self.deployments()
             tables["deployment_log"] = self.deployment_log()
+        if self.freshness_stats is not None:
+            tables["freshness"] = self.freshness()
         for name, df in tables.items():
             atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         atomic_write(out / "result.json",

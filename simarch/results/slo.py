@@ -1,8 +1,9 @@
 """The SLO judge: one definition of "meets its SLO", used by run results, comparisons,
 sweeps and reports.
 
-An SLO is a mapping of targets: ``availability`` (a fraction, at least) and latency
-percentiles such as ``p99`` (seconds, at most). A measured value that is missing (NaN: no
+An SLO is a mapping of targets: ``availability`` (a fraction, at least), latency
+percentiles such as ``p99`` (seconds, at most) and ``stale_reads`` (the share of reads that
+returned a value older than the last write, at most). A measured value that is missing (NaN: no
 successful request) never meets a target.
 """
 
@@ -27,6 +28,11 @@ def judge(slo: Mapping[str, float], metrics: Mapping[str, Any]) -> list[dict[str
                 0.0 if actual == 1 else math.inf)
             rows.append({"target": name, "objective": f">= {target:.4%}", "actual": actual,
                          "met": met, "error_budget_used": used})
+        elif name == "stale_reads":
+            actual = metrics.get("stale_reads", 0.0)  # (no copy that can lag: no stale read)
+            met = bool(actual <= target) if not math.isnan(actual) else False
+            rows.append({"target": name, "objective": f"<= {target:.4%} of reads stale",
+                         "actual": actual, "met": met})
         else:
             actual = metrics[f"{name}_ms"]
             met = bool(actual <= target * 1e3) if not math.isnan(actual) else False
@@ -135,6 +141,9 @@ def margin(slo: Mapping[str, float] | None, metrics: Mapping[str, Any]) -> float
             actual = metrics["availability"]
             lost = 1.0 - actual
             m = math.inf if lost <= 0 else (1.0 - target) / lost - 1.0
+        elif name == "stale_reads":
+            actual = metrics.get("stale_reads", 0.0)
+            m = math.inf if actual <= 0 else target / actual - 1.0
         else:
             actual = metrics[f"{name}_ms"]
             m = math.inf if actual <= 0 else target * 1e3 / actual - 1.0

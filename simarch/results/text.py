@@ -103,7 +103,7 @@ SUMMARY_FORMATS = {
     "requests": "int", "in_flight": "int", "throughput_rps": "num", "availability": "pct",
     "rejected": "int",
     "timeout": "int", "failed": "int", "unanswered": "int", "mean_ms": "ms", "p50_ms": "ms", "p95_ms": "ms",
-    "p99_ms": "ms", "p999_ms": "ms", "max_ms": "ms"}
+    "p99_ms": "ms", "p999_ms": "ms", "max_ms": "ms", "stale_reads": "pct"}
 COMPONENT_FORMATS = {
     "kind": "str", "workers": "int", "throughput_rps": "num", "utilization": "util",
     "mean_queue": "num", "max_queue": "int", "mean_wait_ms": "ms", "mean_latency_ms": "ms",
@@ -209,6 +209,7 @@ def format_result(r: Result) -> str:
         if len(down):
             lines.append("  uptime in the window: " + ", ".join(f"{n} {u:.2%}" for n, u in down.items()))
     lines += format_deployments(r)
+    lines += format_freshness(r)
     visits = r.component_latency()
     if len(visits):
         lines += ["", "Time per visit by component and class (ms; a visit includes its calls)"]
@@ -226,7 +227,7 @@ def format_result(r: Result) -> str:
         for target, row in slo.iterrows():
             if target == "stability":
                 actual = f"{row['actual']:.1%} in flight at the end"
-            elif target == "availability":
+            elif target in ("availability", "stale_reads"):
                 actual = fmt(row["actual"], "pct")
             else:
                 actual = f"{fmt(row['actual'], 'ms')} ms"
@@ -236,6 +237,35 @@ def format_result(r: Result) -> str:
     for w in r.all_warnings():
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+FRESHNESS_FORMATS = {
+    "reads": "int", "stale": "int", "stale_fraction": "pct", "age_p50_ms": "ms", "age_p99_ms": "ms",
+    "read_your_writes_violations": "int", "monotonic_read_violations": "int"}
+
+
+def format_freshness(r: Result) -> list[str]:
+    """The report's "Freshness" section: per component that serves reads from copies, the
+    share of stale reads and how far behind they were; session-guarantee violations when
+    requests carry sessions; writes lost with a copy (none when no copy can lag)."""
+    fr = r.freshness()
+    if not len(fr):
+        return []
+    shown = fr.set_index(["component", "class"])
+    cols = ["reads", "stale", "stale_fraction", "age_p50_ms", "age_p99_ms"]
+    if (fr["session_reads"] > 0).any():
+        cols += ["read_your_writes_violations", "monotonic_read_violations"]
+    shown = shown[cols].rename(columns={"stale_fraction": "stale share", "age_p50_ms": "age p50",
+                                        "age_p99_ms": "age p99", "read_your_writes_violations": "RYW viol",
+                                        "monotonic_read_violations": "monotonic viol"})
+    formats = {{"stale_fraction": "stale share", "age_p50_ms": "age p50", "age_p99_ms": "age p99",
+                "read_your_writes_violations": "RYW viol",
+                "monotonic_read_violations": "monotonic viol"}.get(k, k): v for k, v in FRESHNESS_FORMATS.items()}
+    lines = ["", "Freshness (reads served from copies; a stale read returned a value older than the last "
+                 "write; age = how long the newer value had existed, ms)", table(shown, formats, "class")]
+    for comp, n in r.lost_writes.items():
+        lines.append(f"  {comp}: {n:,} acknowledged write(s) lost with the copy")
+    return lines
 
 
 DEPLOYMENT_FORMATS = {

@@ -267,6 +267,9 @@ def collect(sim: Any) -> Result:
         hops=_hops(sim),
         instance_log=timelines,
 
+        freshness_stats=sim.freshness.rows(sim.classes) if sim.freshness is not None else None,
+        stale_by_class=sim.freshness.per_class(sim.classes) if sim.freshness is not None else None,
+        lost_writes=sim.freshness.lost_writes() if sim.freshness is not None else {},
         deployment_runs=[dict(r) for r in sim.deploy_runs],
         deploy_log=[{"time_s": t, "deployment": d, "step": s, "instance": w, "detail": x}
                     for t, d, s, w, x in sim.deploy_log],

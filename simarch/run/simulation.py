@@ -34,6 +34,7 @@ from ..model.status import FAILED, N_STATUS
 from ..model.workload import rate_profile
 from ..runtime.deploy import prepare_deployments, schedule_deployments
 from ..runtime.faults import schedule_faults
+from ..runtime.freshness import Freshness
 from ..runtime.hops import HopLog
 from ..runtime.links import Link
 from ..runtime.pools import Pool
@@ -114,6 +115,11 @@ class Simulation:
         # components whose instances come and go during the run (see runtime/rotation.py)
         self.rotating: set[str] = {n for n, c in self.spec.components.items() if c.changes_instances} | {d.target for d in self.spec.deployments}
         self.spare_pools: dict[str, int] = spare_pools(self.spec)  # extra instances deployments start
+        # freshness accounting (runtime/freshness.py): only when some copy can lag
+        self.freshness: Freshness | None = (
+            Freshness(len(self.classes), self.warmup)
+            if any(c.tracks_freshness for c in self.spec.components.values())
+            or (self.spec.slo is not None and self.spec.slo.stale_reads is not None) else None)
         self.components: dict[str, Kind] = {
             name: kind(spec.kind)(self, name, spec) for name, spec in self.spec.components.items()}
         self.pools: list[Pool] = [p for c in self.components.values() for p in c.pools]

@@ -1,0 +1,228 @@
+"""Freshness accounting: which reads returned a value older than the last write, and by how much.
+
+A **write** to a key commits a new version of it at the key's system of record (a datastore's
+primary, its W-th copy for a quorum write, or a write-back cache's acknowledgement): the
+owner's :class:`KeyClock` keeps the commit times of each key's versions, in order. A copy of
+the data (a replica, a cache entry) holds some version ``seen`` of a key. A **read** that
+returns version ``seen`` at time ``now`` is *stale* when the key has a later committed version;
+its staleness **age** is ``now`` minus the commit time of the first version it missed (how long
+the newer value has existed without the read seeing it).
+
+Each component that serves reads from a copy keeps a :class:`ReadLog`: per request class, the
+reads it served in the measurement window, the stale ones and their ages, and, for requests
+that carry a session (see :class:`Sessions`), violations of read-your-writes and of monotonic
+reads. Collection turns the logs into :meth:`simarch.results.result.Result.freshness` and the
+``stale_reads`` column of the summary.
+
+The accounting costs nothing unless a component tracks freshness: nothing here is built for
+a design without copies that can lag.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+import numpy as np
+
+
+class KeyClock:
+    """The committed versions of each key of one system of record.
+
+    Versions count from 1 (version 0 is the value before the run's first write). ``times(k)``
+    holds the commit time of version ``v`` at index ``v - 1``.
+    """
+
+    __slots__ = ("_times",)
+
+    def __init__(self) -> None:
+        self._times: dict[int, array] = {}
+
+    def commit(self, key: int, now: float) -> int:
+        """Commit a new version of ``key`` at ``now``; returns its number."""
+        t = self._times.get(key)
+        if t is None:
+            t = self._times[key] = array("d")
+        t.append(now)
+        return len(t)
+
+    def version(self, key: int) -> int:
+        """The newest committed version of ``key`` (0: never written)."""
+        t = self._times.get(key)
+        return 0 if t is None else len(t)
+
+    def committed_at(self, key: int, version: int) -> float:
+        """When ``version`` (>= 1) of ``key`` was committed."""
+        return self._times[key][version - 1]
+
+    def age(self, key: int, seen: int, now: float) -> float:
+        """How long a read at ``now`` that returns version ``seen`` of ``key`` is behind: 0.0
+        when ``seen`` is the newest version, else ``now`` minus the commit time of version
+        ``seen + 1``."""
+        t = self._times.get(key)
+        if t is None or seen >= len(t):
+            return 0.0
+        return now - t[seen]
+
+    def writes(self) -> int:
+        """Versions committed in all (every key)."""
+        return sum(len(t) for t in self._times.values())
+
+
+class Sessions:
+    """What each client session has written and read, for the session guarantees.
+
+    A request's session is its key when the request class says ``session: key`` (a client
+    that reads and writes its own record: a profile, a cart). ``wrote[s]`` is the newest
+    version the session's own acknowledged writes made; ``read[s]`` the newest version it has
+    read. A read that returns a version older than ``wrote[s]`` violates read-your-writes; one
+    older than ``read[s]`` violates monotonic reads.
+    """
+
+    __slots__ = ("wrote", "read")
+
+    def __init__(self) -> None:
+        self.wrote: dict[int, int] = {}
+        self.read: dict[int, int] = {}
+
+    def wrote_version(self, session: int, version: int) -> None:
+        if version > self.wrote.get(session, 0):
+            self.wrote[session] = version
+
+    def check_read(self, session: int, version: int) -> tuple[bool, bool]:
+        """Record a read of ``version`` by ``session``; returns (read-your-writes violated,
+        monotonic reads violated)."""
+        ryw = version < self.wrote.get(session, 0)
+        last = self.read.get(session, 0)
+        mono = version < last
+        if version > last:
+            self.read[session] = version
+        return ryw, mono
+
+
+class ReadLog:
+    """The reads one component served, per request class (counted from the warm-up on)."""
+
+    __slots__ = ("component", "warmup", "reads", "stale", "ages", "ryw", "mono", "session_reads",
+                 "lost_writes")
+
+    def __init__(self, component: str, n_classes: int, warmup: float):
+        self.component = component
+        self.warmup = warmup
+        self.reads = [0] * n_classes
+        self.stale = [0] * n_classes
+        self.ages = [array("d") for _ in range(n_classes)]  # the stale reads' ages (s)
+        self.ryw = [0] * n_classes
+        self.mono = [0] * n_classes
+        self.session_reads = [0] * n_classes  # reads whose request carried a session
+        self.lost_writes = 0  # acknowledged writes lost with the copy (a write-back cache)
+
+    def read(self, cls: int, age: float, now: float) -> None:
+        """A read of class ``cls`` at ``now`` returned a value ``age`` seconds behind (0: fresh)."""
+        if now < self.warmup:
+            return
+        self.reads[cls] += 1
+        if age > 0.0:
+            self.stale[cls] += 1
+            self.ages[cls].append(age)
+
+    def session(self, cls: int, ryw: bool, mono: bool, now: float) -> None:
+        """The session-guarantee verdict of a read counted by :meth:`read`."""
+        if now < self.warmup:
+            return
+        self.session_reads[cls] += 1
+        if ryw:
+            self.ryw[cls] += 1
+        if mono:
+            self.mono[cls] += 1
+
+    def rows(self, classes: list[str]) -> list[dict[str, Any]]:
+        """One plain record per class with reads (the stale share and the age percentiles)."""
+        out = []
+        for c, name in enumerate(classes):
+            n = self.reads[c]
+            if not n:
+                continue
+            out.append(_row(self.component, name, n, self.stale[c], np.frombuffer(self.ages[c], dtype=float),
+                            self.session_reads[c], self.ryw[c], self.mono[c]))
+        return out
+
+
+def _row(component: str, cls: str, reads: int, stale: int, ages: np.ndarray, session_reads: int,
+         ryw: int, mono: int) -> dict[str, Any]:
+    has = len(ages) > 0
+    return {
+        "component": component,
+        "class": cls,
+        "reads": int(reads),
+        "stale": int(stale),
+        "stale_fraction": stale / reads if reads else float("nan"),
+        "age_mean_ms": float(ages.mean()) * 1e3 if has else float("nan"),
+        "age_p50_ms": float(np.percentile(ages, 50)) * 1e3 if has else float("nan"),
+        "age_p99_ms": float(np.percentile(ages, 99)) * 1e3 if has else float("nan"),
+        "age_max_ms": float(ages.max()) * 1e3 if has else float("nan"),
+        "session_reads": int(session_reads),
+        "read_your_writes_violations": int(ryw),
+        "monotonic_read_violations": int(mono),
+    }
+
+
+class Freshness:
+    """The run's freshness accounting: one :class:`KeyClock` per system of record, one
+    :class:`ReadLog` per component that serves reads from copies, and the sessions."""
+
+    def __init__(self, n_classes: int, warmup: float):
+        self.n_classes = n_classes
+        self.warmup = warmup
+        self.clocks: dict[str, KeyClock] = {}
+        self.logs: dict[str, ReadLog] = {}
+        self.sessions: dict[str, Sessions] = {}
+
+    def clock(self, owner: str) -> KeyClock:
+        """The key clock of the system of record ``owner`` (made on first use)."""
+        c = self.clocks.get(owner)
+        if c is None:
+            c = self.clocks[owner] = KeyClock()
+        return c
+
+    def log(self, component: str) -> ReadLog:
+        """The read log of ``component`` (made on first use)."""
+        g = self.logs.get(component)
+        if g is None:
+            g = self.logs[component] = ReadLog(component, self.n_classes, self.warmup)
+        return g
+
+    def session_book(self, owner: str) -> Sessions:
+        """The sessions' writes and reads of the keys of ``owner``."""
+        s = self.sessions.get(owner)
+        if s is None:
+            s = self.sessions[owner] = Sessions()
+        return s
+
+    def rows(self, classes: list[str]) -> list[dict[str, Any]]:
+        """Per component and class, then per component over all classes (``class`` = ``all``)."""
+        out: list[dict[str, Any]] = []
+        for g in self.logs.values():
+            per = g.rows(classes)
+            out += per
+            if len(per) > 1:
+                ages = np.concatenate([np.frombuffer(a, dtype=float) for a in g.ages])
+                out.append(_row(g.component, "all", sum(g.reads), sum(g.stale), ages,
+                                sum(g.session_reads), sum(g.ryw), sum(g.mono)))
+        return out
+
+    def per_class(self, classes: list[str]) -> dict[str, float]:
+        """The stale share of reads per class over every component (and ``all``): the
+        ``stale_reads`` column of the summary. A class with no tracked reads has 0.0."""
+        reads = [0] * len(classes)
+        stale = [0] * len(classes)
+        for g in self.logs.values():
+            for c in range(len(classes)):
+                reads[c] += g.reads[c]
+                stale[c] += g.stale[c]
+        out = {name: (stale[c] / reads[c] if reads[c] else 0.0) for c, name in enumerate(classes)}
+        out["all"] = sum(stale) / sum(reads) if sum(reads) else 0.0
+        return out
+
+    def lost_writes(self) -> dict[str, int]:
+        return {n: g.lost_writes for n, g in self.logs.items() if g.lost_writes}
