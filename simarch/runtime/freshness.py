@@ -177,6 +177,26 @@ class Freshness:
         self.clocks: dict[str, KeyClock] = {}
         self.logs: dict[str, ReadLog] = {}
         self.sessions: dict[str, Sessions] = {}
+        # the version the last read served returned (a side channel: a copy that serves a
+        # read sets it just before it returns; a caller that keeps the value, a cache filling
+        # an entry, reads it as soon as the call returns, in the same step of the request's
+        # task, see :meth:`served` and :meth:`returned`)
+        self.last_owner: str | None = None
+        self.last_key = -1
+        self.last_version = 0
+
+    def served(self, owner: str, key: int, version: int) -> None:
+        """A read of ``key`` from the data of ``owner`` returned ``version``."""
+        self.last_owner, self.last_key, self.last_version = owner, key, version
+
+    def returned(self, owner: str, key: int) -> int:
+        """The version of ``key`` that the read just returned: the one :meth:`served` noted
+        if it was of this key and owner, else the newest committed version (a call path that
+        returned through a wait: the value is taken as fresh as the store's)."""
+        if self.last_key == key and self.last_owner == owner:
+            self.last_key = -1
+            return self.last_version
+        return self.clock(owner).version(key)
 
     def clock(self, owner: str) -> KeyClock:
         """The key clock of the system of record ``owner`` (made on first use)."""
