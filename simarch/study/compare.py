@@ -240,12 +240,15 @@ def compare(
 
     # ---- means and intervals
     trows = []
+    metrics = [*METRICS, *(["stale_reads"] if "stale_reads" in runs else [])]
+    if "stale_reads" in runs:  # a design none of whose copies can lag reads nothing stale
+        runs["stale_reads"] = runs["stale_reads"].fillna(0.0)
     for (design, load), g in runs.groupby(["design", "load"], sort=False):
-        for m in METRICS:
+        for m in metrics:
             mean, lo, hi, sd = mean_ci(g[m].to_numpy(), confidence)
             # the interval cannot leave the metric's range (availability in [0, 1], others >= 0)
             lo = max(lo, 0.0)
-            if m == "availability":
+            if m in ("availability", "stale_reads"):
                 hi = min(hi, 1.0)
             trows.append({"design": design, "load": load, "metric": m, "mean": mean, "ci_low": lo,
                           "ci_high": hi, "sd": sd, "replications": int(g[m].notna().sum())})
@@ -267,7 +270,7 @@ def compare(
         for load in mults:
             a = runs[(runs.design == base) & (runs.load == load)].set_index("replication")
             b = runs[(runs.design == other) & (runs.load == load)].set_index("replication")
-            for m in METRICS:
+            for m in metrics:
                 d = (b[m] - a[m]).to_numpy()
                 mean, lo, hi, sd = mean_ci(d, confidence)
                 drows.append({"design": other, "baseline": base, "load": load, "metric": m,

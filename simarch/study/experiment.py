@@ -141,6 +141,8 @@ def run_task(task: Task) -> dict[str, Any]:
     s = r.summary().loc["all"]
     for m in METRICS:
         row[m] = float(s[m])
+    if "stale_reads" in s.index:  # a design whose copies can lag (or with a stale_reads SLO)
+        row["stale_reads"] = float(s["stale_reads"])
     row["requests"] = int(s["requests"])
     row["errors"] = int(s["rejected"] + s["timeout"] + s["failed"] + s["unanswered"])
     row["slo_met"] = r.slo_met
