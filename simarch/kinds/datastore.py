@@ -187,7 +187,15 @@ class Datastore(Kind):
         seq = rp.send(i, self.env._now) if rp.track else 0
         d = rp.delay(src, i)
         if d > 0.0:
+            origin = self.pools[src]
+            epoch = origin.epoch
             yield d
+            if origin.epoch != epoch:  # the primary crashed with the copy still on its way: lost
+                if rp.track:
+                    rp.finish(i, seq)
+                if q is not None:
+                    q.one(FAILED, 0)
+                return FAILED
         status = yield self._serve(dst, cls, key, up, self._no_calls, self._no_calls, False)
         if rp.track:
             if status == OK and v:
