@@ -414,14 +414,17 @@ class Datastore(Kind):
 
     @classmethod
     def extra_hold(cls, spec: Any, op: str, own: float) -> float:
-        # a synchronous write waits for the copies too (as long again, in parallel)
-        return own if op == "write" and spec.replication == "sync" and spec.replicas > 1 else 0.0
+        # a synchronous write waits for the copies too (as long again, in parallel; semi_sync
+        # and majority taken as sync: an upper bound)
+        return own if op == "write" and spec.replication != "async" and spec.replicas > 1 else 0.0
 
     @classmethod
     def utilization(cls, spec, name, flows, busy, classes, workload):
         """Utilisation of the busiest replica, from per-shard rates and read/write service
         times (the hottest replica decides)."""
         shares = _shard_shares(spec, flows, classes)
+        if spec.scatter_gather:  # every read visits every shard
+            shares = {c: (np.ones(spec.shards) if workload.op(c) != "write" else x) for c, x in shares.items()}
         work = np.zeros((spec.shards, spec.replicas))
         for c, share in shares.items():
             f = flows[c]
@@ -433,6 +436,8 @@ class Datastore(Kind):
                 work[:, 0] += shard_rate * s
                 if spec.replicas > 1:
                     work[:, 1:] += (shard_rate * s)[:, None]
+            elif spec.quorum is not None:
+                work += (shard_rate * s)[:, None]  # every copy serves every quorum read
             elif spec.read_from == "primary":
                 work[:, 0] += shard_rate * s
             else:
@@ -492,7 +497,10 @@ class Datastore(Kind):
         variation 1/r); a replica's arrivals mix that with the Poisson writes and copies."""
         r = spec.replicas
         shares = _shard_shares(spec, flows, classes)
-        sync = spec.replication == "sync" and r > 1
+        # semi_sync and majority taken as sync (an upper bound); a quorum op goes to every
+        # copy and is taken to wait for all of them (an upper bound unless R or W is N)
+        sync = (spec.replication != "async" or spec.quorum is not None) and r > 1
+        quorum = spec.quorum is not None
         read_scv = 1.0 / r if spec.policy == "round_robin" else 1.0
         rate = np.zeros(spec.shards * r)  # visits per replica at unit load, and their gaps' SCV
         scv_rate = np.zeros(spec.shards * r)
@@ -508,7 +516,7 @@ class Datastore(Kind):
                 if not x > 0:
                     continue
                 base = s_ * r
-                if write:
+                if write or quorum:
                     out.append(Route(x, base, tuple(range(base + 1, base + r)), sync))
                     rate[base:base + r] += f * x
                     scv_rate[base:base + r] += f * x
