@@ -264,13 +264,13 @@ ERRORS = {
 def test_replication_mistakes_name_the_field(case):
     fields, path = ERRORS[case]
     with pytest.raises(SpecError) as err:
-        (Architecture("x", workload={"rate": 10, "requests": {"read": {"keys": {"uniform": 10}}}})
-         .add("db", kind="datastore", service_time="1ms", **fields)).spec
+        _ = (Architecture("x", workload={"rate": 10, "requests": {"read": {"keys": {"uniform": 10}}}})
+             .add("db", kind="datastore", service_time="1ms", **fields)).spec
     assert tuple(err.value.path[:len(path)]) == path, (err.value.path, str(err.value))
 
 
 def test_a_session_needs_keys():
     with pytest.raises(SpecError) as err:
-        Architecture("x", workload={"rate": 10, "requests": {"read": {"session": "key"}}}).add(
+        _ = Architecture("x", workload={"rate": 10, "requests": {"read": {"session": "key"}}}).add(
             "db", kind="datastore", service_time="1ms").spec
     assert err.value.path == ("workload", "requests", "read", "session")
