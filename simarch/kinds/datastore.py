@@ -243,9 +243,10 @@ class Datastore(Kind):
         if not rp.track or key < 0:
             return self._serve(replica, cls, key, parent, self.calls[cls], self.fwd[cls])
         v0 = rp.clock.version(key)
+        w0 = rp.book.wrote.get(key, 0) if rp.session[cls] else 0
         status = yield self._serve(replica, cls, key, parent, self.calls[cls], self.fwd[cls])
         if status == OK:
-            rp.read(cls, key, v0, rp.applied[rp.index[replica]].get(key, 0), self.env._now)
+            rp.read(cls, key, v0, w0, rp.applied[rp.index[replica]].get(key, 0), self.env._now)
         return status
 
     def _scatter(self, cls: int, key: int, parent: int):
@@ -283,6 +284,7 @@ class Datastore(Kind):
             return FAILED  # too few copies up to answer
         track = rp.track and key >= 0
         v0 = rp.clock.version(key) if track and not write else 0
+        w0 = rp.book.wrote.get(key, 0) if track and rp.session[cls] else 0
         q = _Acks(env, k, len(reps))
         for p in reps:
             spawn(env, self._qcopy(p, cls, key, parent, q, write, track))
@@ -297,7 +299,7 @@ class Datastore(Kind):
                 if rp.session[cls]:
                     rp.book.wrote_version(key, v)
             else:
-                rp.read(cls, key, v0, q.best, now)
+                rp.read(cls, key, v0, w0, q.best, now)
         return status
 
     def _qcopy(self, pool: Pool, cls: int, key: int, parent: int, q: _Acks, write: bool, track: bool):
@@ -700,13 +702,15 @@ class _Replication:
         if v > d.get(key, 0):
             d[key] = v
 
-    def read(self, cls: int, key: int, v0: int, seen: int, now: float) -> None:
-        """A read of ``key`` that reached the store when version ``v0`` was the newest
-        returned version ``seen`` at ``now``: log it (and its session's verdict)."""
+    def read(self, cls: int, key: int, v0: int, w0: int, seen: int, now: float) -> None:
+        """A read of ``key`` that reached the store when version ``v0`` was the newest and
+        ``w0`` its session's last acknowledged write returned version ``seen`` at ``now``:
+        log it (and its session's verdict; a write acknowledged while the read was under way
+        is concurrent with it, not one the read had to see)."""
         self.log.read(cls, now - self.clock.committed_at(key, seen + 1) if seen < v0 else 0.0, now)
         if self.session[cls]:
-            ryw, mono = self.book.check_read(key, seen)
-            self.log.session(cls, ryw, mono, now)
+            _, mono = self.book.check_read(key, seen)
+            self.log.session(cls, seen < w0, mono, now)
         self.fr.served(self.name, key, seen)
 
     def promoted(self, old: Pool, new: Pool) -> None:
