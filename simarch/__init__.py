@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from .analysis.capacity import CapacityReport, capacity_report
     from .analysis.cost import CostReport, cost
     from .analysis.fit import Fit, fit
+    from .analysis.pbs import stale_probability
     from .analysis.queueing import ModelReport, analyze
     from .analysis.spof import SpofReport, spof
     from .model.architecture import Architecture, load
@@ -59,6 +60,7 @@ __all__ = [
     "AvailabilityReport",
     "spof",
     "SpofReport",
+    "stale_probability",
     "fit",
     "Fit",
     "stability",
@@ -82,6 +84,7 @@ _LAZY = {
     "analyze": "simarch.analysis.queueing",
     "SpofReport": "simarch.analysis.spof",
     "spof": "simarch.analysis.spof",
+    "stale_probability": "simarch.analysis.pbs",
     "Comparison": "simarch.study.compare",
     "compare": "simarch.study.compare",
     "sweep": "simarch.study.sweep",

@@ -1,17 +1,34 @@
 """The datastore kind: shards on a consistent-hash ring, each shard a list of replica pools
 (replica 0 the primary). Writes go to the primary and are copied to the other replicas
 (synchronously or not); reads go to any live replica or to the primary only. A dead primary
-is replaced by a live replica after the failover time."""
+is replaced by a live replica after the failover time.
+
+A store that sets any of the replication features (``lag``, ``quorum``, ``scatter_gather``, a
+``replication`` of ``semi_sync``/``majority``, ``read_from: bounded_staleness`` or
+``read_your_writes``), or runs with freshness accounting, serves through :meth:`Datastore._serve_repl`
+instead, chosen at construction; a design without them runs the plain path as before.
+
+Versions (when freshness is tracked): a write commits a version of its key at the primary
+when the primary's visit ends (a quorum write: at its W-th acknowledgement); each replica
+applies it when its copy's service ends, and keeps the newest version it has applied per key
+(a later copy never undoes a newer one). A read is stale when it returns a version older
+than the one committed when it reached the store; its age is how long the first version it
+missed had existed. Each replica keeps, in send order, the commit times of the writes in
+flight to it: its lag is now minus the oldest of them (0 with none in flight).
+"""
 
 from __future__ import annotations
 
 import itertools
 from array import array
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from simpy.events import Event
 
+from ..model.dists import sampler
 from ..model.keys import shard_of_keys
 from ..model.metrics import ratio
 from ..model.status import FAILED, OK
@@ -64,12 +81,17 @@ class Datastore(Kind):
         self.primary: list[Pool] = [reps[0] for reps in self.replicas]
         self.members: list[list[Pool]] = [list(reps) for reps in self.replicas]
         self.readable: list[list[Pool]] = [
-            m if spec.read_from == "any" else [self.primary[s]] for s, m in enumerate(self.members)]
+            m if spec.read_from != "primary" else [self.primary[s]] for s, m in enumerate(self.members)]
         self.read_pick = [make_live_picker(spec.policy, self.readable[s], sim.rng(name, "replica", s))
                           for s in range(spec.shards)]
         self.sync = spec.replication == "sync"
         self._no_calls: list = []
         self.failovers: list[tuple[float, int, str, str]] = []  # (time, shard, old, new primary)
+        # the replication features (one helper object; None: the plain path as before)
+        self.repl: _Replication | None = None
+        if _needs_repl(sim, spec):
+            self.repl = _Replication(self, sim, spec)
+            self.serve = self._serve_quorum if spec.quorum is not None else self._serve_repl
 
     def make_pools(self) -> list[Pool]:
         s = self.spec
@@ -105,6 +127,206 @@ class Datastore(Kind):
             return FAILED  # no live copy of this shard
         return self._serve(replica, cls, key, parent, self.calls[cls], self.fwd[cls])  # hands over
 
+    # -- the replication features (see the module docstring)
+    def _shard_of(self, key: int) -> int:
+        if self.shards == 1:
+            return 0
+        return self.shard_of[key] if key >= 0 else self._rand_shard()
+
+    def _serve_repl(self, pool: Pool | None, cls: int, key: int, parent: int):
+        """``serve`` of a primary-replica store with replication features."""
+        if self.is_write[cls]:
+            shard = self._shard_of(key)
+            self.shard_load[shard] += 1
+            return self._write(shard, cls, key, parent)
+        if self.repl.scatter:
+            for s in range(self.shards):
+                self.shard_load[s] += 1
+            return self._scatter(cls, key, parent)
+        shard = self._shard_of(key)
+        self.shard_load[shard] += 1
+        return self._read(shard, cls, key, parent)
+
+    def _write(self, shard: int, cls: int, key: int, parent: int):
+        rp = self.repl
+        env = self.env
+        primary = self.primary[shard]
+        status = yield self._serve(primary, cls, key, parent, self.calls[cls], self.fwd[cls])
+        if status != OK:
+            return status
+        track = rp.track and key >= 0
+        v = 0
+        if track:
+            v = rp.clock.commit(key, env._now)
+            rp.applied[rp.index[primary]][key] = v
+        others = [r for r in self.members[shard] if r is not primary]
+        need = rp.acks(len(others))
+        if need > len(others):
+            return FAILED  # a majority of the copies is not in the cluster
+        if others:
+            waits = need > 0
+            up = self.hops.last_id() * 4 + (COPY if waits else ASYNC) if parent >= 0 else -1
+            src = rp.index[primary]
+            q = _Acks(env, need, len(others)) if waits and not rp.all else None
+            copies = [spawn(env, self._copy(src, r, cls, key, v, up, q, waits)) for r in others]
+            if rp.all:
+                status = yield gather(env, copies)  # sync: a failed copy fails the write
+            elif q is not None:
+                yield q.ev
+                status = q.status
+        if track and status == OK and rp.session[cls]:
+            rp.book.wrote_version(key, v)
+        return status
+
+    def _copy(self, src: int, dst: Pool, cls: int, key: int, v: int, up: int, q: _Acks | None,
+              ack: bool):
+        """A write's copy to replica ``dst``: the network, the replica's queue and service,
+        then (when the write waits for it) the acknowledgement's way back."""
+        rp = self.repl
+        i = rp.index[dst]
+        seq = rp.send(i, self.env._now) if rp.track else 0
+        d = rp.delay(src, i)
+        if d > 0.0:
+            origin = self.pools[src]
+            epoch = origin.epoch
+            yield d
+            if origin.epoch != epoch:  # the primary crashed with the copy still on its way: lost
+                if rp.track:
+                    rp.finish(i, seq)
+                if q is not None:
+                    q.one(FAILED, 0)
+                return FAILED
+        status = yield self._serve(dst, cls, key, up, self._no_calls, self._no_calls, False)
+        if rp.track:
+            if status == OK and v:
+                rp.apply(i, key, v)
+            rp.finish(i, seq)
+        if ack:
+            d = rp.delay(i, src)
+            if d > 0.0:
+                yield d
+        if q is not None:
+            q.one(status, 0)
+        return status
+
+    def _choose(self, shard: int, cls: int, key: int) -> Pool | None:
+        """The replica a read goes to, by the read policy."""
+        rp = self.repl
+        pick = self.read_pick[shard]
+        if rp.policy == _BOUNDED:
+            now = self.env._now
+            for _ in range(len(self.members[shard])):
+                r = pick()
+                if r is None:
+                    break
+                if rp.lag(rp.index[r], now) <= rp.max_staleness:
+                    return r
+            return self.primary[shard]  # every replica tried lags too far
+        if rp.policy == _RYW and key >= 0 and rp.session[cls]:
+            need = rp.book.wrote.get(key, 0)
+            if need:
+                for _ in range(len(self.members[shard])):
+                    r = pick()
+                    if r is None:
+                        break
+                    if rp.applied[rp.index[r]].get(key, 0) >= need:
+                        return r
+                return self.primary[shard]
+        return pick()
+
+    def _read(self, shard: int, cls: int, key: int, parent: int):
+        replica = self._choose(shard, cls, key)
+        if replica is None:
+            self.arrived += 1
+            return FAILED  # no live copy of this shard
+        rp = self.repl
+        if not rp.track or key < 0:
+            return self._serve(replica, cls, key, parent, self.calls[cls], self.fwd[cls])
+        v0 = rp.clock.version(key)
+        w0 = rp.book.wrote.get(key, 0) if rp.session[cls] else 0
+        status = yield self._serve(replica, cls, key, parent, self.calls[cls], self.fwd[cls])
+        if status == OK:
+            rp.read(cls, key, v0, w0, rp.applied[rp.index[replica]].get(key, 0), self.env._now)
+        return status
+
+    def _scatter(self, cls: int, key: int, parent: int):
+        """A read that asks every shard at once and waits for the slowest."""
+        env = self.env
+        tasks = []
+        for s in range(self.shards):
+            r = self.read_pick[s]()
+            if r is None:
+                self.arrived += 1
+                return FAILED  # a shard with no live copy
+            tasks.append(spawn(env, self._serve(r, cls, key, parent, self.calls[cls], self._no_calls)))
+        status = yield gather(env, tasks)  # the first failure, else OK
+        return status
+
+    def _serve_quorum(self, pool: Pool | None, cls: int, key: int, parent: int):
+        """``serve`` of a quorum store: the op goes to every copy of its shard and ends with
+        the R-th (read) or W-th (write) answer; it fails at once when fewer copies are up."""
+        shard = self._shard_of(key)
+        self.shard_load[shard] += 1
+        rp = self.repl
+        write = self.is_write[cls]
+        reps = self.replicas[shard]
+        return self._quorum_op(reps, cls, key, parent, rp.w if write else rp.r, write)
+
+    def _quorum_op(self, reps: list[Pool], cls: int, key: int, parent: int, k: int, write: bool):
+        rp = self.repl
+        env = self.env
+        live = 0
+        for p in reps:
+            if not p.down:
+                live += 1
+        if live < k:
+            self.arrived += 1
+            return FAILED  # too few copies up to answer
+        track = rp.track and key >= 0
+        v0 = rp.clock.version(key) if track and not write else 0
+        w0 = rp.book.wrote.get(key, 0) if track and rp.session[cls] else 0
+        q = _Acks(env, k, len(reps))
+        for p in reps:
+            spawn(env, self._qcopy(p, cls, key, parent, q, write, track))
+        yield q.ev
+        status = q.status
+        if track and status == OK:
+            now = env._now
+            if write:
+                v = q.v = rp.clock.commit(key, now)
+                for i in q.early:
+                    rp.apply(i, key, v)
+                if rp.session[cls]:
+                    rp.book.wrote_version(key, v)
+            else:
+                rp.read(cls, key, v0, w0, q.best, now)
+        return status
+
+    def _qcopy(self, pool: Pool, cls: int, key: int, parent: int, q: _Acks, write: bool, track: bool):
+        """One copy's part of a quorum op: the request's way there, the copy's queue and
+        service (a write is applied, a read takes the copy's version, when it ends), the
+        answer's way back."""
+        rp = self.repl
+        i = rp.index[pool]
+        d = rp.delay(-1, i)
+        if d > 0.0:
+            yield d
+        status = yield self._serve(pool, cls, key, parent, self._no_calls, self._no_calls)
+        v = 0
+        if track and status == OK:
+            if write:
+                if q.v:
+                    rp.apply(i, key, q.v)
+                else:
+                    q.early.append(i)  # applied before the write committed: gets its version then
+            else:
+                v = rp.applied[i].get(key, 0)
+        d = rp.delay(i, -1)
+        if d > 0.0:
+            yield d
+        q.one(status, v)
+        return status
+
     # -- faults and failover
     def pools_for(self, fault: Any) -> list[Pool]:
         shard = getattr(fault, "shard", None)
@@ -116,7 +338,7 @@ class Datastore(Kind):
     def crash(self, pools: list[Pool], hang: bool) -> None:
         super().crash(pools, hang)
         for p in pools:
-            if self.spec.failover is not None and p.down == 1:
+            if self.spec.failover is not None and p.down == 1 and self.spec.quorum is None:
                 self.env.process(self._failover(p, p.epoch))
 
     def _shard(self, pool: Pool) -> int:
@@ -137,6 +359,8 @@ class Datastore(Kind):
             if live:
                 self.primary[s] = live[0]
                 self.failovers.append((self.env.now, s, pool.name, live[0].name))
+                if self.repl is not None and self.repl.track:
+                    self.repl.promoted(pool, live[0])
                 if self.spec.read_from == "primary":
                     self.readable[s][:] = [live[0]]
 
@@ -146,6 +370,9 @@ class Datastore(Kind):
             if p.down:
                 continue
             s = self._shard(p)
+            if (self.repl is not None and self.repl.track and self.spec.quorum is None
+                    and p is not self.primary[s]):
+                self.repl.catch_up(p, self.primary[s])
             if p not in self.members[s]:
                 self.members[s].append(p)  # rejoins as a replica
                 if self.primary[s].down and self.primary[s] not in self.members[s]:
@@ -189,14 +416,17 @@ class Datastore(Kind):
 
     @classmethod
     def extra_hold(cls, spec: Any, op: str, own: float) -> float:
-        # a synchronous write waits for the copies too (as long again, in parallel)
-        return own if op == "write" and spec.replication == "sync" and spec.replicas > 1 else 0.0
+        # a synchronous write waits for the copies too (as long again, in parallel; semi_sync
+        # and majority taken as sync: an upper bound)
+        return own if op == "write" and spec.replication != "async" and spec.replicas > 1 else 0.0
 
     @classmethod
     def utilization(cls, spec, name, flows, busy, classes, workload):
         """Utilisation of the busiest replica, from per-shard rates and read/write service
         times (the hottest replica decides)."""
         shares = _shard_shares(spec, flows, classes)
+        if spec.scatter_gather:  # every read visits every shard
+            shares = {c: (np.ones(spec.shards) if workload.op(c) != "write" else x) for c, x in shares.items()}
         work = np.zeros((spec.shards, spec.replicas))
         for c, share in shares.items():
             f = flows[c]
@@ -208,6 +438,8 @@ class Datastore(Kind):
                 work[:, 0] += shard_rate * s
                 if spec.replicas > 1:
                     work[:, 1:] += (shard_rate * s)[:, None]
+            elif spec.quorum is not None:
+                work += (shard_rate * s)[:, None]  # every copy serves every quorum read
             elif spec.read_from == "primary":
                 work[:, 0] += shard_rate * s
             else:
@@ -267,7 +499,10 @@ class Datastore(Kind):
         variation 1/r); a replica's arrivals mix that with the Poisson writes and copies."""
         r = spec.replicas
         shares = _shard_shares(spec, flows, classes)
-        sync = spec.replication == "sync" and r > 1
+        # semi_sync and majority taken as sync (an upper bound); a quorum op goes to every
+        # copy and is taken to wait for all of them (an upper bound unless R or W is N)
+        sync = (spec.replication != "async" or spec.quorum is not None) and r > 1
+        quorum = spec.quorum is not None
         read_scv = 1.0 / r if spec.policy == "round_robin" else 1.0
         rate = np.zeros(spec.shards * r)  # visits per replica at unit load, and their gaps' SCV
         scv_rate = np.zeros(spec.shards * r)
@@ -283,7 +518,7 @@ class Datastore(Kind):
                 if not x > 0:
                     continue
                 base = s_ * r
-                if write:
+                if write or quorum:
                     out.append(Route(x, base, tuple(range(base + 1, base + r)), sync))
                     rate[base:base + r] += f * x
                     scv_rate[base:base + r] += f * x
@@ -314,3 +549,189 @@ class Datastore(Kind):
     def spof_crash(cls, name, comp):
         return ({"kind": "crash", "target": name, "shard": 0, "replica": 0},
                 "shard 0 primary" if comp.replicas > 1 else "shard 0")
+
+
+_ANY, _BOUNDED, _RYW = 0, 1, 2
+
+
+def _needs_repl(sim: Any, spec: Any) -> bool:
+    """Whether the store serves through the replication path (else the plain one)."""
+    return (spec.quorum is not None or spec.scatter_gather or spec.lag is not None
+            or spec.replication in ("semi_sync", "majority")
+            or spec.read_from in ("bounded_staleness", "read_your_writes")
+            or (sim.freshness is not None and spec.replicas > 1))
+
+
+class _Acks:
+    """The answers a replicated op waits for: done when ``need`` copies answered OK (status
+    OK) or when too many failed to get there (the failure's status). ``best`` is the newest
+    version among the OK answers counted (a quorum read's result); ``v`` and ``early`` are a
+    quorum write's version, once committed, and the copies that applied it before."""
+
+    __slots__ = ("ev", "need", "spare", "status", "best", "v", "early")
+
+    def __init__(self, env: Any, need: int, n: int):
+        self.ev = Event(env)
+        self.need = need
+        self.spare = n - need
+        self.status: int | None = None
+        self.best = 0
+        self.v = 0
+        self.early: list[int] = []
+
+    def one(self, status: int, version: int) -> None:
+        if self.status is not None:
+            return  # (already decided: a late answer)
+        if status == OK:
+            if version > self.best:
+                self.best = version
+            self.need -= 1
+            if not self.need:
+                self.status = OK
+                self.ev.succeed()
+        else:
+            self.spare -= 1
+            if self.spare < 0:
+                self.status = status
+                self.ev.succeed()
+
+
+class _Replication:
+    """The replication state of one datastore (versions per replica, the writes in flight
+    to each, the network of the replication stream), indexed by the store's pool number."""
+
+    def __init__(self, store: Datastore, sim: Any, spec: Any):
+        fr = sim.freshness
+        self.track = fr is not None and (spec.replicas > 1 or spec.quorum is not None)
+        self.fr = fr
+        name = store.name
+        n = len(store.pools)
+        self.index: dict[Pool, int] = {p: i for i, p in enumerate(store.pools)}
+        self.scatter = spec.scatter_gather
+        self.policy = {"bounded_staleness": _BOUNDED, "read_your_writes": _RYW}.get(spec.read_from, _ANY)
+        self.max_staleness = spec.max_staleness if spec.max_staleness is not None else 0.0
+        self.replication = spec.replication
+        self.all = spec.replication == "sync"
+        self.replicas = spec.replicas
+        if spec.quorum is not None:
+            self.r, self.w = spec.quorum_sizes
+        # the network of the replication stream: one draw per leg, from its own stream
+        self.net: Callable[[], float] | None = (
+            sampler(spec.lag.network, sim.rng(name, "lag", "network")) if spec.lag is not None else None)
+        self.region: list[list[float]] | None = None
+        region_delay = getattr(sim, "region_delay", None)
+        if region_delay is not None:
+            # the one-way delay between the copies of a shard (and, at index -1, to the
+            # store's first copy of the shard for a quorum op's coordinator)
+            pools = store.pools
+            r = spec.replicas
+            self.region = [[float(region_delay(pools[i], pools[(i // r) * r + j])) for j in range(r)]
+                           for i in range(n)]
+        self.applied: list[dict[int, int]] = [{} for _ in range(n)]
+        self.fifo: list[deque] = [deque() for _ in range(n)]
+        self.head = [0] * n
+        self.sent = [0] * n
+        self.done: list[set[int]] = [set() for _ in range(n)]
+        if self.track:
+            self.clock = fr.clock(name)
+            self.log = fr.log(name)
+            self.book = fr.session_book(name)
+            self.name = name
+            reqs = sim.spec.workload.requests
+            self.session = [reqs[c].session is not None for c in sim.classes]
+        else:
+            self.session = [False] * len(sim.classes)
+
+    def acks(self, others: int) -> int:
+        """How many replica copies a write waits for, besides the primary's."""
+        m = self.replication
+        if m == "async":
+            return 0
+        if m == "semi_sync":
+            return min(1, others)
+        if m == "majority":
+            return self.replicas // 2  # with the primary, a majority of the copies
+        return others
+
+    def delay(self, src: int, dst: int) -> float:
+        """One leg of the replication stream between pool numbers ``src`` and ``dst``
+        (``-1``: the op's coordinator, at the shard's first copy)."""
+        d = self.net() if self.net is not None else 0.0
+        if self.region is not None:
+            r = self.replicas
+            if src < 0:
+                d += self.region[(dst // r) * r][dst % r]
+            elif dst < 0:
+                d += self.region[src][0]
+            else:
+                d += self.region[src][dst % r]
+        return d
+
+    def send(self, i: int, now: float) -> int:
+        """A write committed at ``now`` is in flight to pool ``i``: its place in the queue."""
+        self.fifo[i].append(now)
+        seq = self.sent[i]
+        self.sent[i] = seq + 1
+        return seq
+
+    def finish(self, i: int, seq: int) -> None:
+        """The copy ``seq`` to pool ``i`` is over (applied, or lost with a failed copy)."""
+        head = self.head[i]
+        if seq < head:
+            return  # (cleared by a catch-up)
+        if seq != head:
+            self.done[i].add(seq)
+            return
+        fifo, done = self.fifo[i], self.done[i]
+        fifo.popleft()
+        head += 1
+        while head in done:
+            done.remove(head)
+            fifo.popleft()
+            head += 1
+        self.head[i] = head
+
+    def lag(self, i: int, now: float) -> float:
+        """How far pool ``i`` is behind: now minus the commit time of the oldest write not
+        yet applied there (0.0 when none is in flight)."""
+        f = self.fifo[i]
+        return now - f[0] if f else 0.0
+
+    def apply(self, i: int, key: int, v: int) -> None:
+        d = self.applied[i]
+        if v > d.get(key, 0):
+            d[key] = v
+
+    def read(self, cls: int, key: int, v0: int, w0: int, seen: int, now: float) -> None:
+        """A read of ``key`` that reached the store when version ``v0`` was the newest and
+        ``w0`` its session's last acknowledged write returned version ``seen`` at ``now``:
+        log it (and its session's verdict; a write acknowledged while the read was under way
+        is concurrent with it, not one the read had to see)."""
+        self.log.read(cls, now - self.clock.committed_at(key, seen + 1) if seen < v0 else 0.0, now)
+        if self.session[cls]:
+            _, mono = self.book.check_read(key, seen)
+            self.log.session(cls, seen < w0, mono, now)
+        self.fr.served(self.name, key, seen)
+
+    def promoted(self, old: Pool, new: Pool) -> None:
+        """A failover to ``new``: the acknowledged writes it had not applied are lost (their
+        versions stay committed: reads of those keys are stale until the key's next write)."""
+        mine = self.applied[self.index[new]]
+        lost = 0
+        for k, v in self.applied[self.index[old]].items():
+            have = mine.get(k, 0)
+            if v > have:
+                lost += v - have
+        self.log.lost_writes += lost
+
+    def catch_up(self, pool: Pool, primary: Pool) -> None:
+        """A copy back from a crash replays the primary's data at once; its queue of writes
+        in flight starts afresh."""
+        i = self.index[pool]
+        d = self.applied[i]
+        for k, v in self.applied[self.index[primary]].items():
+            if v > d.get(k, 0):
+                d[k] = v
+        self.fifo[i].clear()
+        self.head[i] = self.sent[i]
+        self.done[i].clear()

@@ -599,6 +599,36 @@ class CacheSpec(ComponentBase):
                             "with a fixed hit_ratio", ("faults", i, "target"))
 
 
+class LagSpec(_Model):
+    """The replication stream of a datastore: the network delay of each copy (one way; an
+    acknowledgement travels back with another draw). The replica then applies the copy on its
+    own workers with the write's service time, so the lag grows when it is busy."""
+
+    network: Dist = Field(default_factory=lambda: Constant(0.0005),
+                          description="one-way network delay of a copy (default 0.5 ms)")
+
+
+QuorumSize = Literal["one", "quorum", "all"] | Annotated[Whole, Field(ge=1, le=MAX_REPLICAS)]
+
+
+def _quorum_size(v: str | int, n: int) -> int:
+    if v == "one":
+        return 1
+    if v == "quorum":
+        return n // 2 + 1
+    if v == "all":
+        return n
+    return int(v)
+
+
+class QuorumSpec(_Model):
+    """Dynamo-style quorums over the N = ``replicas`` copies of a shard: ``r`` and ``w`` are
+    ``one``, ``quorum`` (a majority, N // 2 + 1), ``all`` or a number of copies."""
+
+    r: QuorumSize = Field("quorum", description="copies a read waits for")
+    w: QuorumSize = Field("quorum", description="copies a write waits for")
+
+
 @component_model
 class DatastoreSpec(ComponentBase):
     """A sharded, replicated datastore: keys hash to shards, each shard has ``replicas`` copies."""
@@ -608,14 +638,31 @@ class DatastoreSpec(ComponentBase):
     replicas: Whole = Field(1, ge=1, le=MAX_REPLICAS, description="copies per shard, the primary included")
     workers: Whole = Field(1, ge=1, le=MAX_WORKERS, description="workers per replica")
     queue: Whole | None = Field(None, ge=0, le=MAX_QUEUE, description="wait-queue bound per replica")
-    replication: Literal["async", "sync"] = "async"
-    read_from: Literal["any", "primary"] = "any"
+    replication: Literal["async", "semi_sync", "majority", "sync"] = Field(
+        "async", description="when a write is acknowledged: at the primary (async), after one "
+                             "replica's copy (semi_sync), a majority of the copies, the primary "
+                             "included (majority), or every copy (sync)")
+    read_from: Literal["any", "primary", "bounded_staleness", "read_your_writes"] = Field(
+        "any", description="which copy serves a read: any live replica, the primary, a replica "
+                           "lagging at most 'max_staleness', or one that holds the session's "
+                           "last write (else the primary)")
     vnodes: Whole = Field(100, ge=1, le=10_000, description="virtual nodes per shard on the hash ring")
     failover: PositiveDuration | None = Field(
         10.0, description="time to promote a replica when a primary dies; null: never")
     instance_type: InstanceTypeName | None = Field(
         None, description="a name in the catalogue of instance types: prices every replica by the "
                           "hour and, with no 'workers' given, gives each one worker per core")
+    max_staleness: PositiveDuration | None = Field(
+        None, description="with read_from: bounded_staleness, the most a replica may lag and "
+                          "still serve reads")
+    lag: LagSpec | None = Field(
+        None, description="the replication stream's network delay (one way); setting it turns "
+                          "on the freshness accounting")
+    quorum: QuorumSpec | None = Field(
+        None, description="leaderless replication: a write goes to every copy and waits for W, "
+                          "a read asks every copy and waits for R")
+    scatter_gather: bool = Field(
+        False, description="every read fans out to all shards and waits for the slowest")
 
     cost_units: ClassVar[tuple[str, ...]] = ("per_replica_hour",)
     plain_cost_unit: ClassVar[str | None] = "per_replica_hour"
@@ -628,7 +675,49 @@ class DatastoreSpec(ComponentBase):
             raise ValueError("a datastore scales by 'shards' and 'replicas', not 'instances'")
         return self
 
+    @property
+    def tracks_freshness(self) -> bool:
+        """A replicated store tracks freshness when it is asked to measure its lag: a ``lag``,
+        a ``quorum``, a read policy or replication mode beyond ``any``/``primary`` and
+        ``async``/``sync`` (a design without them runs exactly as before)."""
+        if self.quorum is not None:
+            return True
+        return self.replicas > 1 and (
+            self.lag is not None or self.read_from in ("bounded_staleness", "read_your_writes")
+            or self.replication in ("semi_sync", "majority"))
+
+    @property
+    def quorum_sizes(self) -> tuple[int, int]:
+        """(R, W) of a quorum store, as numbers of copies."""
+        q = self.quorum
+        assert q is not None
+        return _quorum_size(q.r, self.replicas), _quorum_size(q.w, self.replicas)
+
     def check(self, name: str, spec: Spec) -> None:
+        here = ("components", name)
+        if self.max_staleness is not None and self.read_from != "bounded_staleness":
+            raise SpecError("'max_staleness' goes with read_from: bounded_staleness "
+                            f"(read_from is '{self.read_from}')", here + ("max_staleness",))
+        if self.read_from == "bounded_staleness" and self.max_staleness is None:
+            raise SpecError("read_from: bounded_staleness needs 'max_staleness' (a duration such as 100ms)",
+                            here + ("max_staleness",))
+        if self.read_from == "read_your_writes" and not any(
+                rc.session is not None for rc in spec.workload.requests.values()):
+            raise SpecError("read_from: read_your_writes routes by session: give some request "
+                            "class 'session: key'", here + ("read_from",))
+        if self.quorum is not None:
+            for f in ("r", "w"):
+                v = getattr(self.quorum, f)
+                if isinstance(v, int) and v > self.replicas:
+                    raise SpecError(f"quorum {f} = {v} is more than the {self.replicas} copies "
+                                    "('replicas') of each shard", here + ("quorum", f))
+            for f, default in (("replication", "async"), ("read_from", "any")):
+                if getattr(self, f) != default:
+                    raise SpecError(f"a quorum store has no primary: '{f}' does not apply "
+                                    "(drop it, or drop 'quorum')", here + (f,))
+            if self.scatter_gather:
+                raise SpecError("scatter_gather does not combine with a quorum",
+                                here + ("scatter_gather",))
         if self.shards > 1 and self.shards * self.vnodes > MAX_RING_POINTS:
             raise SpecError(f"vnodes x shards is at most {MAX_RING_POINTS:,} points on the hash ring "
                             f"(got {self.vnodes:,} x {self.shards:,}): lower 'vnodes'",

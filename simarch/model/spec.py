@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -206,6 +207,16 @@ class RequestClassSpec(_Model):
     priority: Literal["critical", "default", "sheddable"] = Field(
         "default", description="wait queues serve higher priorities first; shedding drops the "
                                "lowest first")
+    session: Literal["key"] | None = Field(
+        None, description="the client session of a request: 'key' (each key is one client's own "
+                          "record); datastores then check read-your-writes and monotonic reads")
+
+    @field_validator("session")
+    @classmethod
+    def _session_needs_keys(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("keys") is None:
+            raise ValueError("session: key needs 'keys' (the request's key is its session)")
+        return v
 
     @property
     def rank(self) -> int:
