@@ -79,9 +79,14 @@ def test_read_your_writes_routing_gives_no_violations_and_any_does():
     assert row["read_your_writes_violations"] > 0 and row["monotonic_read_violations"] > 0, row
 
 
-def test_a_design_without_replication_features_does_not_track_freshness():
+def test_every_replicated_store_tracks_freshness_and_one_copy_does_not():
+    """Replicas apply writes after the primary even with no ``lag`` (their queue and service):
+    a replicated store always keeps the accounting; a store with one copy has nothing to lag."""
     arch = _lagged().with_changes({"components.db.lag": None})
     r = simarch.simulate(arch, duration="2s", warmup="0s", seed=1)
+    assert r.freshness_stats is not None and "stale_reads" in r.summary().columns
+    one = arch.with_changes({"components.db.replicas": 1})
+    r = simarch.simulate(one, duration="2s", warmup="0s", seed=1)
     assert r.freshness_stats is None and "stale_reads" not in r.summary().columns
 
 

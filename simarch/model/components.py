@@ -677,14 +677,10 @@ class DatastoreSpec(ComponentBase):
 
     @property
     def tracks_freshness(self) -> bool:
-        """A replicated store tracks freshness when it is asked to measure its lag: a ``lag``,
-        a ``quorum``, a read policy or replication mode beyond ``any``/``primary`` and
-        ``async``/``sync`` (a design without them runs exactly as before)."""
-        if self.quorum is not None:
-            return True
-        return self.replicas > 1 and (
-            self.lag is not None or self.read_from in ("bounded_staleness", "read_your_writes")
-            or self.replication in ("semi_sync", "majority"))
+        """A store with more than one copy per shard tracks freshness: its replicas apply
+        each write after the primary (a ``lag`` network delay plus the copy's queue and
+        service), so a read may return an older value; a quorum store's copies likewise."""
+        return self.quorum is not None or self.replicas > 1
 
     @property
     def quorum_sizes(self) -> tuple[int, int]:
