@@ -93,6 +93,15 @@ def owner_of(spec: Any, cache: str, cls: str) -> str | None:
     return None
 
 
+def _commits_writes(store: Any) -> bool:
+    """Whether ``store`` commits the versions of the writes it serves itself."""
+    commits = getattr(store, "commits_writes", None)
+    if commits is None:
+        repl = getattr(store, "repl", None)
+        commits = repl is not None and getattr(repl, "track", False)
+    return bool(commits)
+
+
 class _Extras:
     """What an LRU cache keeps beyond its entries when it tracks freshness, has a write
     policy or coalesces misses (built only then: a plain cache runs without it)."""
@@ -198,11 +207,11 @@ class Cache(Kind):
         x = self.x
         if x is None:
             return
-        # a write passed on to a store that commits its writes itself (``commits_writes``)
-        # is not committed again by the cache
+        # a write passed on to a store that commits its writes itself is not committed again
+        # by the cache: a store says so with ``commits_writes`` (or a replication state that
+        # tracks versions)
         for c, owner in enumerate(x.owner):
-            comp = self.sim.components.get(owner)
-            x.commits[c] = owner != self.name and not getattr(comp, "commits_writes", False)
+            x.commits[c] = owner != self.name and not _commits_writes(self.sim.components.get(owner))
         if x.policy in (WRITE_BACK, WRITE_AROUND) and x.delay > 0:
             spawn(self.env, self._due_loop())
 
