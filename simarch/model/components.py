@@ -541,9 +541,29 @@ class CacheSpec(ComponentBase):
     instance_type: InstanceTypeName | None = Field(None, description=_INSTANCE_TYPE_HELP)
     item_size: Size | None = Field(None, description="bytes an entry takes (1KB, 512B): memory = capacity x item_size")
     discipline: Discipline | None = Field(None, description="the wait queue's order: fifo, lifo, adaptive_lifo, codel")
+    write_policy: Literal["write_through", "write_around", "write_back"] | None = Field(
+        None, description="what a write (a class with op: write) does: write_through (store, then "
+                          "update the entry), write_around (store, then delete the entry after "
+                          "invalidation_delay), write_back (acknowledge at once, write the store "
+                          "write_back_delay later); none: a write is a lookup like a read")
+    invalidation_delay: Duration | None = Field(
+        None, description="write_around: how long after the write the entry is deleted (default 0)")
+    write_back_delay: PositiveDuration | None = Field(
+        None, description="write_back: how long a written key stays dirty before it is written to "
+                          "the store (default 1s); later writes to a dirty key go with it")
+    coalesce: bool = Field(False, description="single flight: one fetch per key in flight, the "
+                                              "other misses of the key wait for its result")
+    track_staleness: bool = Field(
+        False, description="log every read's staleness (the freshness accounting) without a "
+                           "write_policy: a ttl cache in front of a store written around it")
 
     cost_units: ClassVar[tuple[str, ...]] = ("per_instance_hour", "per_gb_month")
     plain_cost_unit: ClassVar[str | None] = None  # memory or nodes: a plain number would be a guess
+
+    @property
+    def tracks_freshness(self) -> bool:
+        """A cache with a write policy (or ``track_staleness``) logs how stale its hits are."""
+        return self.write_policy is not None or self.track_staleness
 
     @model_validator(mode="after")
     def _one_of(self) -> CacheSpec:
@@ -555,6 +575,16 @@ class CacheSpec(ComponentBase):
             raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
         if self.ttl is not None and self.capacity is None:
             raise ValueError("'ttl' needs an LRU cache: give 'capacity' instead of 'hit_ratio'")
+        for field in ("write_policy", "coalesce", "track_staleness"):
+            if getattr(self, field) and self.capacity is None:
+                raise ValueError(f"'{field}' needs an LRU cache over request keys: give 'capacity' "
+                                 "instead of 'hit_ratio' (a fixed hit ratio has no entries)")
+        if self.invalidation_delay is not None and self.write_policy != "write_around":
+            raise ValueError("'invalidation_delay' is the delay of write_around's invalidation: "
+                             "give write_policy: write_around (or leave the delay out)")
+        if self.write_back_delay is not None and self.write_policy != "write_back":
+            raise ValueError("'write_back_delay' is how long a write_back cache keeps a write "
+                             "before the store gets it: give write_policy: write_back (or leave it out)")
         if self.cost is not None and self.cost.unit == "per_gb_month" and (
                 self.capacity is None or self.item_size is None):
             raise ValueError("a price per_gb_month is for the cache's memory, capacity x item_size: "
@@ -592,6 +622,13 @@ class CacheSpec(ComponentBase):
                 f"the LRU cache '{name}' needs request keys, but class '{cls}' has none: "
                 f"give workload.requests.{cls}.keys or set hit_ratio",
                 ("components", name, "capacity"))
+        if self.write_policy is not None and spec.workload.op(cls) == "write" and not any(
+                c.source == name and c.on == "miss" and (c.requests is None or cls in c.requests)
+                for c in spec.calls):
+            raise SpecError(
+                f"the {self.write_policy} cache '{name}' has no store behind it for the writes of "
+                f"class '{cls}': add an 'on: miss' call from '{name}' to the store that takes them",
+                ("components", name, "write_policy"))
 
     def check_flush(self, name: str, fault, i: int) -> None:
         if self.capacity is None:
