@@ -51,10 +51,11 @@ workload:
   requests:
     read: {{weight: 1, keys: {{uniform: {n_keys}}}}}
 components:
-  cache: {{kind: cache, capacity: {10 * n_keys}, ttl: {ttl}s, track_staleness: true}}
+  cache: {{kind: cache, capacity: {10 * n_keys}, ttl: {ttl}s}}
   db: {{kind: datastore, workers: 1000}}
 calls:
   - {{from: cache, to: db, on: miss}}
+slo: {{stale_reads: 100%}}  # the writes come from the test's own writer: no write class asks for the accounting
 """)
 
 
@@ -97,7 +98,8 @@ def test_ttl_stale_hit_fraction_matches_closed_form():
 
 def test_tracking_staleness_changes_no_number_of_the_run():
     """The freshness accounting only watches: the same design with and without
-    ``track_staleness`` gives the same request records and component figures."""
+    the accounting (asked for by a ``stale_reads`` SLO) gives the same request records and
+    component figures."""
     text = """
 name: same
 workload:
@@ -115,7 +117,7 @@ faults:
   - {kind: cache_flush, target: cache, at: 4s}
 """
     plain = simarch.simulate(_arch(text % ""), duration="5s", warmup="1s", seed=3, progress=False)
-    tracked = simarch.simulate(_arch(text % ", track_staleness: true"), duration="5s", warmup="1s",
+    tracked = simarch.simulate(_arch(text % "" + "slo: {stale_reads: 1%}\n"), duration="5s", warmup="1s",
                                seed=3, progress=False)
     assert np.array_equal(plain.latency, tracked.latency)
     cols = ["arrivals", "throughput_rps", "hit_ratio", "mean_latency_ms"]
@@ -339,7 +341,6 @@ calls:
 @pytest.mark.parametrize("cache, call, path, words", [
     ("hit_ratio: 0.9, write_policy: write_through", "", ("components", "cache"), ["write_policy", "capacity"]),
     ("hit_ratio: 0.9, coalesce: true", "", ("components", "cache"), ["coalesce", "capacity"]),
-    ("hit_ratio: 0.9, track_staleness: true", "", ("components", "cache"), ["track_staleness", "capacity"]),
     ("capacity: 10, invalidation_delay: 1s", "", ("components", "cache"), ["write_around"]),
     ("capacity: 10, write_policy: write_through, invalidation_delay: 1s", "", ("components", "cache"),
      ["write_around"]),

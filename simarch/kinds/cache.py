@@ -95,11 +95,7 @@ def owner_of(spec: Any, cache: str, cls: str) -> str | None:
 
 def _commits_writes(store: Any) -> bool:
     """Whether ``store`` commits the versions of the writes it serves itself."""
-    commits = getattr(store, "commits_writes", None)
-    if commits is None:
-        repl = getattr(store, "repl", None)
-        commits = repl is not None and getattr(repl, "track", False)
-    return bool(commits)
+    return bool(getattr(store, "commits_writes", False))
 
 
 class _Extras:
@@ -208,8 +204,7 @@ class Cache(Kind):
         if x is None:
             return
         # a write passed on to a store that commits its writes itself is not committed again
-        # by the cache: a store says so with ``commits_writes`` (or a replication state that
-        # tracks versions)
+        # by the cache: a store says so with ``commits_writes``
         for c, owner in enumerate(x.owner):
             x.commits[c] = owner != self.name and not _commits_writes(self.sim.components.get(owner))
         if x.policy in (WRITE_BACK, WRITE_AROUND) and x.delay > 0:

@@ -93,6 +93,12 @@ class Datastore(Kind):
             self.repl = _Replication(self, sim, spec)
             self.serve = self._serve_quorum if spec.quorum is not None else self._serve_repl
 
+    @property
+    def commits_writes(self) -> bool:
+        """Whether the store commits its writes' versions in its key clock (with freshness
+        accounting): a cache in front of it then leaves them to it."""
+        return self.repl is not None and self.repl.track
+
     def make_pools(self) -> list[Pool]:
         s = self.spec
         qlimit = INF if s.queue is None else s.queue
@@ -559,7 +565,7 @@ def _needs_repl(sim: Any, spec: Any) -> bool:
     return (spec.quorum is not None or spec.scatter_gather or spec.lag is not None
             or spec.replication in ("semi_sync", "majority")
             or spec.read_from in ("bounded_staleness", "read_your_writes")
-            or (sim.freshness is not None and spec.replicas > 1))
+            or sim.freshness is not None)
 
 
 class _Acks:
@@ -602,7 +608,10 @@ class _Replication:
 
     def __init__(self, store: Datastore, sim: Any, spec: Any):
         fr = sim.freshness
-        self.track = fr is not None and (spec.replicas > 1 or spec.quorum is not None)
+        # with freshness accounting every store commits its writes' versions (a cache in
+        # front of it reads them); a store with copies that can lag also logs its reads
+        self.track = fr is not None
+        self.logs_reads = spec.replicas > 1 or spec.quorum is not None
         self.fr = fr
         name = store.name
         n = len(store.pools)
@@ -707,6 +716,9 @@ class _Replication:
         ``w0`` its session's last acknowledged write returned version ``seen`` at ``now``:
         log it (and its session's verdict; a write acknowledged while the read was under way
         is concurrent with it, not one the read had to see)."""
+        if not self.logs_reads:  # one copy: the system of record itself, never behind
+            self.fr.served(self.name, key, self.clock.version(key))
+            return
         self.log.read(cls, now - self.clock.committed_at(key, seen + 1) if seen < v0 else 0.0, now)
         if self.session[cls]:
             _, mono = self.book.check_read(key, seen)

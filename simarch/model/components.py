@@ -553,17 +553,15 @@ class CacheSpec(ComponentBase):
                           "the store (default 1s); later writes to a dirty key go with it")
     coalesce: bool = Field(False, description="single flight: one fetch per key in flight, the "
                                               "other misses of the key wait for its result")
-    track_staleness: bool = Field(
-        False, description="log every read's staleness (the freshness accounting) without a "
-                           "write_policy: a ttl cache in front of a store written around it")
 
     cost_units: ClassVar[tuple[str, ...]] = ("per_instance_hour", "per_gb_month")
     plain_cost_unit: ClassVar[str | None] = None  # memory or nodes: a plain number would be a guess
 
     @property
     def tracks_freshness(self) -> bool:
-        """A cache with a write policy (or ``track_staleness``) logs how stale its hits are."""
-        return self.write_policy is not None or self.track_staleness
+        """An LRU cache logs how stale its hits are (when the design writes: its entries
+        outlive the writes of their keys until they expire, are invalidated or evicted)."""
+        return self.capacity is not None
 
     @model_validator(mode="after")
     def _one_of(self) -> CacheSpec:
@@ -575,7 +573,7 @@ class CacheSpec(ComponentBase):
             raise ValueError("give exactly one of 'capacity' (an LRU over request keys) or 'hit_ratio'")
         if self.ttl is not None and self.capacity is None:
             raise ValueError("'ttl' needs an LRU cache: give 'capacity' instead of 'hit_ratio'")
-        for field in ("write_policy", "coalesce", "track_staleness"):
+        for field in ("write_policy", "coalesce"):
             if getattr(self, field) and self.capacity is None:
                 raise ValueError(f"'{field}' needs an LRU cache over request keys: give 'capacity' "
                                  "instead of 'hit_ratio' (a fixed hit ratio has no entries)")

@@ -115,10 +115,12 @@ class Simulation:
         # components whose instances come and go during the run (see runtime/rotation.py)
         self.rotating: set[str] = {n for n, c in self.spec.components.items() if c.changes_instances} | {d.target for d in self.spec.deployments}
         self.spare_pools: dict[str, int] = spare_pools(self.spec)  # extra instances deployments start
-        # freshness accounting (runtime/freshness.py): only when some copy can lag
+        # freshness accounting (runtime/freshness.py): when the design writes and some copy
+        # can lag behind (with no write nothing is ever stale), or the SLO asks for it
+        writes = any(self.spec.workload.op(c) == "write" for c in self.classes)
         self.freshness: Freshness | None = (
             Freshness(len(self.classes), self.warmup)
-            if any(c.tracks_freshness for c in self.spec.components.values())
+            if (writes and any(c.tracks_freshness for c in self.spec.components.values()))
             or (self.spec.slo is not None and self.spec.slo.stale_reads is not None) else None)
         self.components: dict[str, Kind] = {
             name: kind(spec.kind)(self, name, spec) for name, spec in self.spec.components.items()}
