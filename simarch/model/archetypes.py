@@ -32,6 +32,7 @@ import textwrap
 import typing
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel
@@ -65,6 +66,10 @@ class Archetype:
     mechanism: str
     fields: Mapping[str, Any]
     sources: Mapping[str, Source] = field(repr=False)
+
+    def __post_init__(self) -> None:  # read-only views: the table is shared
+        object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
 
     def describe(self, width: int = 100) -> str:
         """What it models, the mechanism, and each field it sets with its value and source,
