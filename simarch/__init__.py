@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from .analysis.pbs import stale_probability
     from .analysis.queueing import ModelReport, analyze
     from .analysis.spof import SpofReport, spof
+    from .model.archetypes import DATASTORE_MODELS, archetypes
     from .model.architecture import Architecture, load
     from .results.result import Result
     from .run.simulate import simulate
@@ -66,6 +67,8 @@ __all__ = [
     "stability",
     "Stability",
     "plots",
+    "archetypes",
+    "DATASTORE_MODELS",
     "__version__",
 ]
 
@@ -98,6 +101,8 @@ _LAZY = {
     "stability": "simarch.study.metastability",
     "Stability": "simarch.study.metastability",
     "plots": "simarch.plots",
+    "archetypes": "simarch.model.archetypes",
+    "DATASTORE_MODELS": "simarch.model.archetypes",
 }
 
 if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt name stays an error

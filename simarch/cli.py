@@ -1,5 +1,5 @@
 """The ``simarch`` command line: ``run``, ``validate``, ``spof``, ``compare``, ``sweep``,
-``plan``, ``stability``, ``report`` and ``fit``, the top stage (it may use every other; nothing imports it). Each command imports
+``plan``, ``stability``, ``report``, ``fit`` and ``archetypes``, the top stage (it may use every other; nothing imports it). Each command imports
 the stage it needs when it runs, so that ``simarch --help`` starts fast.
 
 Bad input (a spec error, a bad option value) prints one line naming the file, the field and
@@ -606,6 +606,30 @@ def validate(
     if rep.warnings:
         typer.echo(f"warning: at {mult:g}x this design cannot keep up: see the saturated "
                    "component(s) above", err=True)
+
+
+@app.command("archetypes")
+def archetypes_cmd(
+    name: Annotated[str | None, typer.Argument(
+        help="An archetype to show with each field it sets, its value and its source.",
+        show_default=False, metavar="NAME")] = None,
+) -> None:
+    """List the datastore archetypes that a datastore's 'model:' names (what each models and
+    the fields it presets), or show one with the source of every default. The presets are
+    typical starting points, not benchmarks: every field a spec gives wins over them."""
+    import difflib
+
+    from .model.archetypes import DATASTORE_MODELS
+
+    if name is None:
+        typer.echo(str(DATASTORE_MODELS))
+        return
+    if name not in DATASTORE_MODELS:
+        close = difflib.get_close_matches(name, list(DATASTORE_MODELS), n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        _fail(f"unknown datastore model {excerpt(name)} ({hint}allowed: {', '.join(DATASTORE_MODELS)})")
+        return
+    typer.echo(DATASTORE_MODELS[name].describe())
 
 
 @app.command("fit")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import SpecError, excerpt
+from .archetypes import apply_archetype
 from .dists import Constant
 from .fields import (
     MAX_INSTANCES,
@@ -669,6 +670,9 @@ class DatastoreSpec(ComponentBase):
     """A sharded, replicated datastore: keys hash to shards, each shard has ``replicas`` copies."""
 
     kind: Literal["datastore"]
+    model: Literal["primary_replica", "leaderless_quorum", "document", "in_memory_kv", "scatter_gather"] | None = Field(
+        None, description="an archetype whose documented presets fill the fields not given "
+                          "(simarch.model.archetypes)")
     shards: Whole = Field(1, ge=1, le=MAX_INSTANCES)
     replicas: Whole = Field(1, ge=1, le=MAX_REPLICAS, description="copies per shard, the primary included")
     workers: Whole = Field(1, ge=1, le=MAX_WORKERS, description="workers per replica")
@@ -703,6 +707,11 @@ class DatastoreSpec(ComponentBase):
     plain_cost_unit: ClassVar[str | None] = "per_replica_hour"
     hourly_unit: ClassVar[str | None] = "per_replica_hour"
     box_unit: ClassVar[str] = "replicas"  # every replica of every shard is a box
+
+    @model_validator(mode="before")
+    @classmethod
+    def _archetype(cls, data: Any) -> Any:
+        return apply_archetype(data, cls.model_fields)
 
     @model_validator(mode="after")
     def _no_instances(self) -> DatastoreSpec:

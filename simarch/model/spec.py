@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from ..errors import SpecError, excerpt
+from .archetypes import baseline
 from .components import COMPONENT_MODELS, KINDS, ComponentBase, ComponentSpec
 from .deployments import DEPLOYMENT_MODELS, DeploymentSpec
 from .dists import Distribution
@@ -135,12 +136,15 @@ class CallSpec(_Model):
 
 def model_to_spec(model: BaseModel) -> dict[str, Any]:
     """The plain-dict form of a validated model: fields that differ from their defaults, with
-    distributions and nested models in spec syntax."""
+    distributions and nested models in spec syntax. A datastore with a ``model`` is
+    compared with its archetype's defaults instead, so that it reads back the same."""
     out: dict[str, Any] = {}
+    base = baseline(model)
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        if name != "kind" and name != "source" and name != "to" and \
-                value == field.get_default(call_default_factory=True):
+        default = (field.get_default(call_default_factory=True) if base is None or name == "model"
+                   else getattr(base, name))
+        if name != "kind" and name != "source" and name != "to" and value == default:
             continue
         out[field.alias or name] = _plain(value)
     return out
