@@ -3,8 +3,7 @@ validates and reads back from ``resolved()``, an unknown model is a SpecError na
 and the allowed names, and every default has a source.
 
 The presets also set fields of the replication model (``lag``, ``quorum``,
-``scatter_gather``, and the choices ``majority`` and ``semi_sync``); until the datastore has
-them, a preset leaves them out, and the tests that need them are skipped (``REPL``).
+``scatter_gather``, and the choices ``majority`` and ``semi_sync``).
 """
 
 from __future__ import annotations
@@ -31,8 +30,6 @@ from simarch.model.components import DatastoreSpec
 from simarch.model.spec import component_to_spec, parse_component
 
 ROOT = Path(__file__).resolve().parents[1]
-REPL = pytest.mark.skipif("quorum" not in DatastoreSpec.model_fields,
-                          reason="needs the datastore's replication fields (lag, quorum, scatter_gather)")
 
 
 def _db(**fields) -> DatastoreSpec:
@@ -211,13 +208,11 @@ def test_the_example_stores_share_one_workload(stem):
 
 # --------------------------------------------------------------------------- with the replication fields
 
-@REPL
 def test_nothing_is_left_out_once_the_datastore_has_every_field():
     for name, a in DATASTORE_MODELS.items():
         assert preset_for(name, DatastoreSpec.model_fields) == dict(a.fields), name
 
 
-@REPL
 def test_the_replication_presets_apply():
     lq = _db(model="leaderless_quorum")
     assert (lq.quorum.r, lq.quorum.w) == ("quorum", "quorum")
