@@ -221,6 +221,10 @@ def check_regions(spec: Any, entry: str) -> None:
         raise SpecError("regions are named but the design has no top-level 'regions:' section "
                         "(add 'regions: {}' for the built-in matrix)", path)
 
+    if r.names is None and r.rtt == "default":  # the regions named must be the built-in ones
+        known, names = set(DEFAULT_REGIONS), list(DEFAULT_REGIONS)
+        listed = ", ".join(names) + " (the built-in matrix's; give 'rtt' for others)"
+
     def unknown(name: str, path: tuple) -> None:
         if name not in known:
             close = difflib.get_close_matches(name, names, n=1)
