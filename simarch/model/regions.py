@@ -265,3 +265,25 @@ def check_regions(spec: Any, entry: str) -> None:
         raise SpecError(f"users come from regions but the entry '{entry}' has no region: give it "
                         "'region:' (a list: one per instance, e.g. one load balancer per region)",
                         ("components", entry, "region"))
+
+
+def call_rtt_moments(spec: Any, source: str, to: str, internal: bool) -> tuple[float, float]:
+    """The mean and variance (s, s²) of the round trip a call from ``source`` to ``to``
+    adds in a design with regions, its copies sharing the calls evenly: each calls the
+    callee's nearest region that has a copy (``internal``: a callee that routes internally
+    is reached in the region of its first copy), as the run does with every instance up.
+    ``(0, 0)`` without regions."""
+    if spec.regions is None:
+        return 0.0, 0.0
+    names, rtt = rtt_matrix(spec)
+    ix = {n: i for i, n in enumerate(names)}
+    where = component_regions(spec)
+    src = [ix[x] for x in where[source] if x is not None]
+    dst = [ix[x] for x in where[to] if x is not None]
+    if not src or not dst:
+        return 0.0, 0.0
+    if internal:
+        dst = dst[:1]
+    trips = [min(rtt[a][b] for b in dst) for a in src]
+    mean = sum(trips) / len(trips)
+    return mean, sum((t - mean) ** 2 for t in trips) / len(trips)
