@@ -312,7 +312,8 @@ def _sections(rep: SpofReport) -> list[tuple[str, pd.DataFrame, dict[str, str], 
         df = rep.dynamic.copy()
         flags = set(rep.spofs) | set(rep.zone_spofs) | set(rep.region_spofs)
         df["spof"] = ["SPOF" if str(n).removeprefix("deploy:") in flags else "" for n in df.index]
-        out.append(("Dynamic analysis: each component / zone / region down for the window "
+        what = "component / zone / region" if len(rep.regions) else "component / zone"
+        out.append((f"Dynamic analysis: each {what} down for the window "
                     f"(baseline availability {fmt(b.get('availability'), 'pct')}, "
                     f"p99 {fmt(b.get('p99_ms'), 'ms')} ms)", df,
                     {"killed": "str", "availability_during": "pct", "p99_during_ms": "ms",
