@@ -249,7 +249,7 @@ def _with_faults(arch, faults: list[str]):
 def spof_cmd(
     spec: SpecArg,
     load: LoadOpt = "1x",
-    window: Annotated[str, typer.Option(help="How long each component (or zone) is down.")] = "30s",
+    window: Annotated[str, typer.Option(help="How long each component (or zone, or region) is down.")] = "30s",
     warmup: Annotated[str, typer.Option(help="Warm-up before the clean and the fault windows.")] = "20s",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     static: Annotated[bool, typer.Option("--static", help="Static analysis only (no simulation).")] = False,
@@ -258,7 +258,7 @@ def spof_cmd(
         "--deployments", help="Also one simulation per service with a rolling deployment of it.")] = False,
 ) -> None:
     """Find the single points of failure of SPEC: cut vertices with no redundancy, then one
-    simulation per component and per zone with it down for a window, sorted by impact (with
+    simulation per component, per zone and per region with it down for a window, sorted by impact (with
     --deployments, and per service a rolling deployment of it)."""
     from .analysis.spof import spof
     from .model.architecture import load as load_arch

@@ -33,6 +33,7 @@ from ..kinds.cache import che_hit_ratio
 from ..model.architecture import Architecture, call_edges, call_graph, entry_of
 from ..model.architecture import load as load_arch
 from ..model.keys import key_probabilities
+from ..model.regions import call_rtt_moments
 from ..model.units import parse_multiplier
 from ..model.workload import rate_profile
 from ..results.text import fmt, html_table, table
@@ -158,6 +159,8 @@ def capacity_report(arch: Architecture, load: float | str = 1.0) -> CapacityRepo
                         continue
                     p = c.probability * (miss.get(n, 1.0) if c.on == "miss" else 1.0)
                     lat = c.latency.mean if c.latency is not None else 0.0
+                    if spec.regions is not None:  # the round trips across regions
+                        lat += call_rtt_moments(spec, n, c.to, kinds[c.to].routes_internally)[0]
                     r = resp[c.to].get(cls, 0.0)
                     t = lat + r
                     if c.timeout is not None:

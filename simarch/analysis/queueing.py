@@ -61,6 +61,7 @@ from ..kinds.base import Route, Station
 from ..model.architecture import Architecture, call_edges, call_graph, entry_of
 from ..model.architecture import load as load_arch
 from ..model.dists import Exponential
+from ..model.regions import call_rtt_moments
 from ..model.units import parse_multiplier
 from ..model.workload import rate_profile
 from ..results.text import fmt, html_table, table
@@ -707,6 +708,9 @@ class _Net:
                         p *= miss[u].get(c, 1.0)
                     prob.append(p)
                 lat = (call.latency.mean, call.latency.variance) if call.latency is not None else (0.0, 0.0)
+                if spec.regions is not None:  # the round trips across regions (independent of the latency)
+                    m, var = call_rtt_moments(spec, u, v, kinds[v].routes_internally)
+                    lat = (lat[0] + m, lat[1] + var)
                 r = call.retries
                 ci = len(self.calls)
                 mode = "group" if node.broker else call.mode

@@ -42,6 +42,7 @@ from ..errors import argument
 from ..kinds import kind
 from ..model.architecture import Architecture, call_edges, entry_of
 from ..model.architecture import load as load_arch
+from ..model.regions import component_regions, regions_in_use
 from ..model.spec import CallSpec
 from ..model.status import Status
 from ..model.units import parse_duration, parse_multiplier
@@ -108,6 +109,7 @@ class SpofReport:
     zones: pd.DataFrame
     dynamic: pd.DataFrame | None = None
     baseline: dict[str, float] = field(default_factory=dict)
+    regions: pd.DataFrame = field(default_factory=lambda: _area_frame([]))  # like ``zones``, per region
 
     @property
     def spofs(self) -> list[str]:
@@ -118,6 +120,11 @@ class SpofReport:
     def zone_spofs(self) -> list[str]:
         return [str(z) for z in self.zones.index[self.zones["spof"]]] if len(self.zones) else []
 
+    @property
+    def region_spofs(self) -> list[str]:
+        """Regions whose loss takes the service down (all copies of a critical component in it)."""
+        return [str(z) for z in self.regions.index[self.regions["spof"]]] if len(self.regions) else []
+
     def to_frame(self) -> pd.DataFrame:
         """One row per component and zone: static verdict and, if run, the measured impact."""
         st = self.static.copy()
@@ -126,6 +133,10 @@ class SpofReport:
         if len(zn):
             zn.insert(0, "what", "zone")
         df = pd.concat([st, zn]) if len(zn) else st
+        if len(self.regions):
+            rg = self.regions.copy()
+            rg.insert(0, "what", "region")
+            df = pd.concat([df, rg])
         if self.dynamic is not None:
             df = df.join(self.dynamic, how="left")
             df = df.sort_values(["availability_during", "p99_during_ms"], ascending=[True, False])
@@ -172,8 +183,28 @@ def static_spof(arch: Architecture) -> tuple[pd.DataFrame, pd.DataFrame]:
                       "spof": bool(hit),
                       "reason": (f"all copies of {', '.join(hit)} are in it" if hit
                                  else "every critical component has copies elsewhere")})
-    zdf = pd.DataFrame(zrows, columns=["component", "kind", "critical_for", "spof", "reason"]).set_index("component")
-    return static, zdf
+    return static, _area_frame(zrows)
+
+
+def _area_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["component", "kind", "critical_for", "spof", "reason"]).set_index("component")
+
+
+def static_region_spof(arch: Architecture) -> pd.DataFrame:
+    """Per region of the design: a single point of failure when some component on a
+    request's critical path has every copy in it (as :func:`static_spof` does for zones)."""
+    spec = arch.spec
+    if spec.regions is None:
+        return _area_frame([])
+    cuts = cut_vertices(arch)
+    where = component_regions(spec)
+    rows = []
+    for reg in regions_in_use(spec):
+        hit = [n for n in spec.components if cuts[n] and where[n] and all(x == reg for x in where[n])]
+        rows.append({"component": reg, "kind": "region", "critical_for": ", ".join(hit), "spof": bool(hit),
+                     "reason": (f"all copies of {', '.join(hit)} are in it" if hit
+                                else "every critical component has copies elsewhere")})
+    return _area_frame(rows)
 
 
 def _window_stats(r, start: float, end: float) -> tuple[float, float, int]:
@@ -209,7 +240,7 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
     """
     arch = load_arch(arch)
     static, zones = static_spof(arch)
-    rep = SpofReport(arch.name, static, zones)
+    rep = SpofReport(arch.name, static, zones, regions=static_region_spof(arch))
     if not dynamic:
         return rep
     with argument("window"):
@@ -229,6 +260,7 @@ def spof(arch: Architecture | Any, *, dynamic: bool = True, window: str | float 
         fault, killed = kind(comp.kind).spof_crash(n, comp)
         targets.append((n, fault, killed))
     targets += [(z, {"kind": "crash", "zone": z}, "whole zone") for z in zones.index]
+    targets += [(x, {"kind": "crash", "region": x}, "whole region") for x in rep.regions.index]
     if deployments:
         targets += [(f"deploy:{n}", *_spof_deployment(arch, n, start, w))
                     for n, comp in arch.spec.components.items() if comp.deployable]
@@ -273,12 +305,15 @@ def _sections(rep: SpofReport) -> list[tuple[str, pd.DataFrame, dict[str, str], 
                                              "spof": "str", "reason": "str"}, "component")]
     if len(rep.zones):
         out.append(("Zones", rep.zones, {"critical_for": "str", "spof": "str", "reason": "str"}, "zone"))
+    if len(rep.regions):
+        out.append(("Regions", rep.regions, {"critical_for": "str", "spof": "str", "reason": "str"}, "region"))
     if rep.dynamic is not None:
         b = rep.baseline
         df = rep.dynamic.copy()
-        flags = set(rep.spofs) | set(rep.zone_spofs)
+        flags = set(rep.spofs) | set(rep.zone_spofs) | set(rep.region_spofs)
         df["spof"] = ["SPOF" if str(n).removeprefix("deploy:") in flags else "" for n in df.index]
-        out.append(("Dynamic analysis: each component / zone down for the window "
+        what = "component / zone / region" if len(rep.regions) else "component / zone"
+        out.append((f"Dynamic analysis: each {what} down for the window "
                     f"(baseline availability {fmt(b.get('availability'), 'pct')}, "
                     f"p99 {fmt(b.get('p99_ms'), 'ms')} ms)", df,
                     {"killed": "str", "availability_during": "pct", "p99_during_ms": "ms",
@@ -287,7 +322,7 @@ def _sections(rep: SpofReport) -> list[tuple[str, pd.DataFrame, dict[str, str], 
 
 
 def _verdict_line(rep: SpofReport) -> str:
-    spofs = rep.spofs + [f"zone {z}" for z in rep.zone_spofs]
+    spofs = rep.spofs + [f"zone {z}" for z in rep.zone_spofs] + [f"region {x}" for x in rep.region_spofs]
     return f"Single points of failure: {', '.join(spofs) if spofs else 'none'}"
 
 

@@ -26,6 +26,7 @@ import yaml
 from ..errors import SpecError, argument, excerpt
 from .deployments import check_deployments
 from .dists import DISTRIBUTION_NAMES
+from .regions import check_regions
 from .spec import (
     CallSpec,
     Spec,
@@ -355,6 +356,7 @@ def check_graph(spec: Spec) -> None:
                             ("calls", i, "mode"))
 
     check_faults(spec)
+    check_regions(spec, entry)
     check_deployments(spec)
     storage = spec.workload.storage
     if storage is not None and storage.per_write is not None and \
@@ -410,6 +412,9 @@ def check_faults(spec: Spec) -> None:
         target = getattr(f, "target", None)
         if target is not None and target not in comps:
             raise SpecError(f"unknown component '{target}' (components: {names})", ("faults", i, "target"))
+        if getattr(f, "region", None) is not None and spec.regions is None:
+            raise SpecError("a region fault needs the design's 'regions:' section and components "
+                            "in regions", ("faults", i, "region"))
         zone = getattr(f, "zone", None)
         if zone is not None and zone not in zones:
             raise SpecError(f"unknown zone '{zone}' (zones: {', '.join(zones) or 'none; give components a zone'})",

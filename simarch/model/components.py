@@ -218,7 +218,24 @@ class ComponentBase(_Model):
             return []
         return [self.zone] if isinstance(self.zone, str) else list(dict.fromkeys(self.zone))
 
+    def region_of(self, copy: int) -> str | None:
+        """The region of copy ``copy`` (an instance, or a datastore's replica; regions in a
+        list are dealt out in turn, like zones)."""
+        if self.region is None or isinstance(self.region, str):
+            return self.region
+        return self.region[copy % len(self.region)]
+
+    @property
+    def regions(self) -> list[str]:
+        """The regions its copies are in (none: ``[]``)."""
+        if self.region is None:
+            return []
+        return [self.region] if isinstance(self.region, str) else list(dict.fromkeys(self.region))
+
     description: str | None = None
+    region: str | Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="region (see the top-level 'regions:'), or a list: instances (a "
+                          "datastore's replicas) spread over them in turn")
     zone: str | Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="availability zone, or a list: instances spread over them in turn")
     instances: Whole = Field(1, ge=1, le=MAX_INSTANCES)

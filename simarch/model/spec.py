@@ -50,6 +50,7 @@ from .fields import (
     _Model,
 )
 from .pricing import InstanceType, load_catalogue
+from .regions import RegionsSpec
 from .units import SECONDS_PER_DAY, parse_multiplier
 from .yamlio import read_yaml, yaml_load  # noqa: F401 - part of this module's API
 
@@ -573,6 +574,8 @@ class WorkloadSpec(_Model):
     arrivals: ArrivalsSpec | None = Field(
         None, description="a bursty arrival process (MMPP, batches); default Poisson")
     storage: StorageSpec | None = None
+    regions: dict[str, Fraction] | None = Field(
+        None, description="where the users are: share of the requests per region (summing to 1)")
 
     @field_validator("peak_to_mean", mode="before")
     @classmethod
@@ -707,6 +710,7 @@ class CrashFault(_FaultBase):
     kind: Literal["crash"]
     target: str | None = None
     zone: str | None = None
+    region: str | None = Field(None, description="every instance in this region (see 'regions:')")
     instances: Whole | None = Field(None, ge=1, description="how many instances (default all)")
     shard: Whole | None = Field(None, ge=0)
     replica: Whole | None = Field(None, ge=0)
@@ -715,10 +719,12 @@ class CrashFault(_FaultBase):
 
     @model_validator(mode="after")
     def _where(self) -> CrashFault:
-        if (self.target is None) == (self.zone is None):
-            raise ValueError("give exactly one of 'target' (a component) or 'zone'")
+        if sum(x is not None for x in (self.target, self.zone, self.region)) != 1:
+            raise ValueError("give exactly one of 'target' (a component), 'zone' or 'region'")
         if self.zone is not None and (self.instances or self.shard is not None or self.replica is not None):
             raise ValueError("a zone crash takes down the whole zone: no instances/shard/replica")
+        if self.region is not None and (self.instances or self.shard is not None or self.replica is not None):
+            raise ValueError("a region crash takes down the whole region: no instances/shard/replica")
         if self.replica is not None and self.shard is None:
             raise ValueError("'replica' needs 'shard'")
         return self
@@ -726,13 +732,21 @@ class CrashFault(_FaultBase):
 
 class RandomFault(_FaultBase):
     """Independent failures of every instance (or datastore replica) of ``target``: up for a
-    time drawn from ``mtbf``, down for a time drawn from ``mttr``, and again."""
+    time drawn from ``mtbf``, down for a time drawn from ``mttr``, and again; or of a whole
+    ``region`` (every instance in it at once)."""
 
     kind: Literal["random"]
-    target: str
+    target: str | None = None
+    region: str | None = Field(None, description="the whole region fails and recovers at once")
     mtbf: Dist
     mttr: Dist
     behaviour: Literal["fail", "hang"] = "fail"
+
+    @model_validator(mode="after")
+    def _where(self) -> RandomFault:
+        if (self.target is None) == (self.region is None):
+            raise ValueError("give exactly one of 'target' (a component) or 'region'")
+        return self
 
 
 class SlowFault(_FaultBase):
@@ -789,7 +803,7 @@ def fault_label(f: Any) -> str:
     """The name of a fault in reports: its ``name``, else ``kind:target``."""
     if f.name:
         return f.name
-    where = getattr(f, "target", None) or getattr(f, "zone", None)
+    where = getattr(f, "target", None) or getattr(f, "zone", None) or getattr(f, "region", None)
     if getattr(f, "between", None):
         where = "|".join(f.between)
     extra = ""
@@ -872,6 +886,8 @@ class Spec(_Model):
     faults: list[FaultSpec] = Field(default_factory=list)
     deployments: list[DeploymentSpec] = Field(
         default_factory=list, description="new versions of services rolled out during the run")
+    regions: RegionsSpec | None = Field(
+        None, description="the design's regions, the round trips between them and the failover")
     catalogue: str | dict[str, Any] | None = Field(
         None, description="instance types of your own: a YAML file (relative to the spec's "
                           "folder) or a mapping {types: {name: {per_hour, cores}}}")

@@ -99,6 +99,12 @@ class Result:
     # of tracked reads per class and "all"
     lost_writes: dict[str, int] = field(default_factory=dict, repr=False)  # acknowledged writes
     # lost with a copy (a write-back cache's), per component
+    region_names: list[str] = field(default_factory=list, repr=False)  # a design with regions: its
+    # regions; per request record the user's region (a number) and the round trip to the entry (s)
+    user_region: np.ndarray | None = field(default=None, repr=False)
+    added_rtt: np.ndarray | None = field(default=None, repr=False)
+    region_calls: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per call
+    # edge: calls, cross-region calls, their share and added ms per call
     _requests: pd.DataFrame | None = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -227,9 +233,52 @@ class Result:
 
     def calls(self) -> pd.DataFrame:
         """Per call with retries, a breaker, hedging or a fallback: first attempts, retries,
-        hedges, fallbacks, retries denied by the budget, calls refused by an open breaker."""
+        hedges, fallbacks, retries denied by the budget, calls refused by an open breaker.
+        In a design with regions, one row per call edge (``edge``) with also ``calls`` (made in
+        the window), ``cross_region`` (those whose caller and callee instances are in
+        different regions), ``cross_region_share`` and ``added_ms_per_call`` (the round trips
+        they added, per call)."""
         import pandas as pd  # on first use: a run itself needs no pandas
-        return pd.DataFrame(self.call_stats)
+        if not self.region_calls:
+            return pd.DataFrame(self.call_stats)
+        res = pd.DataFrame(self.call_stats)
+        reg = pd.DataFrame(self.region_calls).rename(columns={"call": "edge"})
+        if not len(res):
+            return reg
+        res = res.groupby("edge", sort=False).sum(numeric_only=True).reset_index()  # (a caller in several regions)
+        return reg.merge(res, on="edge", how="outer")
+
+    @property
+    def cross_region_share(self) -> float:
+        """The share of all calls in the window whose caller and callee instances were in
+        different regions (NaN: no regions, or no call)."""
+        n = sum(r["calls"] for r in self.region_calls)
+        return sum(r["cross_region"] for r in self.region_calls) / n if n else math.nan
+
+    def regions(self) -> pd.DataFrame:
+        """Per user region (a design with regions): requests, availability (the share that
+        ended OK), latency percentiles (ms) and the mean round trip added on the way to the
+        entry (``added_ms``; the calls' own crossings are in :meth:`calls`). Empty without
+        regions."""
+        import pandas as pd  # on first use: a run itself needs no pandas
+        cols = ["region", "requests", "availability", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "added_ms"]
+        if self.user_region is None or not self.region_names:
+            return pd.DataFrame(columns=cols)
+        rows = []
+        lat = self.latency
+        for i, name in enumerate(self.region_names):
+            m = self.user_region == i
+            n = int(m.sum())
+            if not n:
+                continue
+            ok = m & (self.status == Status.OK)
+            okl = lat[ok] * 1e3
+            pct = np.percentile(okl, [50, 95, 99]) if len(okl) else [math.nan] * 3
+            rows.append({"region": name, "requests": n, "availability": float(ok.sum()) / n,
+                         "p50_ms": float(pct[0]), "p95_ms": float(pct[1]), "p99_ms": float(pct[2]),
+                         "mean_ms": float(okl.mean()) if len(okl) else math.nan,
+                         "added_ms": float(self.added_rtt[m].mean()) * 1e3})  # type: ignore[index]
+        return pd.DataFrame(rows, columns=cols).set_index("region")
 
     def events(self) -> pd.DataFrame:
         """Circuit-breaker transitions, datastore failovers and scaling actions

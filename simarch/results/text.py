@@ -193,6 +193,7 @@ def format_result(r: Result) -> str:
     lines += ["", "Components (time-weighted queue; latency = time in the component and its calls, ms)"]
     comps = r.components()
     lines.append(table(comps, COMPONENT_FORMATS, "component"))
+    lines += format_regions(r)
     shards = r.shards()
     if len(shards):
         lines += ["", "Datastore shards"]
@@ -250,7 +251,7 @@ def format_freshness(r: Result) -> list[str]:
     requests carry sessions; writes lost with a copy (none when no copy can lag)."""
     fr = r.freshness()
     if not len(fr):
-        return []
+        return [f"  {comp}: {n:,} acknowledged write(s) lost with the copy" for comp, n in r.lost_writes.items()]
     shown = fr.set_index(["component", "class"])
     cols = ["reads", "stale", "stale_fraction", "age_p50_ms", "age_p99_ms"]
     if (fr["session_reads"] > 0).any():
@@ -265,6 +266,25 @@ def format_freshness(r: Result) -> list[str]:
                  "write; age = how long the newer value had existed, ms)", table(shown, formats, "class")]
     for comp, n in r.lost_writes.items():
         lines.append(f"  {comp}: {n:,} acknowledged write(s) lost with the copy")
+    return lines
+
+
+REGION_FORMATS = {"requests": "int", "availability": "pct", "p50_ms": "ms", "p95_ms": "ms",
+                  "p99_ms": "ms", "mean_ms": "ms", "added_ms": "ms"}
+
+
+def format_regions(r: Result) -> list[str]:
+    """The per-region lines of a run of a design with regions: latency per user region and
+    the calls that cross regions (none without regions)."""
+    if not r.region_names:
+        return []
+    lines = ["", "Users by region (latency of successful requests, ms; added = round trip to the entry)"]
+    lines.append(table(r.regions(), REGION_FORMATS, "region"))
+    crossing = [c for c in r.region_calls if c["cross_region"]]
+    share = r.cross_region_share
+    lines.append(f"  calls across regions: {fmt(share, 'pct') if share == share else 'none'}"
+                 + (" (" + ", ".join(f"{c['call']} {c['cross_region_share']:.0%}, +{c['added_ms_per_call']:.3g} ms"
+                                     for c in crossing) + ")" if crossing else ""))
     return lines
 
 

@@ -161,6 +161,9 @@ def _calls_and_events(sim: Any) -> tuple[list[dict[str, Any]], list[dict[str, An
                        for t, edge, a, b in res.breaker.transitions]
     for comp in sim.components.values():
         events += comp.events()
+    if sim.regions is not None:
+        events += [{"time_s": t, "what": what, "where": r, "from": None, "to": None}
+                   for t, what, r in sim.regions.geo.events]
     events.sort(key=lambda e: e["time_s"])
     return calls, events
 
@@ -271,9 +274,23 @@ def collect(sim: Any) -> Result:
         stale_by_class=sim.freshness.per_class(sim.classes) if sim.freshness is not None else None,
         lost_writes=sim.freshness.lost_writes() if sim.freshness is not None else {},
         deployment_runs=[dict(r) for r in sim.deploy_runs],
+        **_region_records(sim),
         deploy_log=[{"time_s": t, "deployment": d, "step": s, "instance": w, "detail": x}
                     for t, d, s, w, x in sim.deploy_log],
     )
+
+
+def _region_records(sim: Any) -> dict[str, Any]:
+    """A design with regions: the user region and added round trip of each request record,
+    the region names and the calls' crossings per edge (nothing without regions)."""
+    reg = sim.regions
+    if reg is None:
+        return {}
+    return {"region_names": list(reg.names),
+            "user_region": np.frombuffer(sim.r_ureg, dtype=np.uint8).astype(np.int16) if len(sim.r_ureg)
+            else np.zeros(0, np.int16),
+            "added_rtt": _floats(sim.r_added).copy(),
+            "region_calls": reg.call_rows()}
 
 
 def _instance_timelines(sim: Any) -> dict[str, dict[str, np.ndarray]]:

@@ -38,6 +38,7 @@ from ..runtime.freshness import Freshness
 from ..runtime.hops import HopLog
 from ..runtime.links import Link
 from ..runtime.pools import Pool
+from ..runtime.regions import RegionalTask, RegionRuntime, travel
 from ..runtime.resilience import Resilience
 from ..runtime.streams import key_sampler, stream, uniform_sampler
 from ..runtime.tasks import RecordedTask, RequestTask, run_until, spawn
@@ -128,7 +129,17 @@ class Simulation:
         for gid, p in enumerate(self.pools):
             p.gid = gid
         prepare_deployments(self)
+        # regions (a design with a ``regions:`` section only): pool regions, round trips, geo routing
+        self.regions: RegionRuntime | None = RegionRuntime(self) if self.spec.regions is not None else None
+        if self.regions is not None:
+            self.r_ureg = array("B")  # per request record: the user's region (its number)
+            self.r_added = array("d")  # ... and the round trip to the entry (s)
+            self._next_ureg = self._region_sampler()
         self._wire()
+        if self.regions is not None:
+            for comp in self.components.values():
+                if comp.__dict__.get("_region_calls"):  # a caller in several regions
+                    comp._serve = comp._serve_regional
         self.warm_counters: dict[str, Any] = {}
         self.warm_resilience: list[dict[str, Any]] = []
         self.warm_sys = 0.0
@@ -139,6 +150,69 @@ class Simulation:
 
     def uniform(self, *tags: str | int) -> Callable[[], float]:
         return uniform_sampler(self.rng(*tags))
+
+    def region_delay(self, a: Pool, b: Pool) -> float:
+        """One-way network time (s) between two pools' regions: half the round trip of the
+        design's matrix; 0 within a region, or in a design without regions."""
+        if self.regions is None:
+            return 0.0
+        return self.regions.delay(a, b)
+
+    def _region_sampler(self) -> Callable[[], int]:
+        """Draws the user region of each new request, by share, from its own stream."""
+        reg = self.regions
+        assert reg is not None
+        if len(reg.user_regions) <= 1:
+            return itertools.repeat(reg.user_regions[0] if reg.user_regions else -1).__next__
+        cdf = np.cumsum(np.array(reg.user_shares) / sum(reg.user_shares))
+        cdf[-1] = 1.0
+        rng = self.rng("workload", "regions")
+        regs = reg.user_regions
+
+        def gen():
+            while True:
+                for i in np.searchsorted(cdf, rng.random(1024), side="right").tolist():
+                    yield regs[i]
+        return gen().__next__
+
+    def _geo(self, t0: float):
+        """The user region of a request arriving now, the entry instance geo routing sends it
+        to, and the round trip between them."""
+        reg = self.regions
+        u = self._next_ureg()
+        geo = reg.geo
+        e = geo.route[u] if u >= 0 else geo.where[0]
+        return u, geo.pickers[e](), reg.rtt_of(u, e)
+
+    def _arrive_regional(self, serve, pick, cls: int, key: int) -> None:
+        """:meth:`_arrive` in a design with regions: the user's region is drawn, geo routing
+        picks the entry's region, and the request travels the round trip there first."""
+        t0 = self._arrival(cls)
+        rid = -1 if self.hops is None or t0 < self.warmup else self._root_id()
+        u, inst, d = self._geo(t0)
+        gen = serve(inst, cls, key, rid * 4 if rid >= 0 else -1)
+        if d > 0.0:
+            gen = travel(d, gen)
+        RegionalTask(self.env, gen, self._finish_regional, t0, cls, rid, key, u, d)._step(None)
+
+    def _finish_regional(self, task: RegionalTask) -> None:
+        self._record(task.t0, task.cls, task.value, task.rid, task.key)
+        if task.t0 >= self.warmup:
+            self.r_ureg.append(max(task.ureg, 0))
+            self.r_added.append(task.added)
+
+    def _request_regional(self, serve, pick, cls: int, key: int):
+        """:meth:`_request` in a design with regions."""
+        t0 = self._arrival(cls)
+        rid = self._root(t0) if self.hops is not None else -1
+        u, inst, d = self._geo(t0)
+        if d > 0.0:
+            yield d
+        status = yield serve(inst, cls, key, rid * 4 if rid >= 0 else -1)
+        self._record(t0, cls, status, rid, key)
+        if t0 >= self.warmup:
+            self.r_ureg.append(max(u, 0))
+            self.r_added.append(d)
 
     def link(self, a: str, b: str) -> Link | None:
         """The network state between two components, when a fault can touch it."""
@@ -245,6 +319,8 @@ class Simulation:
                 for name, rc in self.spec.workload.requests.items()]
         arrivals = self.arrivals
         arrive = self._arrive if self.hops is None else self._arrive_recorded
+        if self.regions is not None:
+            arrive = self._arrive_regional
         if profile is None:
             gap = sampler(Exponential(1.0 / rate), self.rng("workload", "arrivals"))
             while True:
@@ -298,6 +374,8 @@ class Simulation:
                 for name, rc in wl.requests.items()]
         arrivals = self.arrivals
         arrive = self._arrive if self.hops is None else self._arrive_recorded
+        if self.regions is not None:
+            arrive = self._arrive_regional
         mult = None
         if profile is not None:
             mult, rate = profile
@@ -357,12 +435,13 @@ class Simulation:
         next_cls = self._class_sampler("user", idx)
         keys = [key_sampler(rc.keys, self.rng("workload", "keys", name, "user", idx))
                 for name, rc in self.spec.workload.requests.items()]
+        request = self._request if self.regions is None else self._request_regional
         while True:
             yield think()
             c = next_cls()
             if env._now >= self.warmup:
                 self.arrivals[c] += 1
-            yield self._request(serve, pick, c, keys[c]())
+            yield request(serve, pick, c, keys[c]())
 
     @property
     def entry(self) -> str:
@@ -390,6 +469,8 @@ class Simulation:
             self.components[u].start_call(call, self.components[v])
         for comp in self.components.values():  # the components' own processes (autoscalers)
             comp.start()
+        if self.regions is not None:
+            self.regions.geo.start()
         schedule_faults(self)
         schedule_deployments(self)
         if self.warmup > 0:
@@ -404,6 +485,8 @@ class Simulation:
         self.warm_sys = self.sys_area(t)
         self.warm_in_system = self.sys_n
         self.warm_resilience = [r.stats() for r in self.resilience]
+        if self.regions is not None:
+            self.regions.on_warm()
         for c in self.components.values():
             c.on_warm()
 

@@ -148,6 +148,17 @@ class Component:
         sim = self.sim
         lat = sampler(call.latency, sim.rng(self.name, call.to, "latency")) if call.latency else None
         link = sim.link(self.name, call.to)
+        if sim.regions is not None:
+            return self._add_regional_call(call, target, pick, lat, link)
+        entry = self._call_entry(call, target, target.serve, pick, lat, link)
+        lists = self.call_lists(call)
+        for c, cls in enumerate(sim.classes):
+            if call.requests is None or cls in call.requests:
+                lists[c].append(entry)
+
+    def _call_entry(self, call: CallSpec, target: Any, serve: Callable, pick: Callable, lat: Any,
+                    link: Any) -> Call:
+        sim = self.sim
         if call.resilient:
             fb = None
             if call.fallback is not None:
@@ -155,13 +166,55 @@ class Component:
                 fb = (fbc.serve, fbc.picker(None, f"{self.name}-fallback"), sim.link(self.name, call.fallback))
             res = Resilience(self, call, target, pick, lat, link, fb)
             sim.resilience.append(res)
-            entry = Call(call.probability, None, None, CALL, res.call, _any, None)
-        else:
-            entry = Call(call.probability, lat, timeout_of(call), MODES[call.mode], target.serve, pick, link)
+            return Call(call.probability, None, None, CALL, res.call, _any, None)
+        return Call(call.probability, lat, timeout_of(call), MODES[call.mode], serve, pick, link)
+
+    def _add_regional_call(self, call: CallSpec, target: Component, pick: Callable, lat: Any,
+                           link: Any) -> None:
+        """A call in a design with regions: one entry per region of the caller's instances,
+        each picking the callee's nearest instance and taking the round trip to it
+        (:mod:`simarch.runtime.regions`). A caller in several regions makes each instance's
+        calls from its own region (:meth:`_serve_regional`)."""
+        sim = self.sim
+        regions = sim.regions
+        mine = sorted({p.rix for p in self.pools})
+        home = self.pools[0].rix
+        entries = {}
+        for r in mine:
+            rs = regions.serve_for(self.name, r, target)
+            pick_r = regions.regional_pick(r, target, pick, f"{self.name}@{r}")
+            entries[r] = self._call_entry(call, rs if call.resilient else target, rs.serve, pick_r, lat, link)
         lists = self.call_lists(call)
+        k = len(regions.names)
         for c, cls in enumerate(sim.classes):
             if call.requests is None or cls in call.requests:
-                lists[c].append(entry)
+                lists[c].append(entries[home])
+                if len(mine) > 1:  # per region (slot k, i.e. -1: instances with no region)
+                    alt = self.region_calls.setdefault(id(lists[c]), [[] for _ in range(k + 1)])
+                    for r in range(k + 1):
+                        alt[r].append(entries.get(r if r < k else -1, entries[home]))
+
+    @property
+    def region_calls(self) -> dict[int, list[list[Call]]]:
+        """Per list of calls (by its id) of a caller in several regions, the list each region's
+        instances make (numbered as the design's regions; the last: no region)."""
+        rc = self.__dict__.get("_region_calls")
+        if rc is None:
+            rc = self.__dict__["_region_calls"] = {}
+        return rc
+
+    def _serve_regional(self, pool: Pool, cls: int, key: int, parent: int, calls: list, fwd: list,
+                        record: bool = True):
+        """:meth:`_serve` for a caller in several regions: the calls of ``pool``'s region
+        (installed at wiring in place of ``_serve``, only for such a caller)."""
+        rc = self._region_calls
+        alt = rc.get(id(calls))
+        if alt is not None:
+            calls = alt[pool.rix]
+        alt = rc.get(id(fwd))
+        if alt is not None:
+            fwd = alt[pool.rix]
+        return Component._serve(self, pool, cls, key, parent, calls, fwd, record)
 
     def call_lists(self, call: CallSpec) -> list[list[Call]]:
         """Where a call goes: the calls made while holding the worker, or the ``forward``

@@ -55,6 +55,45 @@ def _zone_pools(sim: Simulation, zone: str) -> list[tuple[Component, list[Pool]]
     return out
 
 
+def _region_pools(sim: Simulation, region: str) -> list[tuple[Component, list[Pool]]]:
+    out = []
+    for comp in sim.components.values():
+        pools = [p for p in comp.pools if p.region == region]
+        if pools:
+            out.append((comp, pools))
+    return out
+
+
+def _random_region(sim: Simulation, f: RandomFault) -> Generator:
+    """A whole region: up for a draw from ``mtbf``, down (every instance in it) for a draw
+    from ``mttr``, repeat."""
+    env = sim.env
+    label = fault_label(f)
+    ttf = sampler(f.mtbf, sim.rng("fault", label, "ttf", "region"))
+    ttr = sampler(f.mttr, sim.rng("fault", label, "ttr", "region"))
+    targets = _region_pools(sim, f.region)  # type: ignore[arg-type]
+    hang = f.behaviour == "hang"
+    if f.at > env.now:
+        yield env.timeout(f.at - env.now)
+    end = f.end
+    while True:
+        up = ttf()
+        if env.now + up >= end:
+            return
+        yield env.timeout(up)
+        start = env.now
+        for comp, pools in targets:
+            comp.crash(pools, hang)
+        stop = min(start + ttr(), end)
+        sim.fault_log.append((label, "random", f"region {f.region}", start, stop))
+        if math.isfinite(stop):
+            yield env.timeout(stop - env.now)
+        for comp, pools in targets:
+            comp.recover(pools)
+        if env.now >= end:
+            return
+
+
 def _random_failures(sim: Simulation, f: RandomFault, comp: Component, pool: Pool, idx: int) -> Generator:
     """One instance: up for a draw from ``mtbf``, down for a draw from ``mttr``, repeat."""
     env = sim.env
@@ -88,6 +127,8 @@ def schedule_faults(sim: Simulation) -> None:
         if isinstance(f, CrashFault):
             if f.zone is not None:
                 targets = _zone_pools(sim, f.zone)
+            elif f.region is not None:
+                targets = _region_pools(sim, f.region)
             else:
                 comp = sim.components[f.target]  # type: ignore[index]
                 targets = [(comp, comp.pools_for(f))]
@@ -100,7 +141,10 @@ def schedule_faults(sim: Simulation) -> None:
             def off(targets=targets):
                 for comp, pools in targets:
                     comp.recover(pools)
-            env.process(_window(sim, f, on, off, label, f.target or f"zone {f.zone}"))
+            env.process(_window(sim, f, on, off, label, f.target or (
+                f"zone {f.zone}" if f.zone is not None else f"region {f.region}")))
+        elif isinstance(f, RandomFault) and f.region is not None:
+            env.process(_random_region(sim, f))
         elif isinstance(f, RandomFault):
             comp = sim.components[f.target]
             for i, pool in enumerate(comp.pools):

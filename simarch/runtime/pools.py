@@ -27,7 +27,7 @@ class Pool:
     __slots__ = ("name", "cap", "workers", "qlimit", "n", "waiters", "s_start", "s_end", "q_start",
                  "q_end", "q_max", "done", "rejected", "down", "hang", "epoch", "x_start",
                  "x_end", "refused", "zone", "load", "index", "slot", "waited", "gid", "cold",
-                 "cancelled", "limiter")
+                 "cancelled", "limiter", "region", "rix")
 
     def __init__(self, name: str, cap: float, qlimit: float, zone: str | None = None):
         self.name = name
@@ -55,6 +55,8 @@ class Pool:
         self.cold: Callable[[float], float] | None = None  # warming up: service-time factor at t
         self.cancelled = 0  # visits whose work stopped because their caller cancelled them
         self.limiter = None  # the instance's concurrency limit (simarch.runtime.overload.Limiter)
+        self.region: str | None = None  # its region, set at wiring (a design with regions)
+        self.rix = 0  # ... and that region's number in the design's matrix
 
     # -- the request path
     def acquire(self, env, now: float, cls: int = 0) -> Event | bool | None:

@@ -466,7 +466,8 @@ def expected_failures(arch: Architecture, duration: float | None = None, warmup:
     for f in arch.spec.faults:
         span = max(0.0, min(f.end, w1) - max(f.at, w0))
         if f.kind == "random" and span > 0:
-            total += arch.spec.components[f.target].boxes * span / (f.mtbf.mean + f.mttr.mean)
+            boxes = arch.spec.components[f.target].boxes if f.target is not None else 1  # a region
+            total += boxes * span / (f.mtbf.mean + f.mttr.mean)
         elif f.kind == "crash" and span > 0:
             total += 1.0
     return total
