@@ -93,6 +93,11 @@ class Datastore(Kind):
             self.repl = _Replication(self, sim, spec)
             self.serve = self._serve_quorum if spec.quorum is not None else self._serve_repl
 
+    def start(self) -> None:
+        super().start()
+        if self.repl is not None:
+            self.repl.locate(self, self.sim)
+
     @property
     def commits_writes(self) -> bool:
         """Whether the store commits its writes' versions in its key clock (with freshness
@@ -627,15 +632,7 @@ class _Replication:
         # the network of the replication stream: one draw per leg, from its own stream
         self.net: Callable[[], float] | None = (
             sampler(spec.lag.network, sim.rng(name, "lag", "network")) if spec.lag is not None else None)
-        self.region: list[list[float]] | None = None
-        region_delay = getattr(sim, "region_delay", None)
-        if region_delay is not None:
-            # the one-way delay between the copies of a shard (and, at index -1, to the
-            # store's first copy of the shard for a quorum op's coordinator)
-            pools = store.pools
-            r = spec.replicas
-            self.region = [[float(region_delay(pools[i], pools[(i // r) * r + j])) for j in range(r)]
-                           for i in range(n)]
+        self.region: list[list[float]] | None = None  # (set by :meth:`locate`)
         self.applied: list[dict[int, int]] = [{} for _ in range(n)]
         self.fifo: list[deque] = [deque() for _ in range(n)]
         self.head = [0] * n
@@ -650,6 +647,17 @@ class _Replication:
             self.session = [reqs[c].session is not None for c in sim.classes]
         else:
             self.session = [False] * len(sim.classes)
+
+    def locate(self, store: Datastore, sim: Any) -> None:
+        """In a design with regions (pools know their regions once the run is built): the
+        one-way delay between the copies of each shard (and, at index -1, to the shard's
+        first copy, a quorum op's coordinator)."""
+        if getattr(sim, "regions", None) is None:
+            return
+        pools = store.pools
+        r = self.replicas
+        self.region = [[float(sim.region_delay(pools[i], pools[(i // r) * r + j])) for j in range(r)]
+                       for i in range(len(pools))]
 
     def acks(self, others: int) -> int:
         """How many replica copies a write waits for, besides the primary's."""

@@ -29,44 +29,56 @@ import numpy as np
 class KeyClock:
     """The committed versions of each key of one system of record.
 
-    Versions count from 1 (version 0 is the value before the run's first write). ``times(k)``
-    holds the commit time of version ``v`` at index ``v - 1``.
+    Versions count from 1 (version 0 is the value before the run's first write). The commit
+    times of every key's versions are kept in one array, each linked to the key's previous
+    version (no object per key: a long run's keys add no garbage-collected objects), so the
+    commit time of a version is found by walking back from the newest, a few steps for the
+    versions a copy is usually behind by.
     """
 
-    __slots__ = ("_times",)
+    __slots__ = ("_count", "_last", "_times", "_prev")
 
     def __init__(self) -> None:
-        self._times: dict[int, array] = {}
+        self._count: dict[int, int] = {}  # key -> its newest version
+        self._last: dict[int, int] = {}  # key -> the index of its newest version's commit
+        self._times = array("d")  # commit time of each write, in commit order
+        self._prev = array("q")  # index of the same key's previous write (-1: none)
 
     def commit(self, key: int, now: float) -> int:
         """Commit a new version of ``key`` at ``now``; returns its number."""
-        t = self._times.get(key)
-        if t is None:
-            t = self._times[key] = array("d")
-        t.append(now)
-        return len(t)
+        v = self._count.get(key, 0) + 1
+        self._count[key] = v
+        self._prev.append(self._last.get(key, -1))
+        self._last[key] = len(self._times)
+        self._times.append(now)
+        return v
 
     def version(self, key: int) -> int:
         """The newest committed version of ``key`` (0: never written)."""
-        t = self._times.get(key)
-        return 0 if t is None else len(t)
+        return self._count.get(key, 0)
 
     def committed_at(self, key: int, version: int) -> float:
-        """When ``version`` (>= 1) of ``key`` was committed."""
-        return self._times[key][version - 1]
+        """When ``version`` (1 to the newest) of ``key`` was committed."""
+        v = self._count[key]
+        if not 1 <= version <= v:
+            raise IndexError(f"key {key} has versions 1 to {v}, not {version}")
+        i = self._last[key]
+        prev = self._prev
+        for _ in range(v - version):
+            i = prev[i]
+        return self._times[i]
 
     def age(self, key: int, seen: int, now: float) -> float:
         """How long a read at ``now`` that returns version ``seen`` of ``key`` is behind: 0.0
         when ``seen`` is the newest version, else ``now`` minus the commit time of version
         ``seen + 1``."""
-        t = self._times.get(key)
-        if t is None or seen >= len(t):
+        if seen >= self._count.get(key, 0):
             return 0.0
-        return now - t[seen]
+        return now - self.committed_at(key, seen + 1)
 
     def writes(self) -> int:
         """Versions committed in all (every key)."""
-        return sum(len(t) for t in self._times.values())
+        return len(self._times)
 
 
 class Sessions:
