@@ -95,3 +95,15 @@ def test_a_stale_reads_slo_makes_the_run_account_and_judge():
     slo = r.slo()
     assert bool(slo.loc["stale_reads", "met"]) and np.isclose(slo.loc["stale_reads", "actual"], 0.0)
     assert "stale_reads" in r.report()
+
+
+def test_a_read_counts_once_where_it_leaves_the_copies():
+    """A store behind a cache: the cache logs the version the store returned on a miss, so
+    the summary's stale share counts each read once, at the cache; the store's own row
+    stays in ``freshness()``."""
+    f = Freshness(1, 0.0)
+    f.log("cache").read(0, 0.0, 1.0)
+    f.log("cache").read(0, 2.0, 1.0)
+    f.log("db").read(0, 0.0, 1.0)  # the miss, seen again at the store
+    assert f.per_class(["read"], {"db": {"api", "cache"}, "cache": {"api"}})["read"] == 0.5
+    assert f.per_class(["read"])["read"] == pytest.approx(1 / 3)  # (without the graph: twice)

@@ -115,6 +115,11 @@ class _Extras:
                       for c in sim.classes]
         self.log = fr.log(own) if fr is not None else None
         self.clock = [fr.clock(o) for o in self.owner] if fr is not None else [None] * n
+        # the session guarantees of classes with a session: the owner's book of what each
+        # session wrote and read (shared with the store, which records its acknowledged writes)
+        reqs = wl.requests
+        self.session = [fr is not None and reqs[c].session is not None for c in sim.classes]
+        self.books = [fr.session_book(o) for o in self.owner] if fr is not None else [None] * n
         self.fr = fr
         self.own_clock = fr.clock(own) if fr is not None else None
         self.commits = [True] * n  # whether the cache commits a write it passes on (see Cache.start)
@@ -138,6 +143,17 @@ class _Extras:
         self.dirty_cls: dict[int, int] = {}  # ... and the class of the write that made it dirty
         self.written: dict[int, int] = {}  # write_back: the version of each key the store holds
         self.epoch = 0  # write_back: losses of the cache's memory so far
+
+    def read(self, cls: int, key: int, seen: int, now: float) -> float:
+        """Log a read of ``key`` that returned version ``seen`` (its age, and for a class with
+        a session its read-your-writes and monotonic-read verdicts); returns the age."""
+        age = self.clock[cls].age(key, seen, now)
+        self.log.read(cls, age, now)
+        if self.session[cls]:
+            book = self.books[cls]
+            _, mono = book.check_read(key, seen)
+            self.log.session(cls, seen < book.wrote.get(key, 0), mono, now)
+        return age
 
 
 @register
@@ -223,11 +239,8 @@ class Cache(Kind):
         if filled is not None and (self.ttl is None or now - filled <= self.ttl):
             lru.move_to_end(key)
             self.hits += 1
-            if x.log is not None:
-                age = x.clock[cls].age(key, x.ver.get(key, 0), now)
-                x.log.read(cls, age, now)
-                if age > 0.0:
-                    x.stale_hits += 1
+            if x.log is not None and x.read(cls, key, x.ver.get(key, 0), now) > 0.0:
+                x.stale_hits += 1
             return self._serve(pool, cls, key, parent, self.calls[cls], self.fwd[cls])  # hands over
         self.misses += 1
         if x.coalesce and key in x.inflight:  # a fetch of this key is in flight: wait for it
@@ -265,7 +278,7 @@ class Cache(Kind):
             else:
                 seen = x.fr.returned(owner, key)
             x.ver[key] = seen
-            x.log.read(cls, x.clock[cls].age(key, seen, now), now)
+            x.read(cls, key, seen, now)
         self._put(key, now)
 
     def _put(self, key: int, now: float) -> None:
@@ -289,14 +302,14 @@ class Cache(Kind):
             status = yield ev
             if status == OK and x.log is not None:
                 now = self.env._now
-                x.log.read(cls, x.clock[cls].age(key, x.ver.get(key, 0), now), now)
+                x.read(cls, key, x.ver.get(key, 0), now)
             return status
         now = self.env._now
         filled = self.lru.get(key)
         if filled is not None and (self.ttl is None or now - filled <= self.ttl):
             x.coalesced += 1
             if x.log is not None:
-                x.log.read(cls, x.clock[cls].age(key, x.ver.get(key, 0), now), now)
+                x.read(cls, key, x.ver.get(key, 0), now)
             return OK
         x.fetches += 1
         x.flying += 1
@@ -323,7 +336,12 @@ class Cache(Kind):
         now = self.env._now
         if x.fr is not None:
             clock = x.clock[cls]
-            v = clock.commit(key, now) if x.commits[cls] else clock.version(key)
+            if x.commits[cls]:  # (a store that commits its writes records its sessions' too)
+                v = clock.commit(key, now)
+                if x.session[cls]:
+                    x.books[cls].wrote_version(key, v)
+            else:
+                v = clock.version(key)
         else:
             v = 0
         if op == WRITE_THROUGH:
@@ -345,6 +363,8 @@ class Cache(Kind):
             return status
         now = self.env._now
         x.ver[key] = x.own_clock.commit(key, now) if x.own_clock is not None else 0
+        if x.session[cls]:
+            x.books[cls].wrote_version(key, x.ver[key])
         self._put(key, now)
         n = x.dirty.get(key, 0)
         x.dirty[key] = n + 1

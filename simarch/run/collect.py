@@ -271,7 +271,7 @@ def collect(sim: Any) -> Result:
         instance_log=timelines,
 
         freshness_stats=sim.freshness.rows(sim.classes) if sim.freshness is not None else None,
-        stale_by_class=sim.freshness.per_class(sim.classes) if sim.freshness is not None else None,
+        stale_by_class=sim.freshness.per_class(sim.classes, _callers_of(sim)) if sim.freshness is not None else None,
         lost_writes=sim.freshness.lost_writes() if sim.freshness is not None else {},
         deployment_runs=[dict(r) for r in sim.deploy_runs],
         **_region_records(sim),
@@ -291,6 +291,16 @@ def _region_records(sim: Any) -> dict[str, Any]:
             else np.zeros(0, np.int16),
             "added_rtt": _floats(sim.r_added).copy(),
             "region_calls": reg.call_rows()}
+
+
+def _callers_of(sim: Any) -> dict[str, set[str]]:
+    """Per component, the components whose calls reach it, directly or through others."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(sim.components)
+    g.add_edges_from((u, v) for u, v, _ in sim.arch.call_edges())
+    return {n: set(nx.ancestors(g, n)) for n in g.nodes}
 
 
 def _instance_timelines(sim: Any) -> dict[str, dict[str, np.ndarray]]:

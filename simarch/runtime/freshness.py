@@ -243,13 +243,23 @@ class Freshness:
                                 sum(g.session_reads), sum(g.ryw), sum(g.mono)))
         return out
 
-    def per_class(self, classes: list[str]) -> dict[str, float]:
-        """The stale share of reads per class over every component (and ``all``): the
-        ``stale_reads`` column of the summary. A class with no tracked reads has 0.0."""
+    def per_class(self, classes: list[str], behind: dict[str, set[str]] | None = None) -> dict[str, float]:
+        """The stale share of reads per class (and ``all``): the ``stale_reads`` column of the
+        summary. A class with no tracked reads has 0.0.
+
+        A read is counted where its value leaves the copies for the caller: a component that
+        serves reads behind another that logs them (a store behind a cache: the cache logs
+        the version the store returned on a miss) is left out for the classes both log, so
+        that no read counts twice. ``behind[x]`` is the set of components whose calls reach
+        ``x`` (directly or not)."""
+        behind = behind or {}
         reads = [0] * len(classes)
         stale = [0] * len(classes)
-        for g in self.logs.values():
+        for name, g in self.logs.items():
+            front = [o for o in behind.get(name, ()) if o in self.logs and o != name]
             for c in range(len(classes)):
+                if any(self.logs[o].reads[c] for o in front):
+                    continue  # (these reads were counted in front of it)
                 reads[c] += g.reads[c]
                 stale[c] += g.stale[c]
         out = {name: (stale[c] / reads[c] if reads[c] else 0.0) for c, name in enumerate(classes)}
