@@ -356,3 +356,25 @@ def test_bad_cache_fields_name_the_field(cache, call, path, words):
     assert e.value.path[:len(path)] == path, e.value.path
     for word in words:
         assert word in str(e.value), str(e.value)
+
+
+def test_che_with_writes_reduces_to_che_and_to_its_limits():
+    """The static model of a cache whose keys are written (kinds/cache.py
+    ``_che_with_writes``): with no writes it is Che's approximation; with room for every key
+    a write-around read hits with probability r/(r+w) (its key's last request was a read),
+    a write-through read always; and invalidation only lowers the hit ratio."""
+    from simarch.kinds.cache import _che_with_writes, che_hit_ratio
+
+    rng = np.random.default_rng(3)
+    r = rng.pareto(1.2, 2000) + 0.01
+    h0, per0 = che_hit_ratio(r / r.sum(), 300)
+    h1, per1 = _che_with_writes(r, np.zeros(2000), 300, refresh=False)
+    assert h1 == pytest.approx(h0, rel=1e-9) and np.allclose(per1, per0, atol=1e-9)
+    w = 0.5 * r
+    _, around = _che_with_writes(r, w, 5000, refresh=False)
+    assert np.allclose(around, r / (r + w))
+    _, through = _che_with_writes(r, w, 5000, refresh=True)
+    assert np.allclose(through, 1.0)
+    h_around, _ = _che_with_writes(r, w, 300, refresh=False)
+    h_through, _ = _che_with_writes(r, w, 300, refresh=True)
+    assert h_around < h0 < h_through

@@ -102,7 +102,7 @@ def propagate_flows(spec: Any, kinds: dict[str, Any], order: list[str], out_call
     hit_ratio: dict[str, float] = {}
     miss: dict[str, dict[str, float]] = {}
     for n in order:
-        h, miss_frac, miss_keys = kinds[n].split_flows(spec.components[n], flows[n], classes)
+        h, miss_frac, miss_keys = kinds[n].split_flows(spec.components[n], flows[n], classes, spec.workload)
         if h is not None:
             hit_ratio[n] = h
         miss[n] = miss_frac

@@ -175,11 +175,11 @@ class Kind(Component):
         return 0.0
 
     @classmethod
-    def split_flows(cls, spec: Any, flows: dict[str, Any], classes: list[str]
+    def split_flows(cls, spec: Any, flows: dict[str, Any], classes: list[str], workload: Any = None
                     ) -> tuple[float | None, dict[str, float], dict[str, Any]]:
         """For a component that serves some visits itself (a cache): its hit ratio, and
         per class the share of visits and the key popularity that go on to ``on: miss``
-        calls. ``None`` when the kind has no hits."""
+        calls (``workload`` tells a class's op). ``None`` when the kind has no hits."""
         return None, {}, {}
 
     @classmethod

@@ -156,6 +156,34 @@ class _Extras:
         return age
 
 
+def _che_with_writes(reads: np.ndarray, writes: np.ndarray, capacity: int, refresh: bool
+                     ) -> tuple[float, np.ndarray]:
+    """Che's approximation for an LRU whose keys are also written: ``reads`` and ``writes``
+    are rates per key; a write refreshes the entry (``refresh``: write-through) or deletes it
+    (write-around). Returns the read hit ratio and each key's read hit probability; the
+    characteristic time T solves occupancy = ``capacity`` by bisection in log T."""
+    from scipy.optimize import brentq
+
+    n = max(len(reads), len(writes))
+    r = np.zeros(n)
+    r[: len(reads)] = reads
+    w = np.zeros(n)
+    w[: len(writes)] = writes
+    a = r + w
+    live = a > 0
+    share = np.divide(r if not refresh else a, a, out=np.zeros(n), where=live)  # P(last request refills)
+    if int(np.count_nonzero(share > 0)) <= capacity:
+        per_key = share * live
+    else:
+        def occupancy(u: float) -> float:
+            return float((share * -np.expm1(-a * math.exp(u))).sum()) - capacity
+        lo, hi = math.log(capacity / a.sum()), math.log(capacity / a[live].min()) + 60.0
+        u = brentq(occupancy, lo, hi, xtol=1e-12)
+        per_key = share * -np.expm1(-a * math.exp(u))
+    h = float((r * per_key).sum() / r.sum()) if r.sum() > 0 else math.nan
+    return h, per_key
+
+
 @register
 class Cache(Kind):
     kind = "cache"
@@ -505,22 +533,42 @@ class Cache(Kind):
         return 1.0 - (spec.hit_ratio if spec.hit_ratio is not None else 0.0)
 
     @classmethod
-    def split_flows(cls, spec, flows, classes):
+    def split_flows(cls, spec, flows, classes, workload=None):
         """Che's approximation for an LRU under the key popularity that reaches the cache;
-        the keys that miss go on with their own popularity."""
+        the keys that miss go on with their own popularity.
+
+        With a ``write_policy`` (and the ``workload``, to tell writes from reads) writes are
+        not lookups: every write goes on to the store (``write_back``: at most once per write,
+        an upper bound). ``write_through`` refreshes a key's entry on each write, so a read
+        hits when the key's last request of either kind is within the characteristic time
+        T; ``write_around`` deletes it, so a read hits when the key's last request was a read
+        within T: with reads at rate r_i and writes at w_i, ``r_i / (r_i + w_i) * (1 - exp(-(r_i
+        + w_i) T))``, and T solves the same sum for the cache's occupancy (the invalidation
+        delay is ignored)."""
         miss_frac: dict[str, float] = {}
         miss_keys: dict[str, Any] = {}
         if spec.capacity is None:
             for c in classes:
                 miss_frac[c] = 1.0 - spec.hit_ratio
             return spec.hit_ratio, miss_frac, miss_keys
-        total = Flow()
+        writes = set()
+        if spec.write_policy is not None and workload is not None:
+            writes = {c for c in classes if workload.op(c) == "write"}
+        total, written = Flow(), Flow()
         for c in classes:
-            total.add(flows[c].rate, flows[c].keys)
+            (written if c in writes else total).add(flows[c].rate, flows[c].keys)
+        for c in writes:
+            miss_frac[c], miss_keys[c] = 1.0, flows[c].keys
         if total.keys is None or not total.rate > 0:
             return math.nan, miss_frac, miss_keys
-        h, per_key = che_hit_ratio(total.keys / total.keys.sum(), spec.capacity)
+        if written.keys is None or spec.write_policy == "write_back":
+            h, per_key = che_hit_ratio(total.keys / total.keys.sum(), spec.capacity)
+        else:
+            h, per_key = _che_with_writes(total.keys, written.keys, spec.capacity,
+                                          spec.write_policy == "write_through")
         for c in classes:
+            if c in writes:
+                continue
             f = flows[c]
             if f.keys is None or f.rate <= 0:
                 miss_frac[c], miss_keys[c] = 1.0, None
