@@ -15,6 +15,15 @@ applies it when its copy's service ends, and keeps the newest version it has app
 than the one committed when it reached the store; its age is how long the first version it
 missed had existed. Each replica keeps, in send order, the commit times of the writes in
 flight to it: its lag is now minus the oldest of them (0 with none in flight).
+
+Regions: a design with regions always serves through the replication path, and each caller
+region calls the store through its own entry point (:meth:`Datastore.serve_from`, chosen at
+wiring), which takes the one-way time to the copy that serves the call and back: a write's
+leader (the shard's current primary; with ``leaders: per_region`` the leader of the caller's
+region, the first copy there, which commits it and copies it to every other copy), a read's
+copy by the read policy among the nearest region's. With leaders per region the one key
+clock orders the versions by commit time (last writer wins); a write that commits at a
+leader which has not yet received the key's newest version is a conflict.
 """
 
 from __future__ import annotations
