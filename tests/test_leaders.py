@@ -96,6 +96,25 @@ def test_after_a_failover_calls_take_the_round_trip_to_the_new_primary_exactly()
     assert [e["to"] for e in r.event_log if e["what"] == "failover"] == ["db.shard0.replica1"]
 
 
+def test_a_region_whose_leader_is_lost_writes_to_the_other_leader_until_it_is_back():
+    """Leaders per region; b's leader crashes at 3 s for 3 s, failover 1 s: b's writes fail
+    until 4 s, then go to a's leader (4 + 50 ms), and are local again (4 ms) once b's copy
+    is back at 6 s (it leads its region again). a's writes stay local throughout. Exact."""
+    rtt = 0.05
+    d = _two(rtt / 2, leaders="per_region", failover="1s")
+    d["faults"] = [{"kind": "crash", "target": "db", "shard": 0, "replica": 1, "at": 3, "duration": 3}]
+    r = simarch.simulate(d, seed=4)
+    lat, t, ok = r.latency, r.start, r.status == 0
+    wb = _by(r, "write", B)
+    assert np.allclose(lat[wb & (t < 3)], 0.004, atol=1e-9)
+    assert (wb & (t > 3) & (t < 4 - rtt)).sum() > 3 and not ok[wb & (t > 3) & (t < 4 - rtt)].any()
+    moved = wb & (t > 4) & (t < 6 - rtt)
+    assert ok[moved].all() and np.allclose(lat[moved], 0.004 + rtt, atol=1e-9)
+    assert ok[wb & (t > 6)].all() and np.allclose(lat[wb & (t > 6)], 0.004, atol=1e-9)
+    assert np.allclose(lat[_by(r, "write", A)], 0.004, atol=1e-9)
+    assert [e["to"] for e in r.event_log if e["what"] == "failover"] == ["-"]
+
+
 def test_a_region_without_a_copy_writes_to_the_nearest_leader():
     """Three regions, copies in a and b only: c's users (c is 10 ms from a, 30 ms from b)
     write to a's leader, 4 + 10 ms; with leaders per region likewise. Exact."""
@@ -106,6 +125,26 @@ def test_a_region_without_a_copy_writes_to_the_nearest_leader():
     w = _by(r, "write", "c")
     assert w.sum() > 50 and np.allclose(r.latency[w], 0.014, atol=1e-9)
     assert np.allclose(r.latency[_by(r, "read", "c")], 0.013, atol=1e-9)
+
+
+def test_quorum_and_scatter_gather_calls_take_the_trips_of_their_copies_exactly():
+    """A quorum store with copies in a, b and c (a-b 50 ms, a-c 10 ms): a's reads with R = 1
+    answer from a's own copy, 3 ms; writes with W = all wait for b's, 4 + 50 ms. A
+    scatter-gather read over 3 shards reads each shard in its own region, 3 ms; with one
+    shard's copy in b down, b's reads wait for that shard's copy in a, 3 + 50 ms. Exact."""
+    d = _two(shares={A: 1.0}, replicas=3, quorum={"r": 1, "w": "all"}, region=[A, B, "c"])
+    d["regions"]["rtt"] = {A: {B: "50ms", "c": "10ms"}, B: {"c": "30ms"}}
+    d["components"]["api"].update(instances=3, region=[A, B, "c"])
+    r = simarch.simulate(d, seed=3)
+    assert np.allclose(r.latency[_by(r, "read", A)], 0.003, atol=1e-9)
+    assert np.allclose(r.latency[_by(r, "write", A)], 0.054, atol=1e-9)
+    d = _two(shards=3, scatter_gather=True, requests={"read": {"weight": 1}})
+    r = simarch.simulate(d, seed=3)
+    assert np.allclose(r.latency, 0.003, atol=1e-9)
+    d["faults"] = [{"kind": "crash", "target": "db", "shard": 1, "replica": 1, "at": 2}]
+    r = simarch.simulate(d, seed=3)
+    b = _by(r, "read", B) & (r.start > 2)
+    assert b.sum() > 100 and np.allclose(r.latency[b], 0.053, atol=1e-9)
 
 
 # -- conflicts of leaders per region (exact, with a driver)
