@@ -15,11 +15,22 @@ applies it when its copy's service ends, and keeps the newest version it has app
 than the one committed when it reached the store; its age is how long the first version it
 missed had existed. Each replica keeps, in send order, the commit times of the writes in
 flight to it: its lag is now minus the oldest of them (0 with none in flight).
+
+Regions: a design with regions always serves through the replication path, and each caller
+region calls the store through its own entry point (:meth:`Datastore.serve_from`, chosen at
+wiring), which takes the one-way time to the copy that serves the call and back: a write's
+leader (the shard's current primary; with ``leaders: per_region`` the leader of the caller's
+region, the first copy there, which commits it and copies it to every other copy), a read's
+copy by the read policy among the nearest region's. With leaders per region the one key
+clock orders the versions by commit time (last writer wins); a write that commits at a
+leader which has not yet received the key's newest version is a conflict.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -33,7 +44,7 @@ from ..model.keys import shard_of_keys
 from ..model.metrics import ratio
 from ..model.status import FAILED, OK
 from ..runtime.hops import ASYNC, COPY
-from ..runtime.pickers import make_live_picker
+from ..runtime.pickers import make_live_picker, make_picker
 from ..runtime.pools import ANY, INF, Pool
 from ..runtime.streams import integer_sampler
 from ..runtime.tasks import gather, spawn
@@ -149,7 +160,7 @@ class Datastore(Kind):
         if self.is_write[cls]:
             shard = self._shard_of(key)
             self.shard_load[shard] += 1
-            return self._write(shard, cls, key, parent)
+            return self._write(shard, cls, key, parent, self.primary[shard])
         if self.repl.scatter:
             for s in range(self.shards):
                 self.shard_load[s] += 1
@@ -158,16 +169,19 @@ class Datastore(Kind):
         self.shard_load[shard] += 1
         return self._read(shard, cls, key, parent)
 
-    def _write(self, shard: int, cls: int, key: int, parent: int):
+    def _write(self, shard: int, cls: int, key: int, parent: int, primary: Pool):
+        """A write of ``shard``'s key at ``primary`` (the shard's primary, or with
+        ``leaders: per_region`` the leader of the caller's region), then its copies."""
         rp = self.repl
         env = self.env
-        primary = self.primary[shard]
         status = yield self._serve(primary, cls, key, parent, self.calls[cls], self.fwd[cls])
         if status != OK:
             return status
         track = rp.track and key >= 0
         v = 0
         if track:
+            if rp.multi and rp.applied[rp.index[primary]].get(key, 0) < rp.clock.version(key):
+                rp.conflicts += 1  # a newer write committed at another leader has not reached this one
             v = rp.clock.commit(key, env._now)
             rp.applied[rp.index[primary]][key] = v
         others = [r for r in self.members[shard] if r is not primary]
@@ -220,10 +234,16 @@ class Datastore(Kind):
             q.one(status, 0)
         return status
 
-    def _choose(self, shard: int, cls: int, key: int) -> Pool | None:
-        """The replica a read goes to, by the read policy."""
+    def _choose(self, shard: int, cls: int, key: int, ctx: _FromRegion | None = None) -> Pool | None:
+        """The replica a read goes to, by the read policy (``ctx``: for callers in one region,
+        their region's copies first, and their leader as the fallback)."""
         rp = self.repl
-        pick = self.read_pick[shard]
+        if ctx is None:
+            pick = self.read_pick[shard]
+            home = self.primary
+        else:
+            pick = ctx.picks[shard]
+            home = ctx.lead
         if rp.policy == _BOUNDED:
             now = self.env._now
             for _ in range(len(self.members[shard])):
@@ -232,7 +252,7 @@ class Datastore(Kind):
                     break
                 if rp.lag(rp.index[r], now) <= rp.max_staleness:
                     return r
-            return self.primary[shard]  # every replica tried lags too far
+            return home[shard]  # every replica tried lags too far
         if rp.policy == _RYW and key >= 0 and rp.session[cls]:
             need = rp.book.wrote.get(key, 0)
             if need:
@@ -242,7 +262,7 @@ class Datastore(Kind):
                         break
                     if rp.applied[rp.index[r]].get(key, 0) >= need:
                         return r
-                return self.primary[shard]
+                return home[shard]
         return pick()
 
     def _read(self, shard: int, cls: int, key: int, parent: int):
@@ -250,6 +270,10 @@ class Datastore(Kind):
         if replica is None:
             self.arrived += 1
             return FAILED  # no live copy of this shard
+        return self._read_at(replica, cls, key, parent)
+
+    def _read_at(self, replica: Pool, cls: int, key: int, parent: int):
+        """A read served by ``replica`` (its version logged, with freshness accounting)."""
         rp = self.repl
         if not rp.track or key < 0:
             return self._serve(replica, cls, key, parent, self.calls[cls], self.fwd[cls])
@@ -260,18 +284,85 @@ class Datastore(Kind):
             rp.read(cls, key, v0, w0, rp.applied[rp.index[replica]].get(key, 0), self.env._now)
         return status
 
-    def _scatter(self, cls: int, key: int, parent: int):
-        """A read that asks every shard at once and waits for the slowest."""
+    def _scatter(self, cls: int, key: int, parent: int, via: Any = None):
+        """A read that asks every shard at once and waits for the slowest (``via``: from a
+        caller region, each shard's copy picked there first, with the trips to it)."""
         env = self.env
         tasks = []
+        far = 0.0
         for s in range(self.shards):
-            r = self.read_pick[s]()
+            r = self.read_pick[s]() if via is None else via.ctx.picks[s]()
             if r is None:
                 self.arrived += 1
                 return FAILED  # a shard with no live copy
-            tasks.append(spawn(env, self._serve(r, cls, key, parent, self.calls[cls], self._no_calls)))
+            gen = self._serve(r, cls, key, parent, self.calls[cls], self._no_calls)
+            if via is not None:
+                d = via.row[self.repl.index[r]]
+                if d > 0.0:
+                    gen = _trip(d, gen)
+                    far = max(far, d)
+            tasks.append(spawn(env, gen))
+        if far > 0.0:
+            via.crossed += 1
+            via.added += 2.0 * far
         status = yield gather(env, tasks)  # the first failure, else OK
         return status
+
+    # -- calls from a region (see :class:`~simarch.runtime.regions.PlacedServe`)
+    def serve_from(self, via: Any) -> Callable:
+        """The entry point of the callers in region ``via.rix``, built at wiring: each call
+        takes the one-way time from the caller's region to the copy that serves it before the
+        visit, and back after the op (a write: to the shard's current primary, or with
+        ``leaders: per_region`` to the caller region's leader; a read: to the copy the read
+        policy picks among the nearest region's copies that are up)."""
+        rp = self.repl
+        rp.place(self)
+        via.ctx = _FromRegion(self, via.rix)
+        return self._enter_quorum if self.spec.quorum is not None else self._enter
+
+    def _enter(self, via: Any, cls: int, key: int, parent: int):
+        ctx = via.ctx
+        rp = self.repl
+        if self.is_write[cls]:
+            shard = self._shard_of(key)
+            self.shard_load[shard] += 1
+            lead = ctx.lead[shard]
+            d = via.row[rp.index[lead]]
+            if d > 0.0:
+                via.crossed += 1
+                via.added += 2.0 * d
+                return _trip(d, self._write(shard, cls, key, parent, lead))
+            return self._write(shard, cls, key, parent, lead)
+        if rp.scatter:
+            for s in range(self.shards):
+                self.shard_load[s] += 1
+            return self._scatter(cls, key, parent, via)
+        shard = self._shard_of(key)
+        self.shard_load[shard] += 1
+        replica = self._choose(shard, cls, key, ctx)
+        if replica is None:
+            self.arrived += 1
+            return FAILED  # no live copy of this shard
+        d = via.row[rp.index[replica]]
+        if d > 0.0:
+            via.crossed += 1
+            via.added += 2.0 * d
+            return _trip(d, self._read_at(replica, cls, key, parent))
+        return self._read_at(replica, cls, key, parent)
+
+    def _enter_quorum(self, via: Any, cls: int, key: int, parent: int):
+        """A quorum op from a caller region: the caller's region coordinates it, each copy's
+        legs take the one-way time between the caller's region and the copy's."""
+        shard = self._shard_of(key)
+        self.shard_load[shard] += 1
+        rp = self.repl
+        write = self.is_write[cls]
+        add = via.ctx.q_added[1 if write else 0]
+        if add > 0.0:
+            via.crossed += 1
+            via.added += add
+        return self._quorum_op(self.replicas[shard], cls, key, parent, rp.w if write else rp.r, write,
+                               via.row)
 
     def _serve_quorum(self, pool: Pool | None, cls: int, key: int, parent: int):
         """``serve`` of a quorum store: the op goes to every copy of its shard and ends with
@@ -283,7 +374,8 @@ class Datastore(Kind):
         reps = self.replicas[shard]
         return self._quorum_op(reps, cls, key, parent, rp.w if write else rp.r, write)
 
-    def _quorum_op(self, reps: list[Pool], cls: int, key: int, parent: int, k: int, write: bool):
+    def _quorum_op(self, reps: list[Pool], cls: int, key: int, parent: int, k: int, write: bool,
+                   row: list[float] | None = None):
         rp = self.repl
         env = self.env
         live = 0
@@ -298,7 +390,7 @@ class Datastore(Kind):
         w0 = rp.book.wrote.get(key, 0) if track and rp.session[cls] else 0
         q = _Acks(env, k, len(reps))
         for p in reps:
-            spawn(env, self._qcopy(p, cls, key, parent, q, write, track))
+            spawn(env, self._qcopy(p, cls, key, parent, q, write, track, row))
         yield q.ev
         status = q.status
         if track and status == OK:
@@ -313,13 +405,15 @@ class Datastore(Kind):
                 rp.read(cls, key, v0, w0, q.best, now)
         return status
 
-    def _qcopy(self, pool: Pool, cls: int, key: int, parent: int, q: _Acks, write: bool, track: bool):
+    def _qcopy(self, pool: Pool, cls: int, key: int, parent: int, q: _Acks, write: bool, track: bool,
+               row: list[float] | None = None):
         """One copy's part of a quorum op: the request's way there, the copy's queue and
         service (a write is applied, a read takes the copy's version, when it ends), the
-        answer's way back."""
+        answer's way back (``row``: from and to the caller's region, else the shard's first
+        copy's)."""
         rp = self.repl
         i = rp.index[pool]
-        d = rp.delay(-1, i)
+        d = rp.delay(-1, i) if row is None else rp.leg(row, i)
         if d > 0.0:
             yield d
         status = yield self._serve(pool, cls, key, parent, self._no_calls, self._no_calls)
@@ -332,7 +426,7 @@ class Datastore(Kind):
                     q.early.append(i)  # applied before the write committed: gets its version then
             else:
                 v = rp.applied[i].get(key, 0)
-        d = rp.delay(i, -1)
+        d = rp.delay(i, -1) if row is None else rp.leg(row, i)
         if d > 0.0:
             yield d
         q.one(status, v)
@@ -365,15 +459,19 @@ class Datastore(Kind):
         members = self.members[s]
         if pool in members:
             members.remove(pool)
-        if self.primary[s] is pool:
+        rp = self.repl
+        was_primary = self.primary[s] is pool
+        if was_primary:
             live = [p for p in members if not p.down]
             if live:
                 self.primary[s] = live[0]
                 self.failovers.append((self.env.now, s, pool.name, live[0].name))
-                if self.repl is not None and self.repl.track:
-                    self.repl.promoted(pool, live[0])
+                if rp is not None and rp.track and not rp.multi:
+                    rp.promoted(pool, live[0])
                 if self.spec.read_from == "primary":
                     self.readable[s][:] = [live[0]]
+        if rp is not None and rp.rlead is not None:
+            rp.lost_leader(self, s, pool, was_primary)
 
     def recover(self, pools: list[Pool]) -> None:
         super().recover(pools)
@@ -381,9 +479,14 @@ class Datastore(Kind):
             if p.down:
                 continue
             s = self._shard(p)
-            if (self.repl is not None and self.repl.track and self.spec.quorum is None
-                    and p is not self.primary[s]):
-                self.repl.catch_up(p, self.primary[s])
+            rp = self.repl
+            if rp is not None and rp.track and self.spec.quorum is None:
+                if rp.multi:  # every leader's writes
+                    for q in self.members[s]:
+                        if q is not p and not q.down:
+                            rp.catch_up(p, q)
+                elif p is not self.primary[s]:
+                    rp.catch_up(p, self.primary[s])
             if p not in self.members[s]:
                 self.members[s].append(p)  # rejoins as a replica
                 if self.primary[s].down and self.primary[s] not in self.members[s]:
@@ -391,11 +494,15 @@ class Datastore(Kind):
                     self.failovers.append((self.env.now, s, "-", p.name))
                     if self.spec.read_from == "primary":
                         self.readable[s][:] = [p]
+                if rp is not None and rp.rlead is not None:
+                    rp.rejoined(self, s, p)
 
     # -- statistics
     def counters(self, t: float) -> dict[str, Any]:
         out = super().counters(t)
         out["shard_load"] = list(self.shard_load)
+        if self.repl is not None and self.repl.multi:
+            out["conflicts"] = self.repl.conflicts
         return out
 
     def window_stats(self, now, then, T, row, pool_rows):
@@ -414,6 +521,8 @@ class Datastore(Kind):
                 "max_replica_utilization": float(max(r["utilization"] for r in reps)),
             })
         row["hottest_shard_share"] = max((r["share"] for r in shards), default=float("nan"))
+        if "conflicts" in now:  # (leaders: per_region) writes that LWW set against a concurrent one
+            row["conflicts"] = now["conflicts"] - then.get("conflicts", 0)
         return {"shards": shards}
 
     def events(self) -> list[dict[str, Any]]:
@@ -566,11 +675,77 @@ _ANY, _BOUNDED, _RYW = 0, 1, 2
 
 
 def _needs_repl(sim: Any, spec: Any) -> bool:
-    """Whether the store serves through the replication path (else the plain one)."""
+    """Whether the store serves through the replication path (else the plain one); a design
+    with regions always does (its callers' trips to the copies are the store's business)."""
     return (spec.quorum is not None or spec.scatter_gather or spec.lag is not None
             or spec.replication in ("semi_sync", "majority")
             or spec.read_from in ("bounded_staleness", "read_your_writes")
-            or sim.freshness is not None)
+            or sim.freshness is not None or sim.spec.regions is not None)
+
+
+def _trip(d: float, gen: Any):
+    """A call from another region: ``d`` (one way) to the copy, the op, ``d`` back."""
+    yield d
+    status = yield gen
+    yield d
+    return status
+
+
+class _FromRegion:
+    """What the calls from one caller region use (built at wiring): per shard, the pick of
+    the copy a read goes to (the region's own copies first, then the nearest region's with one
+    up; ``read_from: primary``: the leader), and ``lead``, the copy each shard's writes go to
+    (the shard's primary; with ``leaders: per_region`` the caller region's leader), a list
+    the failovers update in place. ``q_added``: a quorum read's and write's added round trip
+    (the R-th and W-th nearest copy's)."""
+
+    __slots__ = ("picks", "lead", "q_added")
+
+    def __init__(self, store: Datastore, rix: int):
+        rp = store.repl
+        spec = store.spec
+        self.lead: list[Pool] = rp.leads[rix] if rp.rlead is not None and rix >= 0 else store.primary
+        self.picks: list[Callable[[], Pool | None]]
+        if spec.read_from == "primary":
+            self.picks = [functools.partial(operator.getitem, self.lead, s) for s in range(store.shards)]
+        elif rix < 0:
+            self.picks = store.read_pick
+        else:
+            order = rp.order[rix]
+            self.picks = [_nearest_picker(store, s, rix, order) for s in range(store.shards)]
+        self.q_added = (0.0, 0.0)
+        if spec.quorum is not None and rix >= 0:
+            sim = store.sim
+            trips = sorted(sim.regions.rtt_of(rix, p.rix) for p in store.replicas[0])
+            self.q_added = (trips[rp.r - 1], trips[rp.w - 1])
+
+
+def _nearest_picker(store: Datastore, s: int, rix: int, order: list[int]) -> Callable[[], Pool | None]:
+    """The read pick of shard ``s`` for callers in region ``rix``: by the store's policy among
+    the copies of the nearest region (in ``order``) that has one up; with none up, the plain
+    pick (which fails)."""
+    spec = store.spec
+    cands = []
+    for r in order:
+        group = [p for p in store.replicas[s] if p.rix == r]
+        if group:
+            cands.append((group, make_picker(spec.policy, group,
+                                             store.sim.rng(store.name, "replica", "region", rix, s, r))))
+    fallback = store.read_pick[s]
+    if len(cands) == 1 and len(cands[0][0]) == 1:
+        only = cands[0][0][0]
+
+        def pick_one() -> Pool | None:
+            return only if not only.down else fallback()
+        return pick_one
+
+    def pick() -> Pool | None:
+        for group, pk in cands:
+            for p in group:
+                if not p.down:
+                    return pk()
+        return fallback()
+    return pick
 
 
 class _Acks:
@@ -633,6 +808,16 @@ class _Replication:
         self.net: Callable[[], float] | None = (
             sampler(spec.lag.network, sim.rng(name, "lag", "network")) if spec.lag is not None else None)
         self.region: list[list[float]] | None = None  # (set by :meth:`locate`)
+        # leaders per region (``leaders: per_region``): the writes that LWW set against a
+        # concurrent one, and, once callers in regions are wired (:meth:`place`), the regions
+        # with copies nearest first per caller region, each region's leader per shard
+        # (``rlead[s][r]``, None: no live copy there) and the leader each caller region's
+        # writes go to (``leads[u][s]``)
+        self.multi = spec.leaders == "per_region"
+        self.conflicts = 0
+        self.order: list[list[int]] | None = None
+        self.rlead: list[list[Pool | None]] | None = None
+        self.leads: list[list[Pool]] = []
         self.applied: list[dict[int, int]] = [{} for _ in range(n)]
         self.fifo: list[deque] = [deque() for _ in range(n)]
         self.head = [0] * n
@@ -658,6 +843,59 @@ class _Replication:
         r = self.replicas
         self.region = [[float(sim.region_delay(pools[i], pools[(i // r) * r + j])) for j in range(r)]
                        for i in range(len(pools))]
+
+    def place(self, store: Datastore) -> None:
+        """At wiring, once the pools know their regions (idempotent): the regions with copies
+        nearest first from each region and, with leaders per region, the leaders."""
+        if self.order is not None:
+            return
+        regions = store.sim.regions
+        k = len(regions.names)
+        have = sorted({p.rix for p in store.replicas[0] if p.rix >= 0})
+        self.order = [sorted(have, key=lambda r, u=u: (regions.rtt_of(u, r), r != u, r)) for u in range(k)]
+        if not self.multi:
+            return
+        self.rlead = []
+        for reps in store.replicas:
+            first: list[Pool | None] = [None] * k
+            for p in reps:
+                if p.rix >= 0 and first[p.rix] is None:
+                    first[p.rix] = p
+            self.rlead.append(first)
+        self.leads = [list(store.primary) for _ in range(k)]
+        for s in range(store.shards):
+            self._route(store, s)
+
+    def _route(self, store: Datastore, s: int) -> None:
+        """Shard ``s``'s writes from each caller region: to the leader of the nearest region
+        that has one (none anywhere: the shard's primary)."""
+        first = self.rlead[s]
+        for u, order in enumerate(self.order):
+            self.leads[u][s] = next((first[r] for r in order if first[r] is not None), store.primary[s])
+
+    def lost_leader(self, store: Datastore, s: int, pool: Pool, was_primary: bool) -> None:
+        """A dead copy left shard ``s``'s cluster: if it led its region, the region's next live
+        copy leads (none: the region's writes go to the nearest other leader)."""
+        r = pool.rix
+        if r < 0 or self.rlead[s][r] is not pool:
+            return
+        new = next((p for p in store.members[s] if p.rix == r and not p.down), None)
+        self.rlead[s][r] = new
+        self._route(store, s)
+        if not was_primary:  # (a primary's failover is logged already)
+            store.failovers.append((store.env.now, s, pool.name, new.name if new is not None else "-"))
+
+    def rejoined(self, store: Datastore, s: int, pool: Pool) -> None:
+        """A copy back in shard ``s``'s cluster leads its region if no copy there does."""
+        r = pool.rix
+        if r >= 0 and self.rlead[s][r] is None:
+            self.rlead[s][r] = pool
+            self._route(store, s)
+
+    def leg(self, row: list[float], i: int) -> float:
+        """One leg between a caller region and pool ``i`` (``row``: the one-way times from it)."""
+        d = self.net() if self.net is not None else 0.0
+        return d + row[i]
 
     def acks(self, others: int) -> int:
         """How many replica copies a write waits for, besides the primary's."""

@@ -719,6 +719,11 @@ class DatastoreSpec(ComponentBase):
                           "a read asks every copy and waits for R")
     scatter_gather: bool = Field(
         False, description="every read fans out to all shards and waits for the slowest")
+    leaders: Literal["single", "per_region"] = Field(
+        "single", description="with copies in several regions: one primary per shard takes every "
+                              "region's writes (single), or each region's first copy of a shard "
+                              "is a leader that takes its region's writes, copied asynchronously "
+                              "to every other copy, last writer wins (per_region)")
 
     cost_units: ClassVar[tuple[str, ...]] = ("per_replica_hour",)
     plain_cost_unit: ClassVar[str | None] = "per_replica_hour"
@@ -775,10 +780,32 @@ class DatastoreSpec(ComponentBase):
             if self.scatter_gather:
                 raise SpecError("scatter_gather does not combine with a quorum",
                                 here + ("scatter_gather",))
+        if self.leaders == "per_region":
+            self._check_leaders(here, spec)
         if self.shards > 1 and self.shards * self.vnodes > MAX_RING_POINTS:
             raise SpecError(f"vnodes x shards is at most {MAX_RING_POINTS:,} points on the hash ring "
                             f"(got {self.vnodes:,} x {self.shards:,}): lower 'vnodes'",
                             ("components", name, "vnodes"))
+
+    def _check_leaders(self, here: tuple, spec: Spec) -> None:
+        """``leaders: per_region`` needs regions, copies with a primary, and async copies."""
+        if self.quorum is not None:
+            raise SpecError("a quorum store has no leaders: 'leaders: per_region' does not apply "
+                            "(drop it, or drop 'quorum')", here + ("leaders",))
+        if self.replication != "async":
+            raise SpecError(f"leaders: per_region copies every write asynchronously: replication "
+                            f"'{self.replication}' is not supported with it (use replication: async, "
+                            "or leaders: single)", here + ("replication",))
+        if spec.regions is None:
+            raise SpecError("leaders: per_region places a leader in each region: the design has no "
+                            "top-level 'regions:' section (add one, and give the store's copies "
+                            "regions with 'region: [a, b]')", here + ("leaders",))
+        zones = spec.regions.zones
+        where = {self.region_of(i) or zones.get(self.zone_of(i) or "") for i in range(self.replicas)}
+        if len(where - {None}) < 2:
+            raise SpecError("leaders: per_region needs the copies of each shard in several regions "
+                            "(give 'region' a list such as [us-east-1, eu-west-1], dealt out over "
+                            f"the {self.replicas} replica(s) in turn)", here + ("region",))
 
     @property
     def boxes(self) -> int:

@@ -11,8 +11,11 @@ design without regions runs none of it.
   ``rtt[A][B]`` before the callee's visit (:class:`RegionalServe` wraps the callee's
   ``serve``). Callers prefer the callee's instances in their own region, then the nearest
   region where the callee has an instance that is up (internal calls fail over at once: the
-  callee's instances' state). A callee that routes internally (a datastore, a queue) is
-  reached in the region of its first copy (a datastore's first primary).
+  callee's instances' state). A datastore takes the trips itself, to the copy that serves
+  each call (:class:`PlacedServe`: the one-way time there before the visit, and back after
+  it): a write to the shard's current primary (or the caller region's leader), a read to the
+  copy its read policy picks, its caller's region first. Another callee that routes
+  internally (a queue) is reached in the region of its first copy.
 * Users come from regions in the workload's shares; the global routing sends each to the
   nearest region that has an instance of the entry and that it counts healthy
   (:class:`GeoRouting`): health checks probe each region's entry instances, a region counts
@@ -84,6 +87,29 @@ class RegionalServe:
             self.added += d
             return travel(d, self.target.serve(inst, cls, key, parent))
         return self.target.serve(inst, cls, key, parent)
+
+
+class PlacedServe(RegionalServe):
+    """The callee's entry point for one caller region, for a callee that places its own
+    copies in regions and takes the trips to them itself (a datastore: the copy that serves a
+    call depends on the op, the read policy and the failovers). At wiring the callee's
+    ``serve_from(self)`` gives the entry point for this caller region (and may keep its own
+    per-region state in ``ctx``); the callee adds ``crossed`` and ``added`` itself.
+
+    ``row[i]`` is the one-way time (s) from the caller's region to the callee's pool ``i``."""
+
+    __slots__ = ("rix", "row", "ctx", "_enter")
+
+    def __init__(self, target: Any, rtt_row: list[float], rix: int, row: list[float]):
+        RegionalServe.__init__(self, target, rtt_row, -1)
+        self.rix = rix  # the caller's region (-1: none)
+        self.row = row
+        self.ctx: Any = None
+        self._enter = target.serve_from(self)
+
+    def serve(self, inst: Pool, cls: int, key: int, parent: int):
+        self.calls += 1
+        return self._enter(self, cls, key, parent)
 
 
 class GeoRouting:
@@ -228,9 +254,17 @@ class RegionRuntime:
         return pick
 
     def serve_for(self, caller: str, caller_rix: int, target: Any) -> RegionalServe:
-        home = next((p.rix for p in target.pools if p.rix >= 0), -1)
+        """The callee's ``serve`` for callers in region ``caller_rix``: a callee with a
+        ``serve_from`` hook (a datastore) takes the trips to the copy that serves each call
+        itself (:class:`PlacedServe`); any other takes the round trip to the picked instance's
+        region (an internally routed one: to its first copy's)."""
         row = self.rtt[caller_rix] if caller_rix >= 0 else [0.0] * len(self.names)
-        rs = RegionalServe(target, row, home)
+        rs: RegionalServe
+        if getattr(target, "serve_from", None) is not None:
+            rs = PlacedServe(target, row, caller_rix, [0.5 * self.rtt_of(caller_rix, p.rix) for p in target.pools])
+        else:
+            home = next((p.rix for p in target.pools if p.rix >= 0), -1)
+            rs = RegionalServe(target, row, home)
         self.serves.append((caller, target.name, rs))
         return rs
 
