@@ -160,7 +160,8 @@ def capacity_report(arch: Architecture, load: float | str = 1.0) -> CapacityRepo
                     p = c.probability * (miss.get(n, 1.0) if c.on == "miss" else 1.0)
                     lat = c.latency.mean if c.latency is not None else 0.0
                     if spec.regions is not None:  # the round trips across regions
-                        lat += call_rtt_moments(spec, n, c.to, kinds[c.to].routes_internally)[0]
+                        lat += call_rtt_moments(spec, n, c.to, kinds[c.to].routes_internally,
+                                                op=spec.workload.op(cls))[0]
                     r = resp[c.to].get(cls, 0.0)
                     t = lat + r
                     if c.timeout is not None:

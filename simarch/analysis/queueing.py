@@ -709,7 +709,7 @@ class _Net:
                     prob.append(p)
                 lat = (call.latency.mean, call.latency.variance) if call.latency is not None else (0.0, 0.0)
                 if spec.regions is not None:  # the round trips across regions (independent of the latency)
-                    m, var = call_rtt_moments(spec, u, v, kinds[v].routes_internally)
+                    m, var = call_rtt_moments(spec, u, v, kinds[v].routes_internally, classes=call.requests)
                     lat = (lat[0] + m, lat[1] + var)
                 r = call.retries
                 ci = len(self.calls)

@@ -267,11 +267,15 @@ def check_regions(spec: Any, entry: str) -> None:
                         ("components", entry, "region"))
 
 
-def call_rtt_moments(spec: Any, source: str, to: str, internal: bool) -> tuple[float, float]:
+def call_rtt_moments(spec: Any, source: str, to: str, internal: bool, op: str | None = None,
+                     classes: Any = None) -> tuple[float, float]:
     """The mean and variance (s, s²) of the round trip a call from ``source`` to ``to``
     adds in a design with regions, its copies sharing the calls evenly: each calls the
-    callee's nearest region that has a copy (``internal``: a callee that routes internally
-    is reached in the region of its first copy), as the run does with every instance up.
+    callee's nearest region that has a copy, as the run does with every instance up. A
+    callee that routes internally (a datastore) is reached where the copy that serves the
+    op is: a read at the nearest copy, a write at the primary (its first copy) or, with
+    ``leaders: per_region``, at the nearest leader. ``op`` (``read``/``write``) says which;
+    without it the call's ``classes`` (default: every class) mix by their weights.
     ``(0, 0)`` without regions."""
     if spec.regions is None:
         return 0.0, 0.0
@@ -282,8 +286,24 @@ def call_rtt_moments(spec: Any, source: str, to: str, internal: bool) -> tuple[f
     dst = [ix[x] for x in where[to] if x is not None]
     if not src or not dst:
         return 0.0, 0.0
-    if internal:
-        dst = dst[:1]
-    trips = [min(rtt[a][b] for b in dst) for a in src]
-    mean = sum(trips) / len(trips)
-    return mean, sum((t - mean) ** 2 for t in trips) / len(trips)
+
+    def trips(write: bool) -> list[float]:
+        near = dst
+        if internal and write and getattr(spec.components[to], "leaders", "single") != "per_region":
+            near = dst[:1]  # the primary
+        return [min(rtt[a][b] for b in near) for a in src]
+
+    if not internal:
+        mix = [(1.0, trips(False))]
+    elif op is not None:
+        mix = [(1.0, trips(op == "write"))]
+    else:
+        reqs = spec.workload.requests
+        names_ = [c for c in reqs if classes is None or c in classes]
+        w = {c: reqs[c].weight for c in names_}
+        total = sum(w.values()) or 1.0
+        wr = sum(v for c, v in w.items() if spec.workload.op(c) == "write") / total
+        mix = [(1.0 - wr, trips(False)), (wr, trips(True))]
+    mean = sum(p * t for p, ts in mix for t in ts) / len(src)
+    second = sum(p * t * t for p, ts in mix for t in ts) / len(src)
+    return mean, max(0.0, second - mean * mean)
