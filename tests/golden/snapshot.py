@@ -34,6 +34,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "retry_storm": {"warmup": "50s", "duration": "25s"},
     "retry_storm_budget": {"warmup": "50s", "duration": "25s"},
     "rolling_deploy": {"warmup": "30s", "duration": "140s"},  # its deployment: 60 s to ~162 s
+    "two_regions": {"warmup": "30s", "duration": "600s"},  # us-east-1 down 200-500 s, back at ~620 s
 }
 DEFAULT_RUN = {"warmup": None, "duration": "20s"}  # None: the spec's own warm-up
 
