@@ -287,7 +287,17 @@ _SUMMARY_COLUMNS = [
     ("completed", "completed", "int"), ("in_flight", "in flight", "int"),
     ("throughput_rps", "throughput rps", "num"), ("availability", "availability", "pct"),
     ("rejected", "rejected", "int"), ("timeout", "timeout", "int"), ("failed", "failed", "int"),
-    *[(m, _label(m), "ms") for m in _LATENCY_METRICS]]
+    *[(m, _label(m), "ms") for m in _LATENCY_METRICS], ("stale_reads", "stale reads", "pct")]
+_FRESHNESS_COLUMNS = [
+    ("component", "component", "str"), ("class", "class", "str"), ("reads", "reads", "int"),
+    ("stale", "stale", "int"), ("stale_fraction", "stale share", "pct"),
+    ("age_p50_ms", "age p50 ms", "ms"), ("age_p99_ms", "age p99 ms", "ms"),
+    ("read_your_writes_violations", "read-your-writes violations", "int"),
+    ("monotonic_read_violations", "monotonic-read violations", "int")]
+_REGION_COLUMNS = [
+    ("region", "user region", "str"), ("requests", "requests", "int"),
+    ("availability", "availability", "pct"), ("p50_ms", "p50 ms", "ms"), ("p95_ms", "p95 ms", "ms"),
+    ("p99_ms", "p99 ms", "ms"), ("mean_ms", "mean ms", "ms"), ("added_ms", "added round trip ms", "ms")]
 _COMPONENT_COLUMNS = [
     ("component", "component", "str"), ("kind", "kind", "str"),
     ("instances", "instances", "int"), ("workers", "workers", "int"),
@@ -448,7 +458,7 @@ def _run_page(folder: Path, meta: dict[str, Any]) -> str:
     components = _parquet(folder, "components", required=True)
     tables = {n: _parquet(folder, n) for n in
               ("requests", "instances", "shards", "faults", "events", "calls", "timeseries",
-               "component_latency", "attribution")}
+               "component_latency", "attribution", "freshness", "regions", "deployments")}
     spec_text, arch = _architecture(folder)
     design = meta.get("design") or doc.get("design") or folder.name
     load = meta.get("load", doc.get("load"))
@@ -466,6 +476,10 @@ def _run_page(folder: Path, meta: dict[str, Any]) -> str:
         if {"component", "utilization"} <= set(components.columns) else pd.Series(dtype=float)
     instances = tables["instances"]
     extra = [(title, tables[name], cols) for title, name, cols in (
+        ("Users by region", "regions", _REGION_COLUMNS),
+        ("Freshness: reads served from copies (a stale read returned a value older than the "
+         "last write; age: how long the newer value had existed)", "freshness", _FRESHNESS_COLUMNS),
+        ("Deployments", "deployments", None),
         ("Datastore shards", "shards", _SHARD_COLUMNS),
         ("Calls with resilience policies", "calls", None),
         ("Faults", "faults", _FAULT_COLUMNS),

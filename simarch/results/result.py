@@ -598,6 +598,8 @@ class Result:
             tables["deployment_log"] = self.deployment_log()
         if self.freshness_stats is not None:
             tables["freshness"] = self.freshness()
+        if self.region_names:
+            tables["regions"] = self.regions().reset_index()
         for name, df in tables.items():
             atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         atomic_write(out / "result.json",
