@@ -7,10 +7,11 @@ component, or per instance / datastore copy as a list, like ``zone:``) and its u
 trip from a user to the entry, takes the round-trip time of the matrix (``rtt``): the built-in
 :data:`DEFAULT_RTT_MS` (``rtt: default``), or a matrix of the design's own.
 
-The built-in figures are *typical starting points*, rounded, for AWS inter-region round trips
-between instances (p50 of pings); the network between your regions may differ by tens of
-per cent, and changes over time: measure it and give your own matrix for decisions that
-depend on it. Sources (each figure lies within a few ms of both):
+The built-in figures are *typical starting points*, rounded, of the size that public
+measurements of ping round trips between AWS regions report; they have not been checked
+figure by figure against those pages, the network between your regions may differ by tens of
+per cent, and it changes over time: measure it and give your own matrix for decisions that
+depend on it. The measurements to check them against:
 
 * cloudping.co, "AWS Latency Monitoring" grid of inter-region round trips (p50 over the last
   year), https://www.cloudping.co/grid, as published in 2024;
