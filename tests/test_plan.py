@@ -160,24 +160,25 @@ def test_availability_model_against_simulation():
 
 def test_datastore_replicas_for_an_availability_target():
     """Replicas of a shard fail independently (MTBF 1 h, MTTR 10 min: each is down a share
-    u = 1/7 of the time). Reads fail only with every replica down (u^r); a write also stalls
-    for the 10 s failover after a primary failure (a share 10 s / 70 min). With 10% writes
-    the availability is 1 - u^r - 0.1 x stall: 97.9% with 2 replicas, 99.69% with 3,
+    u = 1/7 of the time). A dead copy keeps its share of the reads until the 1 s failover
+    takes it out of the shard (a share s = 1 s / 70 min of each copy's time), so reads fail
+    u^r + s (1 - u^(r-1)); a write also stalls for the failover after a primary failure
+    (u^r + s). With 10% writes the availability is 97.9% with 2 replicas, 99.67% with 3,
     99.935% with 4, so 99.9% needs 4."""
     u = 600 / 4200
-    stall = 10 / 4200
+    stall = 1 / 4200
 
     def avail(r: int) -> float:
         if r == 1:
             return 1 - 0.9 * u - 0.1 * min(1.0, 2 * u)
-        return 1 - 0.9 * u ** r - 0.1 * (u ** r + stall)
+        return 1 - 0.9 * (u ** r + stall * (1 - u ** (r - 1))) - 0.1 * (u ** r + stall)
 
     best = next(r for r in range(1, 10) if avail(r) >= 0.999)
     assert best == 4
     arch = simarch.Architecture(
         "replicated", workload={"rate": 100, "requests": {"read": {"weight": 0.9}, "write": {"weight": 0.1}}},
         slo={"availability": 0.999}, simulation={"duration": 3600, "warmup": 60})
-    arch.add("db", kind="datastore", replicas=1, workers=8, failover="10s", cost={"per_replica_hour": 0.24},
+    arch.add("db", kind="datastore", replicas=1, workers=8, failover="1s", cost={"per_replica_hour": 0.24},
              service_time={"exponential": "2ms"})
     data = arch.to_dict()
     data["faults"] = [{"kind": "random", "target": "db", "mtbf": {"exponential": "1h"},
@@ -187,6 +188,41 @@ def test_datastore_replicas_for_an_availability_target():
     for r in range(1, 7):
         row = p.table[p.table["param.db.replicas"] == r].iloc[0]
         assert row["model_availability"] == pytest.approx(avail(r), rel=1e-9)
+
+
+def _failing_store(**db) -> simarch.Architecture:
+    return simarch.Architecture.from_dict({
+        "name": "failing-store",
+        "workload": {"rate": 40, "requests": {"read": {"weight": 0.9, "keys": {"uniform": 1000}},
+                                               "write": {"weight": 0.1, "keys": {"uniform": 1000}}}},
+        "components": {"db": {"kind": "datastore", "workers": 8, "service_time": {"exponential": "1ms"},
+                              **db}},
+        "faults": [{"kind": "random", "target": "db", "mtbf": {"exponential": "100s"},
+                    "mttr": {"exponential": "20s"}}],
+        "simulation": {"duration": 4000, "warmup": 10}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db", [{"replicas": 2, "failover": "5s"}, {"replicas": 3, "quorum": {"r": 2, "w": 2}}],
+                         ids=["primary_replica", "quorum"])
+def test_datastore_availability_model_against_simulation(db):
+    """The datastore's availability model against the simulation, with copies failing
+    independently (MTBF 100 s, MTTR 20 s, both exponential: u = 1/6).
+
+    Two copies and a 5 s failover: a dead copy fails its share of the reads until the
+    failover, so reads lose u^2 + s (1 - u) with s = 5/120 and writes u^2 + s: 0.9375 at 10%
+    writes (the model takes min(failover, MTTR) for the expected E[min(5 s, D)] = 4.42 s).
+    Three copies at R = W = 2: an op fails when fewer than 2 are up, 3u^2(1-u) + u^3 = 0.0741.
+    N = 6 replications x 4,000 s (about 33 failures per copy each); SE of the mean from the
+    replications, about 0.003; tolerance 4 SE + 0.004 for the min(failover, MTTR) step."""
+    arch = _failing_store(**db)
+    model = availability_model(arch).availability
+    vals = [simarch.simulate(arch, seed=s, progress=False).summary().loc["all", "availability"]
+            for s in range(6)]
+    mean, _, _, sd = mean_ci(vals)
+    se = sd / math.sqrt(len(vals))
+    print(f"model {model:.4f} simulated {mean:.4f} SE {se:.4f}")
+    assert abs(mean - model) <= 4 * se + 0.004, f"model {model:.4f}, simulated {mean:.4f} (SE {se:.4f}, N=6x4000s)"
 
 
 def zoned_design() -> simarch.Architecture:

@@ -279,3 +279,22 @@ def test_a_session_needs_keys():
         _ = Architecture("x", workload={"rate": 10, "requests": {"read": {"session": "key"}}}).add(
             "db", kind="datastore", service_time="1ms").spec
     assert err.value.path == ("workload", "requests", "read", "session")
+
+
+def test_reads_of_a_shard_with_no_copy_left_fail():
+    """Every copy of the shard crashed and the failover took them out of it: a read finds no
+    copy and fails (the request path hands over a failing visit, not a bare status), with
+    freshness accounting on, and with regions' entry points alike."""
+    arch = simarch.Architecture.from_dict({
+        "name": "no-copy-left",
+        "workload": {"rate": 100, "requests": {"read": {"weight": 0.9, "keys": {"uniform": 100}},
+                                               "write": {"weight": 0.1, "keys": {"uniform": 100}}}},
+        "components": {"db": {"kind": "datastore", "replicas": 2, "failover": "0.5s",
+                              "service_time": {"exponential": "1ms"}}},
+        "faults": [{"kind": "crash", "target": "db", "shard": 0, "at": "1s", "duration": "2s"}]})
+    r = simarch.simulate(arch, duration="4s", warmup="0s", seed=1, progress=False)
+    req = r.requests
+    during = req[(req["start_s"] > 1.6) & (req["start_s"] < 2.9)]
+    assert len(during) > 50 and (during["status"] != "ok").all()
+    after = req[req["start_s"] > 3.1]
+    assert (after["status"] == "ok").mean() > 0.9

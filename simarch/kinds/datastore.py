@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import operator
 from array import array
 from collections import deque
@@ -269,7 +270,7 @@ class Datastore(Kind):
         replica = self._choose(shard, cls, key)
         if replica is None:
             self.arrived += 1
-            return FAILED  # no live copy of this shard
+            return _failed()  # no live copy of this shard
         return self._read_at(replica, cls, key, parent)
 
     def _read_at(self, replica: Pool, cls: int, key: int, parent: int):
@@ -342,7 +343,7 @@ class Datastore(Kind):
         replica = self._choose(shard, cls, key, ctx)
         if replica is None:
             self.arrived += 1
-            return FAILED  # no live copy of this shard
+            return _failed()  # no live copy of this shard
         d = via.row[rp.index[replica]]
         if d > 0.0:
             via.crossed += 1
@@ -576,37 +577,74 @@ class Datastore(Kind):
     # -- availability model
     @classmethod
     def steady_availability(cls, spec, mtbf, mttr, detect, needed, write_share, demand=None):
-        """Replicas of a shard fail independently. Reads go to a live replica at once (with
-        ``read_from: any``); writes fail while the shard's primary is dead and not yet
-        replaced (the ``failover`` time, or the repair when there is none), and with
-        ``replication: sync`` while any copy is dead and still a member."""
+        """Replicas of a shard fail independently, each down a share ``u = mttr / (mtbf +
+        mttr)`` of the time. A dead copy stays a member of its shard until the ``failover``
+        time has passed (or its repair, when there is no failover): until then it keeps its
+        share of the reads (``read_from: any`` and the other replica policies), which fail,
+        so reads lose ``u^r + s (1 - u^(r-1))`` with ``s`` that member-while-dead share of
+        each copy's time. Writes fail while the shard's primary is dead and not yet replaced
+        (``s``), and, when the write waits for every copy's acknowledgement (``sync``; a
+        ``semi_sync`` or ``majority`` write that needs all the others), while any copy is dead
+        and still a member. A quorum store has no primary and no failover: an op fails when
+        fewer than R (reads) or W (writes) of its N copies are up (binomial)."""
         cycle = mtbf + mttr
         r = spec.replicas
         u = mttr / cycle
         none_left = u ** r
+        if spec.quorum is not None:
+            rq, wq = spec.quorum_sizes
+
+            def short(k: int) -> float:  # P(fewer than k of the r copies up)
+                return sum(math.comb(r, j) * (1 - u) ** j * u ** (r - j) for j in range(k))
+            read_loss, write_loss = short(rq), short(wq)
+            avail = 1.0 - (1 - write_share) * read_loss - write_share * write_loss
+            return avail, (f"quorum of {r} copies: reads need {rq} up, writes {wq} "
+                           "(no primary, no failover)")
         stall = (mttr if spec.failover is None or r == 1 else min(spec.failover, mttr)) / cycle
-        write_loss = min(1.0, none_left + stall * (r if spec.replication == "sync" else 1))
-        read_loss = none_left if spec.read_from == "any" else write_loss
+        others = r - 1
+        waits_all = spec.replication == "sync" or (
+            others > 0 and spec.replication == "semi_sync" and others == 1) or (
+            others > 0 and spec.replication == "majority" and r // 2 >= others)
+        write_loss = min(1.0, none_left + stall * (r if waits_all else 1))
+        if spec.read_from == "primary":
+            read_loss = write_loss if not waits_all else min(1.0, none_left + stall)
+        else:
+            read_loss = min(1.0, none_left + (stall * (1.0 - u ** others) if r > 1 else 0.0))
         avail = 1.0 - (1 - write_share) * read_loss - write_share * write_loss
         failover = "never" if spec.failover is None else f"{spec.failover:g}s"
-        return avail, (f"{r} replica(s) per shard; reads need 1 live copy, writes stall "
-                       f"{stall * cycle:.3g}s per primary failure (failover {failover})")
+        return avail, (f"{r} replica(s) per shard; a dead copy fails its reads until it leaves "
+                       f"the shard and writes stall {stall * cycle:.3g}s per primary failure "
+                       f"(failover {failover})")
 
     @classmethod
     def crash_availability(cls, spec, lost, fault, detect, needed, write_share, duration):
-        """A crash of a shard's copies: with none left its keys fail; with the primary
-        among them, writes stall until the failover promotes a live replica."""
+        """A crash of a shard's copies: with none left its keys fail; the dead copies fail
+        their share of the reads until the failover takes them out of the shard (the whole
+        crash without a failover); with the primary among them, writes stall until the
+        failover promotes a live replica. A quorum store loses an op only when fewer than R
+        (W) copies are left."""
         shards = 1.0 / spec.shards if fault.shard is not None else 1.0
-        if fault.zone is not None:
-            primary = spec.zone_of(0) == fault.zone
+        if fault.zone is not None or getattr(fault, "region", None) is not None:
+            primary = spec.zone_of(0) == fault.zone if fault.zone is not None else True
         else:
             primary = getattr(fault, "replica", None) in (None, 0)
         if lost >= spec.replicas:
             return 1.0 - shards, f"every copy of {shards:.0%} of the keys down"
+        if spec.quorum is not None:
+            rq, wq = spec.quorum_sizes
+            left = spec.replicas - lost
+            loss = (1 - write_share) * (left < rq) + write_share * (left < wq)
+            return 1.0 - shards * loss, f"{lost} of {spec.replicas} copies down, {left} answer"
         stall = 1.0 if spec.failover is None else min(1.0, spec.failover / duration) if duration > 0 else 0.0
-        loss = (write_share if spec.read_from == "any" else 1.0) * stall if primary else 0.0
-        return 1.0 - shards * loss, (f"{lost} of {spec.replicas} replicas down"
-                                     + (", writes stall until the failover" if primary else ""))
+        if spec.read_from == "primary":
+            read_loss = stall if primary else 0.0
+        else:
+            read_loss = stall * lost / spec.replicas  # their share of the reads, until they leave
+        write_loss = stall if primary or spec.replication == "sync" else 0.0
+        loss = (1 - write_share) * read_loss + write_share * write_loss
+        return 1.0 - shards * loss, (f"{lost} of {spec.replicas} replicas down, their reads fail "
+                                     "until the failover" + (", writes stall until then" if primary else ""))
+
     # -- queueing model
     @classmethod
     def queueing_layout(cls, spec, flows, classes, workload, policy):
@@ -672,6 +710,12 @@ class Datastore(Kind):
 
 
 _ANY, _BOUNDED, _RYW = 0, 1, 2
+
+
+def _failed():
+    """A visit that fails at once (a request generator: ``serve`` must hand one over)."""
+    return FAILED
+    yield  # (a generator)
 
 
 def _needs_repl(sim: Any, spec: Any) -> bool:
