@@ -163,7 +163,7 @@ def test_datastore_replicas_for_an_availability_target():
     u = 1/7 of the time). A dead copy keeps its share of the reads until the 1 s failover
     takes it out of the shard (a share s = 1 s / 70 min of each copy's time), so reads fail
     u^r + s (1 - u^(r-1)); a write also stalls for the failover after a primary failure
-    (u^r + s). With 10% writes the availability is 97.9% with 2 replicas, 99.67% with 3,
+    (u^r + s). With 10% writes the availability is 97.9% with 2 replicas, 99.69% with 3,
     99.935% with 4, so 99.9% needs 4."""
     u = 600 / 4200
     stall = 1 / 4200
