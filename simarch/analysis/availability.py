@@ -11,8 +11,9 @@ serves, and from the visit shares the end-to-end availability:
   phase); until then the box keeps its share of the traffic and those requests fail, and it
   returns to rotation ``(healthy_after - 1/2) x interval`` after its repair. Without health
   checks a dead box keeps its share while it is down. Each kind says how its copies fail
-  over (:meth:`simarch.kinds.base.Kind.steady_availability`): a datastore reads from any
-  live replica at once and stalls writes until a replica is promoted.
+  over (:meth:`simarch.kinds.base.Kind.steady_availability`): a datastore's dead copy fails
+  its share of the reads until the failover takes it out of its shard, and writes stall until
+  a replica is promoted; a quorum store fails an op with fewer than R (W) copies up.
 * **Crashes and zone failures** (``crash`` faults) at fixed times: while one lasts, the
   component loses the boxes it takes down; with fewer left than it needs it serves nothing,
   otherwise it loses the dead boxes' share until the health checks (or the failover) take
