@@ -3,7 +3,7 @@ with and without the second region.
 
     python experiments/two_regions.py [--replications 3] [--duration 900s]
 
-Runs architectures/two_regions.yaml (users 60% in us-east-1 and 40% in eu-west-1, a load
+Runs architectures/two_regions.yaml (users half in us-east-1 and half in eu-west-1, a load
 balancer and API instances in each region, the database's primary in us-east-1 with an
 asynchronous replica in eu-west-1, us-east-1 lost for 300 s) and the same design in
 us-east-1 only (every component and every user there). For each, over --replications runs

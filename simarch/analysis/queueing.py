@@ -347,6 +347,40 @@ def _max_moments(items: list[tuple[float, float]]) -> tuple[float, float]:
     return m, v
 
 
+def _kth_moments(items: list[tuple[float, float]], k: int) -> tuple[float, float]:
+    """Mean and variance of the ``k``-th smallest of independent variables with these means
+    and variances (a quorum op's answer), each taken as a gamma variable with those moments (a
+    constant when its variance is 0): numerically, from P(at least k are done by t), the
+    Poisson-binomial sum over the variables. ``k`` equal to their number is the maximum
+    (:func:`_max_moments`)."""
+    n = len(items)
+    if k >= n:
+        return _max_moments(items)
+    finite = [(m, v) for m, v in items if math.isfinite(m)]
+    if len(finite) < k:
+        return math.inf, 0.0
+    from scipy.stats import gamma
+
+    hi = max(m + 12.0 * math.sqrt(v) for m, v in finite) * 1.05 + 1e-12
+    t = np.linspace(0.0, hi, 4001)
+    done = np.zeros((n + 1, len(t)))  # done[j]: P(exactly j finished by t)
+    done[0] = 1.0
+    for m, v in items:
+        if not math.isfinite(m):
+            f = np.zeros_like(t)
+        elif v > 0 and m > 0:
+            f = gamma.cdf(t, m * m / v, scale=v / m)
+        else:
+            f = (t >= m).astype(float)
+        done[1:] = done[1:] * (1.0 - f) + done[:-1] * f
+        done[0] = done[0] * (1.0 - f)
+    waiting = done[:k].sum(axis=0)  # fewer than k finished by t
+    trap = getattr(np, "trapezoid", None) or np.trapz  # (numpy < 2: trapz)
+    mean = float(trap(waiting, t))
+    second = float(trap(2.0 * t * waiting, t))
+    return mean, max(second - mean * mean, 0.0)
+
+
 # --------------------------------------------------------------------------- queueing formulas
 
 
@@ -1088,11 +1122,16 @@ def _times(net: _Net, visits: list, pulled: list, shed: list, group_rate: dict, 
                 tv = max(ew2 - ew1 * ew1, 0.0) + hv if math.isfinite(tm) else 0.0
                 if r.copies and r.sync:
                     items = []
+                    lm, lv = r.leg
                     for j in r.copies:
                         cw1, cw2 = res[j][3], res[j][4]
-                        items.append((cw1 + sm, max(cw2 - cw1 * cw1, 0.0) + sv) if math.isfinite(cw1)
+                        items.append((cw1 + sm + lm, max(cw2 - cw1 * cw1, 0.0) + sv + lv) if math.isfinite(cw1)
                                      else (math.inf, 0.0))
-                    cm, cv = _max_moments(items)
+                    if r.need:  # a quorum op: every copy in parallel (with its legs), the need-th answer
+                        km, kv = _kth_moments([(tm + lm, tv + lv), *items], r.need)
+                        cm, cv = km - tm, max(kv - tv, 0.0)
+                    else:
+                        cm, cv = _max_moments(items)
                 else:
                     cm = cv = 0.0
                 # forwards run only after a success, as a tail of the request

@@ -100,12 +100,17 @@ class Route:
     """Where a ``share`` of one class's visits to a component goes in the queueing model:
     ``station`` serves the visit (a worker held for the service time and the synchronous
     calls); each station of ``copies`` serves a copy of it for the service time alone (a
-    replicated write); with ``sync`` the answer waits for every copy."""
+    replicated write); with ``sync`` the answer waits for every copy. With ``need`` > 0 (a
+    quorum op) ``station`` and ``copies`` serve it in parallel and the answer comes with the
+    ``need``-th of them to finish. ``leg`` is the mean and variance of the network time a
+    copy's answer adds (there and back) when the op waits for it."""
 
     share: float
     station: int
     copies: tuple[int, ...] = ()
     sync: bool = False
+    need: int = 0
+    leg: tuple[float, float] = (0.0, 0.0)
 
 
 class Kind(Component):

@@ -661,6 +661,9 @@ class Datastore(Kind):
         # copy and is taken to wait for all of them (an upper bound unless R or W is N)
         sync = (spec.replication != "async" or spec.quorum is not None) and r > 1
         quorum = spec.quorum is not None
+        # the replication network, there and back, of each copy an op waits for
+        net = spec.lag.network if spec.lag is not None else None
+        leg = (2.0 * net.mean, 2.0 * net.variance) if net is not None else (0.0, 0.0)
         read_scv = 1.0 / r if spec.policy == "round_robin" else 1.0
         rate = np.zeros(spec.shards * r)  # visits per replica at unit load, and their gaps' SCV
         scv_rate = np.zeros(spec.shards * r)
@@ -677,7 +680,8 @@ class Datastore(Kind):
                     continue
                 base = s_ * r
                 if write or quorum:
-                    out.append(Route(x, base, tuple(range(base + 1, base + r)), sync))
+                    need = (spec.quorum_sizes[1] if write else spec.quorum_sizes[0]) if quorum else 0
+                    out.append(Route(x, base, tuple(range(base + 1, base + r)), sync, need, leg))
                     rate[base:base + r] += f * x
                     scv_rate[base:base + r] += f * x
                 elif spec.read_from == "primary":
