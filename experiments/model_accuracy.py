@@ -39,10 +39,12 @@ ARCHITECTURES = ROOT / "architectures"
 #: and the simulated saturation load (the middle of the bracket of the bisection for the lowest
 #: load that cannot keep up, and its half-width), measured with ``--find --reps 3 --duration
 #: 60s`` (async_writes with 300 s windows: its consumers fall behind while every request is
-#: answered, so its knee depends on how long the backlog takes to fill). Parameters of this
-#: script, not results of the model.
+#: answered, so its knee depends on how long the backlog takes to fill); fresh_or_fast, the two
+#: store_* examples and two_regions with ``--reps 2 --duration 60s`` (a knee not measured yet
+#: is NaN: that point is left out). Parameters of this script, not results of the model.
 EXAMPLES: dict[str, dict[str, float]] = {
     "async_writes": {"knee": 4.965, "saturation": 5.0, "saturation_width": 0.035},
+    "fresh_or_fast": {"knee": math.nan, "saturation": 16.645, "saturation_width": 0.115},  # knee not measured yet
     "cache_flush": {"knee": 1.568, "saturation": 1.7545, "saturation_width": 0.0125},
     "cached_sharded": {"knee": 11.75, "saturation": 11.83, "saturation_width": 0.08},
     "retry_storm": {"knee": 1.031, "saturation": 1.0385, "saturation_width": 0.0075},
@@ -52,6 +54,9 @@ EXAMPLES: dict[str, dict[str, float]] = {
     "single_server": {"knee": 13.75, "saturation": 14.205, "saturation_width": 0.095},
     "spof_redundant": {"knee": 27.36, "saturation": 28.255, "saturation_width": 0.195},
     "spof_single": {"knee": 19.77, "saturation": 20.23, "saturation_width": 0.14},
+    "store_leaderless_quorum": {"knee": math.nan, "saturation": 9.88, "saturation_width": 0.069},  # knee not measured yet
+    "store_primary_replica": {"knee": 16.23, "saturation": 16.505, "saturation_width": 0.115},
+    "two_regions": {"knee": 14.08, "saturation": 14.18, "saturation_width": 0.10},
 }
 
 TARGET_MEAN = 0.10  # relative error of the mean latency allowed where utilisation <= 0.8
