@@ -1,7 +1,7 @@
 # simarch: two commands on a fresh machine.
 #   make demo   set up .venv with the runtime dependencies and simulate the example design
-#   make test   set up .venv with the dev extras, lint, and run the whole suite (two workers,
-#               one test file each at a time)
+#   make test   set up .venv with the dev extras, lint, and run the whole suite (two workers;
+#               an idle worker takes tests from the other's share, so no long file sets the pace)
 # For the edit-run loop: make test-fast (no long statistical runs, no docs examples, no
 # notebooks, on every core); make fuzz runs the fuzzing harness with a larger budget than
 # make test does.
@@ -31,7 +31,7 @@ demo: $(RUNTIME)
 	$(BIN)/simarch run architectures/cached_sharded.yaml --duration 60s
 
 test: lint
-	$(BIN)/python -m pytest -q --nbmake -n 2 --dist loadfile tests notebooks
+	$(BIN)/python -m pytest -q --nbmake -n 2 --dist worksteal tests notebooks
 
 test-fast: $(DEV)
 	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile tests
