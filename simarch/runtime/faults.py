@@ -64,14 +64,15 @@ def _region_pools(sim: Simulation, region: str) -> list[tuple[Component, list[Po
     return out
 
 
-def _random_region(sim: Simulation, f: RandomFault) -> Generator:
-    """A whole region: up for a draw from ``mtbf``, down (every instance in it) for a draw
-    from ``mttr``, repeat."""
+def _renewals(sim: Simulation, f: RandomFault, tag: str | int, targets: list[tuple[Component, list[Pool]]],
+              name: str, where: str) -> Generator:
+    """Up for a draw from ``mtbf``, down (every pool of ``targets``) for a draw from ``mttr``,
+    repeat, from ``f.at`` to ``f.end``; each outage is logged as ``name`` at ``where``. The
+    draws come from the fault's own streams, tagged ``tag``."""
     env = sim.env
     label = fault_label(f)
-    ttf = sampler(f.mtbf, sim.rng("fault", label, "ttf", "region"))
-    ttr = sampler(f.mttr, sim.rng("fault", label, "ttr", "region"))
-    targets = _region_pools(sim, f.region)  # type: ignore[arg-type]
+    ttf = sampler(f.mtbf, sim.rng("fault", label, "ttf", tag))
+    ttr = sampler(f.mttr, sim.rng("fault", label, "ttr", tag))
     hang = f.behaviour == "hang"
     if f.at > env.now:
         yield env.timeout(f.at - env.now)
@@ -85,7 +86,7 @@ def _random_region(sim: Simulation, f: RandomFault) -> Generator:
         for comp, pools in targets:
             comp.crash(pools, hang)
         stop = min(start + ttr(), end)
-        sim.fault_log.append((label, "random", f"region {f.region}", start, stop))
+        sim.fault_log.append((name, "random", where, start, stop))
         if math.isfinite(stop):
             yield env.timeout(stop - env.now)
         for comp, pools in targets:
@@ -94,29 +95,16 @@ def _random_region(sim: Simulation, f: RandomFault) -> Generator:
             return
 
 
+def _random_region(sim: Simulation, f: RandomFault) -> Generator:
+    """A whole region: up for a draw from ``mtbf``, down (every instance in it) for a draw
+    from ``mttr``, repeat."""
+    return _renewals(sim, f, "region", _region_pools(sim, f.region),  # type: ignore[arg-type]
+                     fault_label(f), f"region {f.region}")
+
+
 def _random_failures(sim: Simulation, f: RandomFault, comp: Component, pool: Pool, idx: int) -> Generator:
     """One instance: up for a draw from ``mtbf``, down for a draw from ``mttr``, repeat."""
-    env = sim.env
-    ttf = sampler(f.mtbf, sim.rng("fault", fault_label(f), "ttf", idx))
-    ttr = sampler(f.mttr, sim.rng("fault", fault_label(f), "ttr", idx))
-    if f.at > env.now:
-        yield env.timeout(f.at - env.now)
-    end = f.end
-    while True:
-        up = ttf()
-        if env.now + up >= end:
-            return
-        yield env.timeout(up)
-        start = env.now
-        comp.crash([pool], f.behaviour == "hang")
-        down = ttr()
-        stop = min(start + down, end)
-        sim.fault_log.append((f"{fault_label(f)}:{pool.name}", "random", pool.name, start, stop))
-        if math.isfinite(stop):
-            yield env.timeout(stop - env.now)
-        comp.recover([pool])
-        if env.now >= end:
-            return
+    return _renewals(sim, f, idx, [(comp, [pool])], f"{fault_label(f)}:{pool.name}", pool.name)
 
 
 def schedule_faults(sim: Simulation) -> None:
